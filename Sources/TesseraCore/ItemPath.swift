@@ -1,0 +1,186 @@
+// ItemPath: the single parser that normalizes item, folder and rule paths. Every path that
+// reaches authorization or storage has passed through here; it is security-critical.
+import Foundation
+
+/// A normalized item path such as `/prod/db/password`: a leading `/`, non-empty segments,
+/// no `.` or `..`, no control characters, bounded length.
+public struct ItemPath: Hashable, Sendable, Comparable, CustomStringConvertible {
+    public static let maxLength = 1024
+    public static let maxSegmentLength = 255
+
+    /// The normalized text, always starting with `/` and never ending with `/` (except the root).
+    public let value: String
+
+    public var description: String { value }
+    public static func < (lhs: ItemPath, rhs: ItemPath) -> Bool { lhs.value < rhs.value }
+
+    public static let root = ItemPath(trusted: "/")
+
+    private init(trusted: String) { value = trusted }
+
+    /// Parses an item path. A missing leading `/` is added (as Akeyless does).
+    public init(_ raw: String) throws {
+        let segments = try ItemPath.segments(of: raw, allowTrailingSlash: false, allowRoot: false)
+        value = "/" + segments.joined(separator: "/")
+    }
+
+    /// Parses a folder path: like an item path, but the root `/` and a trailing `/` are accepted.
+    public init(folder raw: String) throws {
+        let segments = try ItemPath.segments(of: raw, allowTrailingSlash: true, allowRoot: true)
+        value = "/" + segments.joined(separator: "/")
+    }
+
+    public var isRoot: Bool { value == "/" }
+
+    /// The segments of the path (empty for the root).
+    public var components: [Substring] { value.split(separator: "/") }
+
+    /// The last segment (the item's short name).
+    public var name: String { components.last.map(String.init) ?? "" }
+
+    /// The parent folder (`/` for a top-level item).
+    public var parent: ItemPath {
+        guard let slash = value.lastIndex(of: "/"), slash != value.startIndex else { return .root }
+        return ItemPath(trusted: String(value[..<slash]))
+    }
+
+    /// The prefix that every descendant of this folder starts with, e.g. `/prod/` (or `/` for the root).
+    public var folderPrefix: String { isRoot ? "/" : value + "/" }
+
+    /// Whether `other` is this folder or lies below it.
+    public func contains(_ other: ItemPath) -> Bool {
+        isRoot || other.value == value || other.value.hasPrefix(folderPrefix)
+    }
+
+    /// Joins a relative, already-validated path below this folder.
+    public func appending(_ relative: String) throws -> ItemPath {
+        try ItemPath(folderPrefix + relative)
+    }
+
+    static func segments(of raw: String, allowTrailingSlash: Bool, allowRoot: Bool) throws -> [String] {
+        guard !raw.isEmpty else { throw TesseraError.badRequest("invalid path: the path is empty") }
+        guard raw.utf8.count <= maxLength else {
+            throw TesseraError.badRequest("invalid path: longer than \(maxLength) bytes")
+        }
+        try checkCharacters(raw)
+        // Check the percent-decoded form too, so that an encoded `..` or control character cannot
+        // slip through a layer that decodes later.
+        if raw.contains("%") {
+            guard let decoded = raw.removingPercentEncoding else {
+                throw TesseraError.badRequest("invalid path: malformed percent-encoding")
+            }
+            if decoded != raw {
+                try checkCharacters(decoded)
+                _ = try splitSegments(decoded, allowTrailingSlash: allowTrailingSlash, allowRoot: allowRoot)
+            }
+        }
+        return try splitSegments(raw, allowTrailingSlash: allowTrailingSlash, allowRoot: allowRoot)
+    }
+
+    private static func checkCharacters(_ s: String) throws {
+        for scalar in s.unicodeScalars {
+            if scalar.value < 0x20 || scalar.value == 0x7F || (0x80...0x9F).contains(scalar.value) {
+                throw TesseraError.badRequest("invalid path: contains a control character")
+            }
+            if scalar == "\\" {
+                throw TesseraError.badRequest("invalid path: contains a backslash")
+            }
+        }
+    }
+
+    private static func splitSegments(_ s: String, allowTrailingSlash: Bool, allowRoot: Bool) throws -> [String] {
+        var body = Substring(s)
+        if body.hasPrefix("/") { body = body.dropFirst() }
+        if body.isEmpty {
+            guard allowRoot else { throw TesseraError.badRequest("invalid path: a name is required, not the root folder") }
+            return []
+        }
+        if body.hasSuffix("/") {
+            guard allowTrailingSlash else { throw TesseraError.badRequest("invalid path: an item name cannot end with '/'") }
+            body = body.dropLast()
+            if body.isEmpty {
+                guard allowRoot else { throw TesseraError.badRequest("invalid path: a name is required") }
+                return []
+            }
+        }
+        let parts = body.split(separator: "/", omittingEmptySubsequences: false)
+        var result: [String] = []
+        result.reserveCapacity(parts.count)
+        for part in parts {
+            if part.isEmpty { throw TesseraError.badRequest("invalid path: empty segment ('//')") }
+            if part == "." || part == ".." {
+                throw TesseraError.badRequest("invalid path: '.' and '..' segments are not allowed")
+            }
+            if part.utf8.count > maxSegmentLength {
+                throw TesseraError.badRequest("invalid path: a segment is longer than \(maxSegmentLength) bytes")
+            }
+            if part.allSatisfy({ $0 == " " }) {
+                throw TesseraError.badRequest("invalid path: blank segment")
+            }
+            result.append(String(part))
+        }
+        return result
+    }
+}
+
+/// A rule's path pattern: a normalized path, optionally ending in `*`, which matches any suffix.
+/// `/prod/*` matches `/prod/a` and `/prod/a/b`; `/*` matches everything; `/prod/db` matches only itself.
+public struct PathPattern: Hashable, Sendable, CustomStringConvertible, Codable {
+    /// The literal part before the wildcard (normalized, may end with `/` when a wildcard follows).
+    public let prefix: String
+    public let hasWildcard: Bool
+
+    public var description: String { hasWildcard ? prefix + "*" : prefix }
+
+    public init(_ raw: String) throws {
+        guard !raw.isEmpty else { throw TesseraError.badRequest("invalid rule path: the path is empty") }
+        var text = raw
+        if !text.hasPrefix("/") { text = "/" + text }
+        if text.hasSuffix("*") {
+            let literal = String(text.dropLast())
+            guard !literal.contains("*") else {
+                throw TesseraError.badRequest("invalid rule path: '*' is allowed only at the end")
+            }
+            if literal == "/" {
+                prefix = "/"
+            } else if literal.hasSuffix("/") {
+                prefix = try ItemPath(literal.dropLast().description).folderPrefix
+            } else {
+                // `/prod/db*` matches `/prod/db`, `/prod/db-x`, `/prod/db/y`.
+                prefix = try ItemPath(literal).value
+            }
+            hasWildcard = true
+        } else {
+            guard !text.contains("*") else {
+                throw TesseraError.badRequest("invalid rule path: '*' is allowed only at the end")
+            }
+            prefix = try ItemPath(text).value
+            hasWildcard = false
+        }
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let raw = try decoder.singleValueContainer().decode(String.self)
+        self = try PathPattern(raw)
+    }
+
+    public func encode(to encoder: any Encoder) throws {
+        var c = encoder.singleValueContainer()
+        try c.encode(description)
+    }
+
+    /// Whether the pattern matches an item path.
+    public func matches(_ path: ItemPath) -> Bool {
+        hasWildcard ? path.value.hasPrefix(prefix) : path.value == prefix
+    }
+
+    /// Whether the pattern could match some path inside `folder` (used to allow listing a folder
+    /// whose contents are only partly visible).
+    public func overlaps(folder: ItemPath) -> Bool {
+        let folderPrefix = folder.folderPrefix
+        if hasWildcard {
+            return prefix.hasPrefix(folderPrefix) || folderPrefix.hasPrefix(prefix)
+        }
+        return prefix.hasPrefix(folderPrefix)
+    }
+}

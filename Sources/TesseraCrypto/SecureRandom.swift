@@ -1,0 +1,40 @@
+// Cryptographically secure random bytes and identifiers (access ids, keys, tokens).
+import Crypto
+import Foundation
+
+public enum SecureRandom {
+    public static func bytes(_ count: Int) -> [UInt8] {
+        guard count > 0 else { return [] }
+        var generator = SystemRandomNumberGenerator()
+        return (0..<count).map { _ in UInt8.random(in: .min ... .max, using: &generator) }
+    }
+
+    public static let lowerAlphanumeric = Array("abcdefghijklmnopqrstuvwxyz0123456789".utf8)
+
+    /// A random string over `alphabet`, without modulo bias.
+    public static func string(length: Int, alphabet: [UInt8] = lowerAlphanumeric) -> String {
+        var generator = SystemRandomNumberGenerator()
+        let chars = (0..<length).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] }
+        return String(decoding: chars, as: UTF8.self)
+    }
+
+    /// An access id: `p-` and 12 lower-case alphanumerics.
+    public static func accessId() -> String { "p-" + string(length: 12) }
+
+    /// An access key: 32 random bytes, base64 (44 characters, no dots).
+    public static func accessKey() -> String { Data(bytes(32)).base64EncodedString() }
+
+    /// A token: `t-` and 32 random bytes in hex.
+    public static func token() -> String { "t-" + bytes(32).hexString }
+}
+
+extension Sequence where Element == UInt8 {
+    public var hexString: String {
+        var s = ""
+        for b in self {
+            s += String(b >> 4, radix: 16)
+            s += String(b & 0x0F, radix: 16)
+        }
+        return s
+    }
+}

@@ -1,0 +1,251 @@
+// The access engine: API-key auth methods, tokens, roles, rules and role associations, and the
+// resolution of a token into an Identity with its Authorizer.
+import Foundation
+import TesseraCore
+import TesseraCrypto
+import TesseraStore
+
+/// A created auth method with its access key, which is shown once and never stored.
+public struct IssuedAuthMethod: Sendable {
+    public var method: AuthMethod
+    public var accessKey: String
+}
+
+/// A token issued by `auth`, with its text (shown once, stored only as a hash).
+public struct IssuedToken: Sendable {
+    public var token: String
+    public var record: TokenRecord
+}
+
+/// The caller behind a valid token.
+public struct Principal: Sendable {
+    public var identity: Identity
+    public var authorizer: Authorizer
+    public var token: TokenRecord?
+}
+
+public struct AccessEngine: Sendable {
+    public static let adminRoleName = "admin"
+    let store: any Store
+    let now: @Sendable () -> Date
+
+    public init(store: any Store, now: @escaping @Sendable () -> Date = Date.init) {
+        self.store = store
+        self.now = now
+    }
+
+    // MARK: Auth methods
+
+    /// Normalizes an auth method name as an item-like path (`admins/ci` → `/admins/ci`).
+    public static func authMethodName(_ raw: String) throws -> String {
+        guard !raw.trimmingCharacters(in: .whitespaces).isEmpty else { throw TesseraError.badRequest("name is required") }
+        return try ItemPath(raw).value
+    }
+
+    public func createAPIKeyMethod(name rawName: String, tokenTTLMinutes: Int?, boundCIDRs: [String] = [],
+                                   accessExpires: Date? = nil, accessId: String? = nil, accessKey: String? = nil) async throws -> IssuedAuthMethod {
+        let name = try Self.authMethodName(rawName)
+        let ttl = tokenTTLMinutes.flatMap { $0 > 0 ? $0 : nil } ?? AuthMethod.defaultTokenTTLMinutes
+        guard ttl <= AuthMethod.maxTokenTTLMinutes else {
+            throw TesseraError.badRequest("jwt-ttl must be at most \(AuthMethod.maxTokenTTLMinutes) minutes")
+        }
+        for cidr in boundCIDRs { _ = try CIDR(cidr) }
+        let id = accessId ?? SecureRandom.accessId()
+        guard Self.isValidAccessId(id) else {
+            throw TesseraError.badRequest("access id must be 'p-' followed by 1 to 64 letters or digits")
+        }
+        let key = accessKey ?? SecureRandom.accessKey()
+        guard key.utf8.count >= 8, !key.contains("..") else {
+            throw TesseraError.badRequest("access key must be at least 8 characters and must not contain '..'")
+        }
+        let salt = SecureRandom.bytes(16)
+        let method = AuthMethod(accessId: id, name: name, type: "api_key", keyHash: AccessKeyHasher.hash(key: key, salt: salt),
+                                keySalt: salt, tokenTTLMinutes: ttl, boundCIDRs: boundCIDRs, accessExpires: accessExpires,
+                                createdAt: now())
+        if try await store.authMethod(accessId: id) != nil {
+            throw TesseraError.conflict("an auth method with this access id already exists")
+        }
+        try await store.createAuthMethod(method)
+        return IssuedAuthMethod(method: method, accessKey: key)
+    }
+
+    static func isValidAccessId(_ id: String) -> Bool {
+        guard id.hasPrefix("p-") else { return false }
+        let rest = id.dropFirst(2)
+        return (1...64).contains(rest.count) && rest.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) }
+    }
+
+    public func authMethod(named raw: String) async throws -> AuthMethod {
+        let name = try Self.authMethodName(raw)
+        guard let m = try await store.authMethod(name: name) else { throw TesseraError.notFound("auth method \(name) not found") }
+        return m
+    }
+
+    public func authMethods() async throws -> [AuthMethod] { try await store.authMethods() }
+
+    public func deleteAuthMethod(named raw: String) async throws -> AuthMethod {
+        let m = try await authMethod(named: raw)
+        _ = try await store.deleteAuthMethod(accessId: m.accessId)
+        return m
+    }
+
+    // MARK: Tokens
+
+    /// Exchanges an access id and key for a token. Every failure gives the same message, so that
+    /// a caller cannot tell an unknown id from a wrong key.
+    public func authenticate(accessId: String, accessKey: String, clientAddress: String) async throws -> IssuedToken {
+        let failure = TesseraError.unauthorized("authentication failed: invalid access id or access key")
+        let method = Self.isValidAccessId(accessId) ? try await store.authMethod(accessId: accessId) : nil
+        guard let method else {
+            // Spend the same work as a real check.
+            _ = AccessKeyHasher.verify(key: accessKey, salt: [UInt8](repeating: 0, count: 16), hash: [UInt8](repeating: 0, count: 32))
+            throw failure
+        }
+        guard AccessKeyHasher.verify(key: accessKey, salt: method.keySalt, hash: method.keyHash) else { throw failure }
+        let t = now()
+        if let expires = method.accessExpires, expires <= t {
+            throw TesseraError.unauthorized("authentication failed: the auth method's access has expired")
+        }
+        if !method.boundCIDRs.isEmpty {
+            let allowed = try method.boundCIDRs.contains { try CIDR($0).contains(clientAddress) }
+            guard allowed else { throw TesseraError.unauthorized("authentication failed: client address is not allowed for this auth method") }
+        }
+        let token = SecureRandom.token()
+        let record = TokenRecord(tokenHash: AccessKeyHasher.tokenHash(token), accessId: method.accessId, issuedAt: t,
+                                 expiresAt: t.addingTimeInterval(TimeInterval(method.tokenTTLMinutes * 60)), clientAddress: clientAddress)
+        try await store.createToken(record)
+        return IssuedToken(token: token, record: record)
+    }
+
+    /// Resolves a token into its principal, or throws `unauthorized`.
+    public func principal(token: String) async throws -> Principal {
+        let invalid = TesseraError.unauthorized("invalid, expired or revoked token")
+        guard token.hasPrefix("t-"), token.utf8.count <= 256 else { throw invalid }
+        let hash = AccessKeyHasher.tokenHash(token)
+        guard let record = try await store.token(hash: hash), !record.revoked, record.expiresAt > now() else { throw invalid }
+        guard let method = try await store.authMethod(accessId: record.accessId) else { throw invalid }
+        var p = try await principal(method: method)
+        p.identity.tokenHash = hash
+        p.token = record
+        return p
+    }
+
+    /// Resolves an access id and key directly (the Vault front-end's `<access-id>..<access-key>` token).
+    public func principal(accessId: String, accessKey: String) async throws -> Principal {
+        let invalid = TesseraError.unauthorized("invalid access id or access key")
+        guard Self.isValidAccessId(accessId), let method = try await store.authMethod(accessId: accessId) else { throw invalid }
+        guard AccessKeyHasher.verify(key: accessKey, salt: method.keySalt, hash: method.keyHash) else { throw invalid }
+        if let expires = method.accessExpires, expires <= now() { throw invalid }
+        return try await principal(method: method)
+    }
+
+    func principal(method: AuthMethod) async throws -> Principal {
+        let associations = try await store.associations(accessId: method.accessId)
+        var roles: [Role] = []
+        for a in associations {
+            if let r = try await store.role(named: a.roleName) { roles.append(r) }
+        }
+        let identity = Identity(authMethodType: method.type, accessId: method.accessId, authMethodName: method.name,
+                                roleNames: roles.map(\.name))
+        return Principal(identity: identity, authorizer: Authorizer(roles: roles), token: nil)
+    }
+
+    public func revoke(token: String) async throws {
+        let hash = AccessKeyHasher.tokenHash(token)
+        guard try await store.revokeToken(hash: hash) else {
+            throw TesseraError.notFound("token not found or already revoked")
+        }
+    }
+
+    // MARK: Roles
+
+    public func createRole(name raw: String, description: String, auditAccess: AuditAccess) async throws -> Role {
+        let name = try Role.validateName(raw)
+        let role = Role(name: name, description: description, rules: [], auditAccess: auditAccess, createdAt: now())
+        try await store.createRole(role)
+        return role
+    }
+
+    public func role(named raw: String) async throws -> Role {
+        let name = try Role.validateName(raw)
+        guard let r = try await store.role(named: name) else { throw TesseraError.notFound("role \(name) not found") }
+        return r
+    }
+
+    public func roles() async throws -> [Role] { try await store.roles() }
+
+    public func deleteRole(named raw: String) async throws -> Role {
+        let r = try await role(named: raw)
+        _ = try await store.deleteRole(named: r.name)
+        return r
+    }
+
+    /// Sets the capabilities of the rule with this path and type, replacing an existing one.
+    public func setRule(roleName: String, pattern: PathPattern, capabilities: Set<Capability>, type: RuleType) async throws -> Role {
+        guard !capabilities.isEmpty else { throw TesseraError.badRequest("at least one capability is required") }
+        var r = try await role(named: roleName)
+        r.rules.removeAll { $0.pattern == pattern && $0.type == type }
+        r.rules.append(Rule(pattern: pattern, capabilities: capabilities, type: type))
+        try await store.updateRole(r)
+        return r
+    }
+
+    public func deleteRule(roleName: String, pattern: PathPattern, type: RuleType) async throws -> Bool {
+        var r = try await role(named: roleName)
+        let before = r.rules.count
+        r.rules.removeAll { $0.pattern == pattern && $0.type == type }
+        guard r.rules.count != before else {
+            throw TesseraError.notFound("role \(r.name) has no \(type.rawValue) for \(pattern)")
+        }
+        try await store.updateRole(r)
+        return true
+    }
+
+    public func associate(roleName: String, authMethodName: String, subClaims: [String: [String]]) async throws -> RoleAssociation {
+        let r = try await role(named: roleName)
+        let m = try await authMethod(named: authMethodName)
+        let a = RoleAssociation(id: "ass-" + SecureRandom.string(length: 20), roleName: r.name, accessId: m.accessId, subClaims: subClaims)
+        try await store.createAssociation(a)
+        return a
+    }
+
+    public func associations(roleName: String) async throws -> [RoleAssociation] {
+        try await store.associations(roleName: roleName)
+    }
+
+    public func associations(accessId: String) async throws -> [RoleAssociation] {
+        try await store.associations(accessId: accessId)
+    }
+
+    public func deleteAssociation(id: String) async throws {
+        guard try await store.deleteAssociation(id: id) else { throw TesseraError.notFound("association \(id) not found") }
+    }
+
+    /// The admin role: every capability on every path of every rule type, and all of the audit trail.
+    public static func adminRole(at date: Date) throws -> Role {
+        let all: Set<Capability> = [.read, .create, .update, .delete, .list]
+        let everything = try PathPattern("/*")
+        return Role(name: adminRoleName, description: "Full access, created at initialization",
+                    rules: RuleType.allCases.map { Rule(pattern: everything, capabilities: all, type: $0) },
+                    auditAccess: .all, createdAt: date)
+    }
+
+    /// Creates the first admin: an ordinary API-key auth method associated with the admin role.
+    public func bootstrapAdmin(accessId: String? = nil, accessKey: String? = nil) async throws -> IssuedAuthMethod {
+        let role = try Self.adminRole(at: now())
+        if try await store.role(named: role.name) == nil { try await store.createRole(role) }
+        let issued = try await createAPIKeyMethod(name: "/admin", tokenTTLMinutes: AuthMethod.defaultTokenTTLMinutes,
+                                                  accessId: accessId, accessKey: accessKey)
+        let a = RoleAssociation(id: "ass-" + SecureRandom.string(length: 20), roleName: role.name, accessId: issued.method.accessId)
+        try await store.createAssociation(a)
+        return issued
+    }
+}
+
+extension AccessEngine {
+    /// The access id a token was issued to, even if it has expired or was revoked (for audit only).
+    public func tokenOwner(token: String) async throws -> String? {
+        guard token.hasPrefix("t-"), token.utf8.count <= 256 else { return nil }
+        return try await store.token(hash: AccessKeyHasher.tokenHash(token))?.accessId
+    }
+}

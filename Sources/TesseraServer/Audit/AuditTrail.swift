@@ -1,0 +1,189 @@
+// AuditTrail: the one audit writer. Events are chained (each carries the HMAC of its canonical
+// bytes, which include the previous hash) and written with group commit: while one batch is
+// being written, new events queue and go out together in the next batch. A caller waits until
+// its event is durable; if the store fails or stalls past `writeTimeout`, the caller gets a 503.
+import Foundation
+import Logging
+import Synchronization
+import TesseraCore
+import TesseraCrypto
+import TesseraStore
+
+public actor AuditTrail {
+    private let store: any AuditStore
+    private let keyring: @Sendable () throws -> Keyring
+    private let writeTimeout: Duration
+    private let logger: Logger
+
+    private var pending: [(AuditEvent, Waiter)] = []
+    private var flushing = false
+    private var chainLoaded = false
+    private var lastSequence: Int64 = 0
+    private var lastHash = ""
+    private var closed = false
+
+    public init(store: any AuditStore, keyring: @escaping @Sendable () throws -> Keyring,
+                writeTimeout: Duration = .seconds(5), logger: Logger) {
+        self.store = store
+        self.keyring = keyring
+        self.writeTimeout = writeTimeout
+        self.logger = logger
+    }
+
+    /// Appends an event and returns once it is durable. Throws `unavailable` if it cannot be written.
+    public func record(_ event: AuditEvent) async throws {
+        if closed { throw TesseraError.unavailable("the audit trail is closed; the request was not served") }
+        let waiter = Waiter()
+        pending.append((event, waiter))
+        if !flushing {
+            flushing = true
+            Task { await self.flushLoop() }
+        }
+        // Bound the wait whether the event is queued or its batch is being written.
+        let timeout = writeTimeout
+        let watchdog = Task {
+            try await Task.sleep(for: timeout)
+            waiter.fail(TesseraError.unavailable("the audit trail did not confirm the write in time; the request was not served"))
+        }
+        defer { watchdog.cancel() }
+        try await waiter.wait()
+    }
+
+    private func flushLoop() async {
+        while !pending.isEmpty {
+            let batch = pending
+            pending = []
+            await write(batch)
+        }
+        flushing = false
+    }
+
+    private func write(_ batch: [(AuditEvent, Waiter)]) async {
+        let failure = TesseraError.unavailable("the audit trail cannot be written; the request was not served")
+        let key: Keyring
+        do {
+            key = try keyring()
+            if !chainLoaded {
+                if let last = try await store.lastEvent() {
+                    lastSequence = last.sequence
+                    lastHash = last.hash
+                }
+                chainLoaded = true
+            }
+        } catch {
+            logger.error("audit trail unavailable", metadata: ["reason": "\(Self.describe(error))"])
+            for (_, w) in batch { w.fail(failure) }
+            return
+        }
+        var events: [AuditEvent] = []
+        events.reserveCapacity(batch.count)
+        var seq = lastSequence
+        var prev = lastHash
+        for (event, _) in batch {
+            var e = event
+            seq += 1
+            e.sequence = seq
+            e.prevHash = prev
+            e.hash = key.auditChainHash(e.canonicalBytes)
+            prev = e.hash
+            events.append(e)
+        }
+        let waiters = batch.map(\.1)
+        do {
+            try await store.append(events)
+            lastSequence = seq
+            lastHash = prev
+            for w in waiters { w.succeed() }
+        } catch {
+            logger.error("audit write failed", metadata: ["reason": "\(Self.describe(error))", "events": "\(events.count)"])
+            // The chain head is re-read before the next write, in case part of it landed.
+            chainLoaded = false
+            for w in waiters { w.fail(failure) }
+        }
+    }
+
+    /// Waits for queued events to be written and refuses new ones (graceful shutdown).
+    public func close() async {
+        closed = true
+        while flushing || !pending.isEmpty {
+            try? await Task.sleep(for: .milliseconds(5))
+        }
+    }
+
+    public func query(_ q: AuditQuery) async throws -> [AuditEvent] {
+        try await store.query(q)
+    }
+
+    /// Recomputes the chain from the first event and reports the first sequence number that is
+    /// missing, out of order, or whose hash does not match (an edited, deleted or reordered event).
+    public func verify() async throws -> AuditVerification {
+        let key = try keyring()
+        var expected: Int64 = 1
+        var prev = ""
+        var checked: Int64 = 0
+        while true {
+            let events = try await store.scan(afterSequence: expected - 1, limit: 1000)
+            if events.isEmpty { break }
+            for e in events {
+                if e.sequence != expected {
+                    return AuditVerification(ok: false, eventsChecked: checked, firstBadSequence: expected,
+                                             reason: "event \(expected) is missing (next present event is \(e.sequence))")
+                }
+                if e.prevHash != prev {
+                    return AuditVerification(ok: false, eventsChecked: checked, firstBadSequence: e.sequence,
+                                             reason: "event \(e.sequence) does not link to the previous event")
+                }
+                if !ConstantTime.equal(Array(key.auditChainHash(e.canonicalBytes).utf8), Array(e.hash.utf8)) {
+                    return AuditVerification(ok: false, eventsChecked: checked, firstBadSequence: e.sequence,
+                                             reason: "event \(e.sequence) was altered (its hash does not match its contents)")
+                }
+                prev = e.hash
+                expected += 1
+                checked += 1
+            }
+        }
+        // Deleting the newest events leaves a valid but shorter chain; the writer's own head catches that.
+        if chainLoaded, lastSequence >= expected {
+            return AuditVerification(ok: false, eventsChecked: checked, firstBadSequence: expected,
+                                     reason: "event \(expected) is missing (the trail ends before the last written event \(lastSequence))")
+        }
+        return AuditVerification(ok: true, eventsChecked: checked)
+    }
+
+    static func describe(_ error: any Error) -> String {
+        (error as? TesseraError)?.description ?? String(describing: type(of: error))
+    }
+}
+
+/// A one-shot rendezvous between an audit write and the request waiting for it.
+final class Waiter: Sendable {
+    private enum State {
+        case waiting(CheckedContinuation<Void, any Error>?)
+        case done(Result<Void, TesseraError>)
+    }
+    private let state = Mutex(State.waiting(nil))
+
+    func wait() async throws {
+        try await withCheckedThrowingContinuation { (c: CheckedContinuation<Void, any Error>) in
+            let result: Result<Void, TesseraError>? = state.withLock { s in
+                switch s {
+                case .waiting: s = .waiting(c); return nil
+                case .done(let r): return r
+                }
+            }
+            if let result { c.resume(with: result) }
+        }
+    }
+
+    func succeed() { finish(.success(())) }
+    func fail(_ error: TesseraError) { finish(.failure(error)) }
+
+    private func finish(_ result: Result<Void, TesseraError>) {
+        let c: CheckedContinuation<Void, any Error>? = state.withLock { s in
+            guard case .waiting(let c) = s else { return nil }
+            s = .done(result)
+            return c
+        }
+        c?.resume(with: result.mapError { $0 as any Error })
+    }
+}

@@ -1,0 +1,50 @@
+// The native API front-end: `POST /api/v2/<verb>` (and `POST /<verb>`, as the Akeyless SDK
+// sends when its host has no `/api/v2`). It parses the body, looks the verb up in the registry,
+// and hands the call to the pipeline.
+import Foundation
+import Hummingbird
+import TesseraCore
+
+public struct NativeAPI: Sendable {
+    let tessera: Tessera
+    let registry: NativeVerbRegistry
+
+    public init(tessera: Tessera, registry: NativeVerbRegistry = .standard) {
+        self.tessera = tessera
+        self.registry = registry
+    }
+
+    func register(on router: Router<TesseraRequestContext>) {
+        router.post("/api/v2/:verb") { request, context in
+            await handle(request, context)
+        }
+        router.on("/api/v2/:verb", method: .get) { _, _ in
+            Responses.nativeError(.badRequest("the native API takes POST with a JSON body"))
+        }
+        for name in registry.verbs.keys {
+            router.post("/\(name)") { request, context in
+                await handle(request, context)
+            }
+        }
+    }
+
+    func handle(_ request: Request, _ context: TesseraRequestContext) async -> Response {
+        var request = request
+        let name = context.parameters.get("verb") ?? String(request.uri.path.split(separator: "/").last ?? "")
+        do {
+            guard let verb = registry.verbs[name] else {
+                throw TesseraError.notFound("unknown verb '\(name.prefix(64))'")
+            }
+            let body = try await request.collectLimited(tessera.options.maxBodyBytes)
+            let json: JSON = body.readableBytes == 0 ? .object([]) : try JSON.parse(body.readableBytesView)
+            let fields = try RequestFields(json)
+            let prepared = try verb.prepare(fields)
+            let ctx = RequestContext(interface: .native, clientAddress: context.clientAddress, startedAt: tessera.now())
+            let call = try verb.call(prepared, fields: fields, context: ctx)
+            let output = try await tessera.run(call) { caller in try await prepared.run(tessera, caller) }
+            return Responses.json(output)
+        } catch {
+            return Responses.nativeError(Tessera.classify(error, logger: tessera.logger))
+        }
+    }
+}

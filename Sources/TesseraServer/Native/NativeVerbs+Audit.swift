@@ -1,0 +1,79 @@
+// Native verbs for the audit trail (Tessera extensions): audit-query and audit-verify.
+import Foundation
+import TesseraCore
+import TesseraEngines
+
+extension NativeVerbs {
+    static let audit: [NativeVerb] = [
+        NativeVerb("audit-query", action: "audit_query", access: .audit) { f in
+            var q = AuditQuery()
+            q.pathPrefix = try f.string("path-prefix").map { $0.hasPrefix("/") ? $0 : "/" + $0 }
+            if let p = q.pathPrefix, p.hasSuffix("*") { q.pathPrefix = String(p.dropLast()) }
+            q.accessId = try f.string("access-id")
+            q.action = try f.string("action")
+            if let r = try f.string("result") {
+                guard let result = AuditResult(rawValue: r) else {
+                    throw TesseraError.badRequest("invalid result '\(r)': expected allowed, denied or error")
+                }
+                q.result = result
+            }
+            let since = try f.string("since")
+            let until = try f.string("until")
+            q.limit = min(max(try f.int("limit") ?? 1000, 1), 10_000)
+            q.afterSequence = try f.int("after-seq").map(Int64.init)
+            return PreparedVerb(auditPath: q.pathPrefix ?? "") { [q] t, caller in
+                var query = q
+                query.since = try since.map { try parseTime($0, now: t.now()) }
+                query.until = try until.map { try parseTime($0, now: t.now()) }
+                if caller.principal?.authorizer.auditAccess == .own {
+                    query.accessId = caller.principal?.identity.accessId
+                }
+                let events = try await t.audit.query(query)
+                return .obj(("events", .array(events.map(auditEventJSON))))
+            }
+        },
+        NativeVerb("audit-verify", action: "audit_verify", access: .audit) { _ in
+            PreparedVerb(auditPath: "") { t, caller in
+                guard caller.principal?.authorizer.auditAccess == .all else {
+                    throw TesseraError.forbidden(path: "/audit", capability: "read")
+                }
+                let v = try await t.audit.verify()
+                return .obj(("ok", .bool(v.ok)), ("events_checked", .int(v.eventsChecked)),
+                            ("first_bad_sequence", v.firstBadSequence.map { .int($0) } ?? .null),
+                            ("reason", v.reason.map(JSON.string) ?? .null))
+            }
+        },
+    ]
+
+    /// Accepts an RFC 3339 time, a Unix time in seconds, or a duration back from now such as `90d`, `12h`, `30m`.
+    static func parseTime(_ text: String, now: Date) throws -> Date {
+        if let unit = text.last, let n = Double(text.dropLast()), "smhdw".contains(unit) {
+            let seconds: Double = ["s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604_800][String(unit)] ?? 1
+            return now.addingTimeInterval(-n * seconds)
+        }
+        if let epoch = Double(text) { return Date(timeIntervalSince1970: epoch) }
+        if let d = try? Date(text, strategy: .iso8601) { return d }
+        if let d = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) { return d }
+        throw TesseraError.badRequest("invalid time '\(text)': expected RFC 3339, Unix seconds, or a duration like 90d")
+    }
+
+    static func auditEventJSON(_ e: AuditEvent) -> JSON {
+        .obj(("seq_num", .int(e.sequence)),
+             ("timestamp", .date(e.time)),
+             ("request_id", .string(e.requestId)),
+             ("interface", .string(e.interface.rawValue)),
+             ("access_type", .string(e.authMethodType)),
+             ("access_id", .string(e.accessId)),
+             ("actor", .string(e.actorName)),
+             ("remote_addr", .string(e.clientAddress)),
+             ("action", .string(e.action)),
+             ("path", .string(e.path)),
+             ("result", .string(e.result.rawValue)),
+             ("status", .int(Int64(e.status))),
+             ("duration_ms", .double(Double(e.durationMicros) / 1000)),
+             ("error", .string(e.error)),
+             ("request_parameters", .object(e.parameters.keys.sorted().map { ($0, .string(e.parameters[$0] ?? "")) })),
+             ("prev_hash", .string(e.prevHash)),
+             ("hash", .string(e.hash)))
+    }
+}

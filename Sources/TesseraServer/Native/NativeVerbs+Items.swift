@@ -1,0 +1,155 @@
+// Native verbs for static secrets: create-secret, get-secret-value, update-secret-val,
+// list-items, describe-item, delete-item.
+import Foundation
+import TesseraCore
+import TesseraEngines
+
+extension NativeVerbs {
+    static let maxValueBytes = 512 * 1024
+
+    static let items: [NativeVerb] = [
+        NativeVerb("create-secret", action: "create_item", access: .capability([.create], .item), sensitive: ["value"]) { f in
+            let path = try ItemPath(try f.requiredString("name"))
+            guard let value = try f.string("value") else { throw TesseraError.badRequest("missing required field 'value'") }
+            try validateValue(value, format: try f.string("format"))
+            let type = try f.string("type") ?? "generic"
+            guard ["generic", "password"].contains(type) else {
+                throw TesseraError.badRequest("invalid type '\(type)': expected generic or password")
+            }
+            let description = try f.string("description") ?? f.string("metadata") ?? ""
+            let tags = try f.stringList("tags") ?? []
+            let maxVersions = try f.int("max-versions")
+            let protection = try f.bool("delete_protection") ?? f.bool("delete-protection") ?? false
+            return PreparedVerb(paths: [path]) { t, caller in
+                let item = try await t.secrets.create(path: path, value: value, description: description, tags: tags,
+                                                      maxVersions: maxVersions, deleteProtection: protection,
+                                                      actor: caller.principal?.identity.accessId ?? "")
+                return .obj(("name", .string(item.path.value)))
+            }
+        },
+        NativeVerb("get-secret-value", action: "get_secret_value", access: .capability([.read], .item)) { f in
+            let names = try f.requiredStringList("names")
+            guard names.count <= 100 else { throw TesseraError.badRequest("at most 100 names per request") }
+            let paths = try names.map { try ItemPath($0) }
+            let version = try f.int("version")
+            if let version, version < 0 {
+                throw TesseraError.badRequest("version must be 0 (latest) or a positive version number")
+            }
+            return PreparedVerb(paths: paths, parameters: version.map { ["version": String($0)] } ?? [:]) { t, caller in
+                var out: [(String, JSON)] = []
+                for (name, path) in zip(names, paths) {
+                    let v = try await t.secrets.read(path: path, version: version)
+                    out.append((name, .string(v.value)))
+                }
+                return .object(out)
+            }
+        },
+        NativeVerb("update-secret-val", action: "update_item", access: .capability([.update], .item), sensitive: ["value"]) { f in
+            let path = try ItemPath(try f.requiredString("name"))
+            guard let value = try f.string("value") else { throw TesseraError.badRequest("missing required field 'value'") }
+            try validateValue(value, format: try f.string("format"))
+            return PreparedVerb(paths: [path]) { t, caller in
+                let version = try await t.secrets.update(path: path, value: value, actor: caller.principal?.identity.accessId ?? "")
+                caller.notes.set("version", String(version))
+                return .obj(("name", .string(path.value)))
+            }
+        },
+        NativeVerb("list-items", action: "list_items", access: .listing(.item)) { f in
+            let folder = try ItemPath(folder: try f.string("path") ?? "/")
+            let currentFolder = try f.bool("current-folder") ?? false
+            let filter = try f.string("filter")
+            let tag = try f.string("tag")
+            let types = try f.stringList("type")
+            let minimal = try f.bool("minimal-view") ?? false
+            return PreparedVerb(folder: folder) { t, caller in
+                let listing = try await t.secrets.list(folder: folder, recursive: !currentFolder)
+                let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
+                let visible = listing.items.filter { item in
+                    authorizer.check(.list, on: item.path).isAllowed
+                        && (filter.map { item.path.value.localizedCaseInsensitiveContains($0) } ?? true)
+                        && (tag.map { item.tags.contains($0) } ?? true)
+                        && (types.map { $0.isEmpty || $0.contains(itemTypeFilterName(item.type)) } ?? true)
+                }
+                let folders = listing.folders.filter { folderPath in
+                    visible.contains { $0.path.value.hasPrefix(folderPath + "/") }
+                }
+                return .obj(("items", .array(visible.map { itemJSON($0, versions: nil, minimal: minimal) })),
+                            ("folders", .strings(folders)), ("next_page", .string("")))
+            }
+        },
+        NativeVerb("describe-item", action: "get_item", access: .capability([.read, .list], .item)) { f in
+            let path = try ItemPath(try f.requiredString("name"))
+            return PreparedVerb(paths: [path]) { t, _ in
+                let item = try await t.secrets.item(path)
+                let versions = try await t.secrets.versions(of: item)
+                return itemJSON(item, versions: versions, minimal: false)
+            }
+        },
+        NativeVerb("delete-item", action: "delete_item", access: .capability([.delete], .item)) { f in
+            let path = try ItemPath(try f.requiredString("name"))
+            let version = try f.int("version") ?? -1
+            return PreparedVerb(paths: [path], parameters: ["version": String(version)]) { t, _ in
+                let result = try await t.secrets.delete(path: path, version: version)
+                return .obj(("item_id", .int(result.item.id)), ("item_name", .string(result.item.path.value)),
+                            ("version_deleted", .int(Int64(result.deletedVersion))), ("deletion_date", .date(t.now())))
+            }
+        },
+    ]
+
+    static func validateValue(_ value: String, format: String?) throws {
+        guard value.utf8.count <= maxValueBytes else {
+            throw TesseraError.badRequest("value is larger than \(maxValueBytes) bytes")
+        }
+        switch format ?? "text" {
+        case "text": break
+        case "json", "key-value":
+            guard (try? JSON.parse(Array(value.utf8))) != nil else {
+                throw TesseraError.badRequest("value is not valid JSON, as format '\(format ?? "")' requires")
+            }
+        default:
+            throw TesseraError.badRequest("invalid format: expected text, json or key-value")
+        }
+    }
+
+    static func itemTypeFilterName(_ type: ItemType) -> String {
+        switch type {
+        case .staticSecret: "static-secret"
+        case .dynamicSecret: "dynamic-secret"
+        case .rotatedSecret: "rotated-secret"
+        case .usc: "usc"
+        }
+    }
+
+    /// The Akeyless `Item` shape: metadata and versions, never a value.
+    static func itemJSON(_ item: Item, versions: [ItemVersion]?, minimal: Bool) -> JSON {
+        var pairs: [(String, JSON)] = [
+            ("item_name", .string(item.path.value)),
+            ("item_id", .int(item.id)),
+            ("item_type", .string(item.type.rawValue)),
+            ("item_sub_type", .string("generic")),
+            ("last_version", .int(Int64(item.lastVersion))),
+        ]
+        if !minimal {
+            pairs += [
+                ("item_metadata", .string(item.description)),
+                ("item_tags", .strings(item.tags)),
+                ("is_enabled", .bool(true)),
+                ("delete_protection", .bool(item.deleteProtection)),
+                ("with_customer_fragment", .bool(false)),
+                ("creation_date", .date(item.createdAt)),
+                ("modification_date", .date(item.updatedAt)),
+                ("item_general_info", .obj(("max_versions", .int(Int64(item.maxVersions))))),
+            ]
+        }
+        if let versions {
+            pairs.append(("item_versions", .array(versions.reversed().map { v in
+                .obj(("version", .int(Int64(v.version))),
+                     ("item_version_state", .string(v.deletedAt == nil ? "Enabled" : "Deleted")),
+                     ("creation_date", .date(v.createdAt)),
+                     ("deletion_date", .date(v.deletedAt)),
+                     ("access_id", .string(v.createdBy)))
+            })))
+        }
+        return .object(pairs)
+    }
+}

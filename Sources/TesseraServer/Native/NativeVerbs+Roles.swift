@@ -1,0 +1,114 @@
+// Native verbs for access roles: create-role, get-role, list-roles, delete-role, set-role-rule,
+// delete-role-rule, assoc-role-am, delete-assoc.
+import Foundation
+import TesseraCore
+import TesseraEngines
+
+extension NativeVerbs {
+    static let roles: [NativeVerb] = [
+        NativeVerb("create-role", action: "create_role", access: .capability([.create], .role)) { f in
+            let name = try Role.validateName(try f.requiredString("name"))
+            let description = try f.string("description") ?? f.string("comment") ?? ""
+            let auditAccess = try AuditAccess(wire: try f.string("audit-access"))
+            return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in
+                let role = try await t.access.createRole(name: name, description: description, auditAccess: auditAccess)
+                return .obj(("name", .string(role.name)))
+            }
+        },
+        NativeVerb("get-role", action: "get_role", access: .capability([.read], .role)) { f in
+            let name = try Role.validateName(try f.requiredString("name"))
+            return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in
+                let role = try await t.access.role(named: name)
+                return roleJSON(role, associations: try await associationsJSON(t, role))
+            }
+        },
+        NativeVerb("list-roles", action: "list_roles", access: .listing(.role)) { f in
+            let filter = try f.string("filter")
+            return PreparedVerb(folder: .root) { t, caller in
+                let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
+                var out: [JSON] = []
+                for role in try await t.access.roles() {
+                    guard let p = try? ItemPath(role.name), authorizer.check(.list, on: p, type: .role).isAllowed else { continue }
+                    if let filter, !role.name.localizedCaseInsensitiveContains(filter) { continue }
+                    out.append(roleJSON(role, associations: try await associationsJSON(t, role)))
+                }
+                return .obj(("roles", .array(out)), ("next_page", .string("")))
+            }
+        },
+        NativeVerb("delete-role", action: "delete_role", access: .capability([.delete], .role)) { f in
+            let name = try Role.validateName(try f.requiredString("name"))
+            return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in
+                _ = try await t.access.deleteRole(named: name)
+                return .obj()
+            }
+        },
+        NativeVerb("set-role-rule", action: "set_role_rule", access: .capability([.update], .role)) { f in
+            let name = try Role.validateName(try f.requiredString("role-name"))
+            let pattern = try PathPattern(try f.requiredString("path"))
+            let capabilities = try parseCapabilities(try f.requiredStringList("capability"))
+            let type = try RuleType(wire: try f.string("rule-type"))
+            return PreparedVerb(paths: [try ItemPath(name)],
+                                parameters: ["rule_path": pattern.description, "capability": capabilities.map(\.rawValue).sorted().joined(separator: ","),
+                                             "rule_type": type.rawValue]) { t, _ in
+                _ = try await t.access.setRule(roleName: name, pattern: pattern, capabilities: capabilities, type: type)
+                return .obj()
+            }
+        },
+        NativeVerb("delete-role-rule", action: "delete_role_rule", access: .capability([.update], .role)) { f in
+            let name = try Role.validateName(try f.requiredString("role-name"))
+            let pattern = try PathPattern(try f.requiredString("path"))
+            let type = try RuleType(wire: try f.string("rule-type"))
+            return PreparedVerb(paths: [try ItemPath(name)], parameters: ["rule_path": pattern.description, "rule_type": type.rawValue]) { t, _ in
+                _ = try await t.access.deleteRule(roleName: name, pattern: pattern, type: type)
+                return .obj(("deleted", .bool(true)), ("result", .string("rule \(pattern) removed from role \(name)")))
+            }
+        },
+        NativeVerb("assoc-role-am", action: "create_assoc_role_auth_method", access: .capability([.update], .role)) { f in
+            let roleName = try Role.validateName(try f.requiredString("role-name"))
+            let amName = try AccessEngine.authMethodName(try f.requiredString("am-name"))
+            let subClaims = try f.stringListMap("sub-claims") ?? [:]
+            _ = try f.bool("case-sensitive")
+            return PreparedVerb(paths: [try ItemPath(roleName)], extraChecks: [AccessCheck(.read, .authMethod, try ItemPath(amName))],
+                                auditPath: roleName, parameters: ["auth_method": amName]) { t, _ in
+                let a = try await t.access.associate(roleName: roleName, authMethodName: amName, subClaims: subClaims)
+                return .obj(("assoc_id", .string(a.id)))
+            }
+        },
+    ]
+
+    static func parseCapabilities(_ raw: [String]) throws -> Set<Capability> {
+        var out = Set<Capability>()
+        for c in raw {
+            guard let cap = Capability(rawValue: c.lowercased()) else {
+                throw TesseraError.badRequest("invalid capability '\(c)': expected read, create, update, delete, list or deny")
+            }
+            out.insert(cap)
+        }
+        return out
+    }
+
+    static func associationsJSON(_ t: Tessera, _ role: Role) async throws -> [JSON] {
+        var out: [JSON] = []
+        for a in try await t.access.associations(roleName: role.name) {
+            let name = try await t.store.authMethod(accessId: a.accessId)?.name ?? ""
+            out.append(.obj(("assoc_id", .string(a.id)), ("auth_method_access_id", .string(a.accessId)),
+                            ("auth_method_name", .string(name)), ("auth_method_sub_claims", subClaimsJSON(a.subClaims))))
+        }
+        return out
+    }
+
+    /// The Akeyless `Role` shape.
+    static func roleJSON(_ role: Role, associations: [JSON]) -> JSON {
+        .obj(("role_name", .string(role.name)),
+             ("comment", .string(role.description)),
+             ("creation_date", .date(role.createdAt)),
+             ("rules", .obj(("admin", .bool(role.name == AccessEngine.adminRoleName)),
+                            ("path_rules", .array(role.rules.map { rule in
+                                .obj(("path", .string(rule.pattern.description)),
+                                     ("capabilities", .strings(Capability.allCases.filter { rule.capabilities.contains($0) }.map(\.rawValue))),
+                                     ("type", .string(rule.type.rawValue)), ("ttl", .int(0)))
+                            })))),
+             ("audit_access", .string(role.auditAccess.rawValue)),
+             ("role_auth_methods_assoc", .array(associations)))
+    }
+}

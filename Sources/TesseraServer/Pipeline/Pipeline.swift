@@ -1,0 +1,185 @@
+// The request pipeline: authenticate → authorize → execute → audit, the same for every
+// front-end. Front-ends describe a call; this file decides whether and how it runs, and records
+// exactly one audit event for it. If that event cannot be written, the caller gets a 503 and no data.
+import Foundation
+import Logging
+import Synchronization
+import TesseraCore
+import TesseraCrypto
+import TesseraEngines
+
+/// How the caller proves who it is.
+public enum Credentials: Sendable {
+    case none
+    case token(String)
+    /// `<access-id>..<access-key>` as the Vault front-end accepts it.
+    case accessKey(id: String, key: String)
+}
+
+/// One authorization check: any one of `capabilities` on a path under a rule type.
+public struct AccessCheck: Sendable, Equatable {
+    public var capabilities: [Capability]
+    public var type: RuleType
+    public var path: ItemPath
+
+    public init(_ capability: Capability, _ type: RuleType, _ path: ItemPath) {
+        self.init(anyOf: [capability], type, path)
+    }
+
+    public init(anyOf capabilities: [Capability], _ type: RuleType, _ path: ItemPath) {
+        self.capabilities = capabilities
+        self.type = type
+        self.path = path
+    }
+}
+
+/// A call as a front-end hands it to the pipeline.
+public struct PipelineCall: Sendable {
+    public var context: RequestContext
+    /// The audit action, e.g. `get_secret_value`.
+    public var action: String
+    /// The path recorded in the audit event.
+    public var auditPath: String
+    public var credentials: Credentials
+    /// Whether a valid identity is needed at all (`auth` itself needs none).
+    public var needsIdentity: Bool
+    public var checks: [AccessCheck]
+    /// `list` on a folder whose result is filtered per item.
+    public var listing: (folder: ItemPath, type: RuleType)?
+    public var needsAuditAccess: Bool
+    /// Runs while sealed (status, unseal, init).
+    public var allowedWhileSealed: Bool
+    /// Parameters recorded in the audit event (sensitive ones already HMAC'd by `hashed`).
+    public var parameters: [String: String]
+    /// Sensitive parameters: recorded only as HMAC-SHA256 under the installation's audit key.
+    public var sensitive: [String: String]
+    /// For `auth`: the access id that tries to log in, so that failures name their actor.
+    public var claimedAccessId: String?
+
+    public init(context: RequestContext, action: String, auditPath: String = "", credentials: Credentials,
+                needsIdentity: Bool = true, checks: [AccessCheck] = [], listing: (folder: ItemPath, type: RuleType)? = nil,
+                needsAuditAccess: Bool = false, allowedWhileSealed: Bool = false, parameters: [String: String] = [:],
+                sensitive: [String: String] = [:], claimedAccessId: String? = nil) {
+        self.context = context
+        self.action = action
+        self.auditPath = auditPath
+        self.credentials = credentials
+        self.needsIdentity = needsIdentity
+        self.checks = checks
+        self.listing = listing
+        self.needsAuditAccess = needsAuditAccess
+        self.allowedWhileSealed = allowedWhileSealed
+        self.parameters = parameters
+        self.sensitive = sensitive
+        self.claimedAccessId = claimedAccessId
+    }
+}
+
+/// What an executing operation sees of the caller.
+public struct CallerContext: Sendable {
+    public var principal: Principal?
+    public var request: RequestContext
+    /// Lets an operation add non-secret details to its audit event (e.g. the version read).
+    public let notes: AuditNotes
+}
+
+/// Details an operation adds to its own audit event while it runs.
+public final class AuditNotes: Sendable {
+    private let state = Mutex<[String: String]>([:])
+    public init() {}
+    public func set(_ key: String, _ value: String) { state.withLock { $0[key] = value } }
+    var values: [String: String] { state.withLock { $0 } }
+}
+
+extension Tessera {
+    /// Runs one call through the pipeline and returns the operation's output.
+    public func run<Output: Sendable>(_ call: PipelineCall, _ operation: (CallerContext) async throws -> Output) async throws -> Output {
+        let ctx = call.context
+        var event = AuditEvent(time: ctx.startedAt, requestId: ctx.requestId, interface: ctx.interface,
+                               clientAddress: ctx.clientAddress, action: call.action, path: call.auditPath,
+                               result: .allowed, status: 200)
+        if let claimed = call.claimedAccessId {
+            event.accessId = String(claimed.prefix(80))
+            event.authMethodType = "api_key"
+        }
+        let notes = AuditNotes()
+        let outcome: Result<Output, TesseraError>
+        do {
+            if !call.allowedWhileSealed && seal.isSealed { throw TesseraError.sealed }
+            var principal: Principal?
+            if call.needsIdentity {
+                let p = try await authenticate(call.credentials, event: &event)
+                principal = p
+                try authorize(call, p.authorizer)
+            }
+            outcome = .success(try await operation(CallerContext(principal: principal, request: ctx, notes: notes)))
+        } catch {
+            outcome = .failure(Self.classify(error, logger: logger))
+        }
+
+        // A sealed server has no audit key; like Vault, it serves nothing that needs auditing.
+        if case .failure(.sealed) = outcome { throw TesseraError.sealed }
+
+        switch outcome {
+        case .success: break
+        case .failure(let e):
+            event.status = e.status
+            event.result = (e.status == 401 || e.status == 403) ? .denied : .error
+            event.error = e.message
+        }
+        var parameters = call.parameters.merging(notes.values) { a, _ in a }
+        if !call.sensitive.isEmpty, let keyring = try? seal.keyring() {
+            for (k, v) in call.sensitive { parameters[k] = keyring.auditHMAC(v) }
+        }
+        event.parameters = parameters
+        event.durationMicros = Int64(now().timeIntervalSince(ctx.startedAt) * 1_000_000)
+        try await audit.record(event)
+        return try outcome.get()
+    }
+
+    func authenticate(_ credentials: Credentials, event: inout AuditEvent) async throws -> Principal {
+        do {
+            let principal: Principal
+            switch credentials {
+            case .none:
+                throw TesseraError.unauthorized("a token is required")
+            case .token(let t):
+                principal = try await access.principal(token: t)
+            case .accessKey(let id, let key):
+                event.accessId = String(id.prefix(80))
+                event.authMethodType = "api_key"
+                principal = try await access.principal(accessId: id, accessKey: key)
+            }
+            event.authMethodType = principal.identity.authMethodType
+            event.accessId = principal.identity.accessId
+            event.actorName = principal.identity.authMethodName
+            return principal
+        } catch let e as TesseraError where e.status == 401 {
+            // Name the actor of a refused token when the token is known (expired or revoked).
+            if case .token(let t) = credentials, let owner = try? await access.tokenOwner(token: t) {
+                event.accessId = owner
+                event.authMethodType = "api_key"
+            }
+            throw e
+        }
+    }
+
+    func authorize(_ call: PipelineCall, _ authorizer: Authorizer) throws {
+        for check in call.checks where !check.capabilities.contains(where: { authorizer.check($0, on: check.path, type: check.type).isAllowed }) {
+            throw TesseraError.forbidden(path: check.path.value, capability: check.capabilities.first?.rawValue ?? "read")
+        }
+        if let listing = call.listing, !authorizer.mayList(folder: listing.folder, type: listing.type) {
+            throw TesseraError.forbidden(path: listing.folder.value, capability: Capability.list.rawValue)
+        }
+        if call.needsAuditAccess && authorizer.auditAccess == .none {
+            throw TesseraError.forbidden(path: "/audit", capability: Capability.read.rawValue)
+        }
+    }
+
+    /// Maps any error to the taxonomy; unexpected errors are logged by type only and become a generic 500.
+    static func classify(_ error: any Error, logger: Logger) -> TesseraError {
+        if let e = error as? TesseraError { return e }
+        logger.error("unexpected error", metadata: ["type": "\(String(describing: type(of: error)))"])
+        return .internalError("internal error")
+    }
+}

@@ -1,0 +1,76 @@
+// ServerOptions: how a server is configured, from a JSON config file and flags (flags win).
+import Foundation
+import Logging
+import TesseraCore
+
+public struct ServerOptions: Sendable {
+    public var host = "127.0.0.1"
+    public var port = 8200
+    public var dataDirectory = "./tessera-data"
+    /// `sqlite` (embedded, the default); `postgres` is planned for several nodes sharing one database.
+    public var storage = "sqlite"
+    public var logLevel: Logger.Level = .info
+    /// A file holding the base64 root key for unattended unseal; must have mode 0600.
+    public var unsealKeyFile: String?
+    public var maxBodyBytes = 1 << 20
+    public var auditWriteTimeout: Duration = .seconds(5)
+    /// How long SQLite waits for a lock held by another connection before failing.
+    public var busyTimeoutMillis = 2000
+    public var dev = false
+
+    public init() {}
+
+    /// The keys a config file may hold.
+    struct File: Decodable {
+        var listen: String?
+        var data_dir: String?
+        var storage: String?
+        var log_level: String?
+        var unseal_key_file: String?
+        var max_body_bytes: Int?
+    }
+
+    /// Applies a JSON config file, e.g. `{"listen":"127.0.0.1:8200","data_dir":"/var/lib/tessera","log_level":"info"}`.
+    public mutating func apply(configFile path: String) throws {
+        guard let data = FileManager.default.contents(atPath: path) else {
+            throw TesseraError.badRequest("cannot read config file \(path)")
+        }
+        let file: File
+        do {
+            file = try JSONDecoder().decode(File.self, from: data)
+        } catch {
+            throw TesseraError.badRequest("config file \(path) is not valid: expected a JSON object with listen, data_dir, storage, log_level, unseal_key_file")
+        }
+        if let l = file.listen { try setListen(l) }
+        if let d = file.data_dir { dataDirectory = d }
+        if let s = file.storage { try setStorage(s) }
+        if let l = file.log_level { try setLogLevel(l) }
+        if let u = file.unseal_key_file { unsealKeyFile = u }
+        if let m = file.max_body_bytes, m > 0 { maxBodyBytes = m }
+    }
+
+    /// Parses `HOST:PORT`, `[v6]:PORT` or `:PORT`.
+    public mutating func setListen(_ text: String) throws {
+        guard let colon = text.lastIndex(of: ":"), let p = Int(text[text.index(after: colon)...]), (0...65535).contains(p) else {
+            throw TesseraError.badRequest("invalid listen address '\(text)': expected HOST:PORT")
+        }
+        var h = String(text[..<colon])
+        if h.hasPrefix("[") && h.hasSuffix("]") { h = String(h.dropFirst().dropLast()) }
+        host = h.isEmpty ? "127.0.0.1" : h
+        port = p
+    }
+
+    public mutating func setStorage(_ text: String) throws {
+        guard text == "sqlite" else {
+            throw TesseraError.badRequest("unsupported storage '\(text)': this build supports 'sqlite'")
+        }
+        storage = text
+    }
+
+    public mutating func setLogLevel(_ text: String) throws {
+        guard let l = Logger.Level(rawValue: text.lowercased()) else {
+            throw TesseraError.badRequest("invalid log level '\(text)': expected trace, debug, info, notice, warning, error or critical")
+        }
+        logLevel = l
+    }
+}

@@ -1,0 +1,132 @@
+// System endpoints in Vault's shape (so `bao status` and hvac work): seal status, init, unseal,
+// seal, health; plus `/health` for probes. Init and unseal are answered while sealed.
+import Foundation
+import HTTPTypes
+import Hummingbird
+import TesseraCore
+import TesseraCrypto
+
+public struct SystemAPI: Sendable {
+    let tessera: Tessera
+    public static let version = "0.1.0"
+
+    func register(on router: Router<TesseraRequestContext>) {
+        router.get("/v1/sys/seal-status") { _, _ in Responses.json(sealStatusJSON()) }
+        router.get("/v1/sys/init") { _, _ in Responses.json(.obj(("initialized", .bool(tessera.seal.status.initialized)))) }
+        router.put("/v1/sys/init") { request, context in await initialize(request, context) }
+        router.post("/v1/sys/init") { request, context in await initialize(request, context) }
+        router.put("/v1/sys/unseal") { request, context in await unseal(request, context) }
+        router.post("/v1/sys/unseal") { request, context in await unseal(request, context) }
+        router.put("/v1/sys/seal") { request, context in await sealNow(request, context) }
+        router.post("/v1/sys/seal") { request, context in await sealNow(request, context) }
+        router.get("/v1/sys/health") { _, _ in health() }
+        router.head("/v1/sys/health") { _, _ in health() }
+        router.get("/health") { _, _ in
+            Responses.json(.obj(("status", .string(tessera.seal.isSealed ? "sealed" : "ok"))),
+                           status: tessera.seal.isSealed ? .serviceUnavailable : .ok)
+        }
+    }
+
+    func sealStatusJSON() -> JSON {
+        let s = tessera.seal.status
+        return .obj(("type", .string("shamir")), ("initialized", .bool(s.initialized)), ("sealed", .bool(s.sealed)),
+                    ("t", .int(Int64(s.threshold))), ("n", .int(Int64(s.shares))), ("progress", .int(Int64(s.progress))),
+                    ("nonce", .string("")), ("version", .string(Self.version)), ("build_date", .string("")),
+                    ("migration", .bool(false)), ("recovery_seal", .bool(false)), ("storage_type", .string(tessera.options.storage)))
+    }
+
+    func health() -> Response {
+        let s = tessera.seal.status
+        let status: HTTPResponse.Status = !s.initialized ? .init(code: 501) : (s.sealed ? .serviceUnavailable : .ok)
+        return Responses.json(.obj(("initialized", .bool(s.initialized)), ("sealed", .bool(s.sealed)), ("standby", .bool(false)),
+                                   ("performance_standby", .bool(false)), ("replication_performance_mode", .string("disabled")),
+                                   ("replication_dr_mode", .string("disabled")),
+                                   ("server_time_utc", .int(Int64(tessera.now().timeIntervalSince1970))),
+                                   ("version", .string(Self.version))), status: status)
+    }
+
+    static func vaultError(_ e: TesseraError) -> Response {
+        Responses.json(.obj(("errors", .strings([e.message]))), status: .init(code: e.status))
+    }
+
+    func body(_ request: Request) async throws -> RequestFields {
+        var request = request
+        let buffer = try await request.collectLimited(64 * 1024)
+        if buffer.readableBytes == 0 { return .empty }
+        let json = try JSON.parse(buffer.readableBytesView)
+        if json == .null { return .empty }
+        return try RequestFields(json)
+    }
+
+    func initialize(_ request: Request, _ context: TesseraRequestContext) async -> Response {
+        do {
+            let f = try await body(request)
+            let shares = try f.int("secret_shares") ?? f.int("shares") ?? 1
+            let threshold = try f.int("secret_threshold") ?? f.int("threshold") ?? 1
+            let call = PipelineCall(context: RequestContext(interface: .system, clientAddress: context.clientAddress, startedAt: tessera.now()),
+                                    action: "operator_init", credentials: .none, needsIdentity: false, allowedWhileSealed: true,
+                                    parameters: ["shares": String(shares), "threshold": String(threshold)])
+            let result = try await tessera.run(call) { _ in try await tessera.initialize(shares: shares, threshold: threshold) }
+            let keys = result.barrier.shares.map(\.encoded)
+            let hex = result.barrier.shares.map { ([$0.x] + $0.y).hexString }
+            return Responses.json(.obj(("keys", .strings(hex)), ("keys_base64", .strings(keys)),
+                                       ("root_token", .string(result.admin.method.accessId + ".." + result.admin.accessKey)),
+                                       ("admin_access_id", .string(result.admin.method.accessId)),
+                                       ("admin_access_key", .string(result.admin.accessKey))))
+        } catch {
+            return Self.vaultError(Tessera.classify(error, logger: tessera.logger))
+        }
+    }
+
+    func unseal(_ request: Request, _ context: TesseraRequestContext) async -> Response {
+        do {
+            let f = try await body(request)
+            if try f.bool("reset") == true {
+                tessera.seal.resetProgress()
+                return Responses.json(sealStatusJSON())
+            }
+            let share = try Shamir.Share(encoded: try f.requiredString("key"))
+            if try tessera.seal.submit(share: share) {
+                let call = PipelineCall(context: RequestContext(interface: .system, clientAddress: context.clientAddress, startedAt: tessera.now()),
+                                        action: "operator_unseal", credentials: .none, needsIdentity: false, allowedWhileSealed: true)
+                try await tessera.run(call) { _ in () }
+            }
+            return Responses.json(sealStatusJSON())
+        } catch {
+            return Self.vaultError(Tessera.classify(error, logger: tessera.logger))
+        }
+    }
+
+    func sealNow(_ request: Request, _ context: TesseraRequestContext) async -> Response {
+        do {
+            let path = try ItemPath("/sys/seal")
+            let call = PipelineCall(context: RequestContext(interface: .system, clientAddress: context.clientAddress, startedAt: tessera.now()),
+                                    action: "operator_seal", auditPath: path.value, credentials: SystemAPI.credentials(request),
+                                    checks: [AccessCheck(.update, .item, path)])
+            // The event is written before sealing, while the audit key is still available.
+            try await tessera.run(call) { _ in () }
+            tessera.seal.seal()
+            tessera.logger.notice("sealed by operator request")
+            return Responses.noContent()
+        } catch {
+            return Self.vaultError(Tessera.classify(error, logger: tessera.logger))
+        }
+    }
+
+    /// Credentials from `X-Vault-Token` or `Authorization: Bearer`: a Tessera token `t-…` or `<access-id>..<access-key>`.
+    static func credentials(_ request: Request) -> Credentials {
+        var text = request.headers[SystemAPI.vaultTokenHeader]
+        if text == nil, let auth = request.headers[.authorization], auth.hasPrefix("Bearer ") {
+            text = String(auth.dropFirst(7))
+        }
+        guard let t = text?.trimmingCharacters(in: .whitespaces), !t.isEmpty else { return .none }
+        if let range = t.range(of: "..") {
+            return .accessKey(id: String(t[..<range.lowerBound]), key: String(t[range.upperBound...]))
+        }
+        return .token(t)
+    }
+}
+
+extension SystemAPI {
+    static let vaultTokenHeader = HTTPField.Name("X-Vault-Token") ?? .authorization
+}

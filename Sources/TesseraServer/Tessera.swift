@@ -1,0 +1,103 @@
+// Tessera: one running installation — its stores, seal state, engines and audit trail — and the
+// lifecycle that opens and closes them.
+import Foundation
+import Logging
+import TesseraCore
+import TesseraCrypto
+import TesseraEngines
+import TesseraStore
+
+public final class Tessera: Sendable {
+    public let options: ServerOptions
+    public let store: any Store
+    public let auditStore: any AuditStore
+    public let seal: SealManager
+    public let secrets: StaticSecretEngine
+    public let access: AccessEngine
+    public let audit: AuditTrail
+    public let logger: Logger
+    public let now: @Sendable () -> Date
+
+    /// Opens the data directory (creating it with mode 0700), migrates, and loads the seal state.
+    /// With an auto-unseal key file, checks its mode and unseals.
+    public static func open(options: ServerOptions, logger: Logger, now: @escaping @Sendable () -> Date = Date.init) async throws -> Tessera {
+        let fm = FileManager.default
+        try fm.createDirectory(atPath: options.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+        if let keyFile = options.unsealKeyFile { try UnsealKeyFile.checkMode(keyFile) }
+        let storeLogger = Logger(label: "tessera.store")
+        let store = try await SQLiteStore.open(path: options.dataDirectory + "/tessera.db", logger: storeLogger)
+        let auditStore = try await SQLiteAuditStore.open(path: options.dataDirectory + "/audit.db",
+                                                        busyTimeoutMillis: options.busyTimeoutMillis, logger: storeLogger)
+        let seal = SealManager(store: store)
+        try await seal.load()
+        let t = Tessera(options: options, store: store, auditStore: auditStore, seal: seal, logger: logger, now: now)
+        if let keyFile = options.unsealKeyFile, seal.status.initialized {
+            try seal.unseal(rootKey: try UnsealKeyFile.read(keyFile))
+            logger.info("unsealed with the auto-unseal key file")
+        }
+        return t
+    }
+
+    init(options: ServerOptions, store: any Store, auditStore: any AuditStore, seal: SealManager, logger: Logger, now: @escaping @Sendable () -> Date) {
+        self.options = options
+        self.store = store
+        self.auditStore = auditStore
+        self.seal = seal
+        self.logger = logger
+        self.now = now
+        secrets = StaticSecretEngine(store: store, seal: seal, now: now)
+        access = AccessEngine(store: store, now: now)
+        audit = AuditTrail(store: auditStore, keyring: { [seal] in try seal.keyring() },
+                           writeTimeout: options.auditWriteTimeout, logger: Logger(label: "tessera.audit"))
+    }
+
+    /// Initializes a new installation and creates the first admin. Returns the shares, the root
+    /// key (only for an auto-unseal key file) and the admin's access id and key.
+    public func initialize(shares: Int, threshold: Int, adminAccessId: String? = nil, adminAccessKey: String? = nil) async throws -> (barrier: Barrier.Initialization, admin: IssuedAuthMethod) {
+        let initialization = try await seal.initialize(shares: shares, threshold: threshold)
+        let admin = try await access.bootstrapAdmin(accessId: adminAccessId, accessKey: adminAccessKey)
+        if let keyFile = options.unsealKeyFile {
+            try UnsealKeyFile.write(initialization.rootKey, to: keyFile)
+        }
+        logger.info("initialized", metadata: ["shares": "\(shares)", "threshold": "\(threshold)"])
+        return (initialization, admin)
+    }
+
+    /// Flushes pending audit events and closes the stores.
+    public func shutdown() async {
+        await audit.close()
+        try? await auditStore.close()
+        try? await store.close()
+    }
+}
+
+/// The auto-unseal key file: the base64 root key, readable by the server's user only.
+public enum UnsealKeyFile {
+    public static func checkMode(_ path: String) throws {
+        guard FileManager.default.fileExists(atPath: path) else { return }
+        let attributes = try FileManager.default.attributesOfItem(atPath: path)
+        let mode = (attributes[.posixPermissions] as? NSNumber)?.intValue ?? 0
+        guard mode & 0o777 == 0o600 else {
+            throw TesseraError.badRequest("refusing the unseal key file \(path): its mode is \(String(mode & 0o777, radix: 8)), it must be 600")
+        }
+    }
+
+    public static func read(_ path: String) throws -> [UInt8] {
+        try checkMode(path)
+        guard let data = FileManager.default.contents(atPath: path),
+              let text = String(data: data, encoding: .utf8),
+              let key = Data(base64Encoded: text.trimmingCharacters(in: .whitespacesAndNewlines)), key.count == 32 else {
+            throw TesseraError.badRequest("the unseal key file \(path) does not hold a base64 32-byte key")
+        }
+        return Array(key)
+    }
+
+    public static func write(_ key: [UInt8], to path: String) throws {
+        guard !FileManager.default.fileExists(atPath: path) else {
+            throw TesseraError.conflict("the unseal key file \(path) exists already")
+        }
+        let created = FileManager.default.createFile(atPath: path, contents: Data((Data(key).base64EncodedString() + "\n").utf8),
+                                                     attributes: [.posixPermissions: 0o600])
+        guard created else { throw TesseraError.unavailable("cannot write the unseal key file \(path)") }
+    }
+}

@@ -1,0 +1,136 @@
+// One SQLite database file opened for concurrent use: one writer connection whose transactions
+// are serialized by an async mutex, and a few reader connections (WAL mode lets them read
+// committed data while a write is in progress). Waits on locks are bounded by busy_timeout.
+import Foundation
+import Synchronization
+import Logging
+import NIOCore
+import NIOPosix
+import SQLiteNIO
+import TesseraCore
+
+final class SQLiteDatabaseFile: Sendable {
+    let path: String
+    private let writer: SQLiteConnection
+    private let readers: [SQLiteConnection]
+    private let writeLock = AsyncMutex()
+    private let nextReader = AtomicCounter()
+    private let threadPool: NIOThreadPool
+
+    /// - Parameter busyTimeoutMillis: how long a statement waits for another connection's lock
+    ///   before failing; keeps a stuck or locked file from hanging requests.
+    static func open(path: String, readers readerCount: Int = 2, busyTimeoutMillis: Int = 2000, logger: Logger) async throws -> SQLiteDatabaseFile {
+        let pool = NIOThreadPool(numberOfThreads: readerCount + 2)
+        pool.start()
+        let loop = MultiThreadedEventLoopGroup.singleton.any()
+        do {
+            let writer = try await SQLiteConnection.open(storage: .file(path: path), threadPool: pool, logger: logger, on: loop)
+            _ = try await writer.query("PRAGMA busy_timeout = \(busyTimeoutMillis)")
+            _ = try await writer.query("PRAGMA journal_mode = WAL")
+            _ = try await writer.query("PRAGMA synchronous = FULL")
+            _ = try await writer.query("PRAGMA foreign_keys = ON")
+            var readers: [SQLiteConnection] = []
+            for _ in 0..<readerCount {
+                let r = try await SQLiteConnection.open(storage: .file(path: path), threadPool: pool, logger: logger, on: loop)
+                _ = try await r.query("PRAGMA busy_timeout = \(busyTimeoutMillis)")
+                _ = try await r.query("PRAGMA foreign_keys = ON")
+                readers.append(r)
+            }
+            return SQLiteDatabaseFile(path: path, writer: writer, readers: readers, threadPool: pool)
+        } catch {
+            try? await pool.shutdownGracefully()
+            throw TesseraError.unavailable("cannot open the database file: \(SQLiteDatabaseFile.describe(error))")
+        }
+    }
+
+    private init(path: String, writer: SQLiteConnection, readers: [SQLiteConnection], threadPool: NIOThreadPool) {
+        self.path = path
+        self.writer = writer
+        self.readers = readers
+        self.threadPool = threadPool
+    }
+
+    /// Runs a read-only query on a reader connection.
+    func read(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+        let connection = readers.isEmpty ? writer : readers[nextReader.next() % readers.count]
+        do {
+            return try await connection.query(sql, binds)
+        } catch {
+            throw SQLiteDatabaseFile.map(error)
+        }
+    }
+
+    /// Runs statements in one write transaction (BEGIN IMMEDIATE … COMMIT), rolled back on error.
+    func transaction<T: Sendable>(_ body: (SQLiteTransaction) async throws -> T) async throws -> T {
+        try await writeLock.withLock {
+            let tx = SQLiteTransaction(connection: writer)
+            do {
+                _ = try await writer.query("BEGIN IMMEDIATE")
+            } catch {
+                throw SQLiteDatabaseFile.map(error)
+            }
+            do {
+                let result = try await body(tx)
+                _ = try await writer.query("COMMIT")
+                return result
+            } catch {
+                _ = try? await writer.query("ROLLBACK")
+                throw SQLiteDatabaseFile.map(error)
+            }
+        }
+    }
+
+    /// Runs one write statement in its own transaction.
+    @discardableResult
+    func write(_ sql: String, _ binds: [SQLiteData] = []) async throws -> Int {
+        try await transaction { tx in try await tx.execute(sql, binds) }
+    }
+
+    func close() async {
+        for r in readers { try? await r.close() }
+        try? await writer.close()
+        try? await threadPool.shutdownGracefully()
+    }
+
+    /// Maps driver errors to the taxonomy without echoing values.
+    static func map(_ error: any Error) -> any Error {
+        if error is TesseraError { return error }
+        guard let e = error as? SQLiteError else {
+            return TesseraError.unavailable("storage error")
+        }
+        switch e.reason {
+        case .constraint, .constraintUniqueFailed, .constraintPrimaryKeyFailed:
+            return TesseraError.conflict("already exists")
+        default:
+            return TesseraError.unavailable("storage error: \(describe(e))")
+        }
+    }
+
+    static func describe(_ error: any Error) -> String {
+        if let e = error as? SQLiteError { return "\(e.reason)" }
+        return String(describing: type(of: error))
+    }
+}
+
+/// The statements available inside a write transaction.
+struct SQLiteTransaction: Sendable {
+    let connection: SQLiteConnection
+
+    func query(_ sql: String, _ binds: [SQLiteData] = []) async throws -> [SQLiteRow] {
+        try await connection.query(sql, binds)
+    }
+
+    /// Executes a statement and returns the number of rows it changed.
+    @discardableResult
+    func execute(_ sql: String, _ binds: [SQLiteData] = []) async throws -> Int {
+        _ = try await connection.query(sql, binds)
+        let rows = try await connection.query("SELECT changes() AS n")
+        return rows.first?.column("n")?.integer ?? 0
+    }
+}
+
+/// A lock-free round-robin counter.
+final class AtomicCounter: Sendable {
+    private let value = Synchronization.Atomic<Int>(0)
+    func next() -> Int { value.add(1, ordering: .relaxed).newValue & Int.max }
+}

@@ -1,0 +1,124 @@
+// The SQLite schema and its migrations. The PostgreSQL engine keeps the same tables and columns
+import Foundation
+// with its own types (BIGINT, BYTEA); times are microseconds since the epoch in both.
+
+enum SQLiteSchema {
+    /// Each entry migrates from version (index) to version (index + 1).
+    static let dataMigrations: [String] = [
+        """
+        CREATE TABLE seal_config (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            shares INTEGER NOT NULL,
+            threshold INTEGER NOT NULL,
+            encrypted_keyring BLOB NOT NULL,
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE items (
+            id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            tags TEXT NOT NULL DEFAULT '[]',
+            max_versions INTEGER NOT NULL,
+            delete_protection INTEGER NOT NULL DEFAULT 0,
+            last_version INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL,
+            updated_at INTEGER NOT NULL
+        );
+        CREATE TABLE item_versions (
+            item_id INTEGER NOT NULL REFERENCES items(id) ON DELETE CASCADE,
+            version INTEGER NOT NULL,
+            ciphertext BLOB,
+            key_term INTEGER NOT NULL,
+            created_by TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            deleted_at INTEGER,
+            PRIMARY KEY (item_id, version)
+        );
+        CREATE TABLE auth_methods (
+            access_id TEXT PRIMARY KEY,
+            name TEXT NOT NULL UNIQUE,
+            type TEXT NOT NULL,
+            key_hash BLOB NOT NULL,
+            key_salt BLOB NOT NULL,
+            token_ttl_minutes INTEGER NOT NULL,
+            bound_cidrs TEXT NOT NULL DEFAULT '[]',
+            access_expires INTEGER,
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE roles (
+            name TEXT PRIMARY KEY,
+            description TEXT NOT NULL DEFAULT '',
+            rules TEXT NOT NULL DEFAULT '[]',
+            audit_access TEXT NOT NULL DEFAULT 'none',
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE role_auth_methods (
+            id TEXT PRIMARY KEY,
+            role_name TEXT NOT NULL REFERENCES roles(name) ON DELETE CASCADE,
+            access_id TEXT NOT NULL REFERENCES auth_methods(access_id) ON DELETE CASCADE,
+            sub_claims TEXT NOT NULL DEFAULT '{}',
+            UNIQUE (role_name, access_id)
+        );
+        CREATE INDEX role_auth_methods_access ON role_auth_methods(access_id);
+        CREATE TABLE tokens (
+            token_hash TEXT PRIMARY KEY,
+            access_id TEXT NOT NULL,
+            issued_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            revoked INTEGER NOT NULL DEFAULT 0,
+            client_address TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX tokens_expires ON tokens(expires_at);
+        CREATE INDEX tokens_access ON tokens(access_id);
+        CREATE TABLE access_generation (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            generation INTEGER NOT NULL
+        );
+        INSERT INTO access_generation (id, generation) VALUES (1, 1);
+        """,
+    ]
+
+    static let auditMigrations: [String] = [
+        """
+        CREATE TABLE audit_events (
+            seq INTEGER PRIMARY KEY,
+            time INTEGER NOT NULL,
+            request_id TEXT NOT NULL,
+            interface TEXT NOT NULL,
+            auth_method_type TEXT NOT NULL,
+            access_id TEXT NOT NULL,
+            actor_name TEXT NOT NULL,
+            client_address TEXT NOT NULL,
+            action TEXT NOT NULL,
+            path TEXT NOT NULL,
+            result TEXT NOT NULL,
+            status INTEGER NOT NULL,
+            duration_us INTEGER NOT NULL,
+            error TEXT NOT NULL,
+            parameters TEXT NOT NULL,
+            prev_hash TEXT NOT NULL,
+            hash TEXT NOT NULL
+        );
+        CREATE INDEX audit_events_time ON audit_events(time);
+        CREATE INDEX audit_events_path ON audit_events(path);
+        CREATE INDEX audit_events_actor ON audit_events(access_id, time);
+        """,
+    ]
+
+    /// Applies the migrations that the file has not seen yet (tracked by `PRAGMA user_version`).
+    static func migrate(_ db: SQLiteDatabaseFile, _ migrations: [String]) async throws {
+        let rows = try await db.read("PRAGMA user_version")
+        let current = rows.first?.column("user_version")?.integer ?? 0
+        guard current < migrations.count else { return }
+        for index in current..<migrations.count {
+            try await db.transaction { tx in
+                for statement in migrations[index].split(separator: ";") {
+                    let sql = statement.trimmingCharacters(in: .whitespacesAndNewlines)
+                    if !sql.isEmpty { _ = try await tx.query(sql) }
+                }
+                _ = try await tx.query("PRAGMA user_version = \(index + 1)")
+            }
+        }
+    }
+}

@@ -1,0 +1,303 @@
+// The embedded SQLite engine of the Store protocol: one database file in the data directory.
+import Foundation
+import Logging
+import SQLiteNIO
+import TesseraCore
+import TesseraCrypto
+
+public final class SQLiteStore: Store {
+    let db: SQLiteDatabaseFile
+
+    /// Opens (creating if needed) the database file and applies migrations.
+    public static func open(path: String, logger: Logger) async throws -> SQLiteStore {
+        let db = try await SQLiteDatabaseFile.open(path: path, logger: logger)
+        do {
+            try await SQLiteSchema.migrate(db, SQLiteSchema.dataMigrations)
+        } catch {
+            await db.close()
+            throw error
+        }
+        return SQLiteStore(db: db)
+    }
+
+    init(db: SQLiteDatabaseFile) { self.db = db }
+
+    public func close() async throws { await db.close() }
+
+    // MARK: Seal
+
+    public func sealConfig() async throws -> SealConfig? {
+        guard let row = try await db.read("SELECT * FROM seal_config WHERE id = 1").first else { return nil }
+        let c = Columns(row: row)
+        return SealConfig(shares: try c.int("shares"), threshold: try c.int("threshold"),
+                          encryptedKeyring: try c.bytes("encrypted_keyring"), createdAt: try c.date("created_at"))
+    }
+
+    public func createSealConfig(_ config: SealConfig) async throws {
+        do {
+            try await db.write("INSERT INTO seal_config (id, shares, threshold, encrypted_keyring, created_at) VALUES (1, ?, ?, ?, ?)",
+                               [.int(config.shares), .int(config.threshold), .bytes(config.encryptedKeyring), .date(config.createdAt)])
+        } catch TesseraError.conflict {
+            throw TesseraError.conflict("Tessera is already initialized")
+        }
+    }
+
+    public func updateEncryptedKeyring(_ encrypted: [UInt8]) async throws {
+        try await db.write("UPDATE seal_config SET encrypted_keyring = ? WHERE id = 1", [.bytes(encrypted)])
+    }
+
+    // MARK: Items
+
+    public func createItem(_ item: Item, firstVersion: ItemVersion?) async throws {
+        do {
+            try await db.transaction { tx in
+                try await tx.execute("""
+                    INSERT INTO items (id, path, type, description, tags, max_versions, delete_protection, last_version, created_at, updated_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, [.int64(item.id), .text(item.path.value), .text(item.type.rawValue), .text(item.description),
+                          try .json(item.tags), .int(item.maxVersions), .bool(item.deleteProtection),
+                          .int(item.lastVersion), .date(item.createdAt), .date(item.updatedAt)])
+                if let v = firstVersion { try await Self.insertVersion(v, tx) }
+            }
+        } catch TesseraError.conflict {
+            throw TesseraError.conflict("item \(item.path) already exists")
+        }
+    }
+
+    static func insertVersion(_ v: ItemVersion, _ tx: SQLiteTransaction) async throws {
+        try await tx.execute("""
+            INSERT INTO item_versions (item_id, version, ciphertext, key_term, created_by, created_at, deleted_at)
+            VALUES (?, ?, ?, ?, ?, ?, ?)
+            """, [.int64(v.itemId), .int(v.version), .optionalBytes(v.ciphertext), .int(Int(v.keyTerm)),
+                  .text(v.createdBy), .date(v.createdAt), .optionalDate(v.deletedAt)])
+    }
+
+    public func item(at path: ItemPath) async throws -> Item? {
+        try await db.read("SELECT * FROM items WHERE path = ?", [.text(path.value)]).first.map(Self.item)
+    }
+
+    static func item(_ row: SQLiteRow) throws -> Item {
+        let c = Columns(row: row)
+        guard let type = ItemType(rawValue: try c.string("type")) else { throw TesseraError.integrity("unknown item type") }
+        return Item(id: try c.int64("id"), path: try ItemPath(try c.string("path")), type: type,
+                    description: try c.string("description"), tags: try c.json([String].self, "tags"),
+                    maxVersions: try c.int("max_versions"), deleteProtection: try c.bool("delete_protection"),
+                    lastVersion: try c.int("last_version"), createdAt: try c.date("created_at"), updatedAt: try c.date("updated_at"))
+    }
+
+    public func appendVersion(_ version: ItemVersion, expectedLastVersion: Int, updatedAt: Date) async throws {
+        try await db.transaction { tx in
+            let changed = try await tx.execute(
+                "UPDATE items SET last_version = ?, updated_at = ? WHERE id = ? AND last_version = ?",
+                [.int(version.version), .date(updatedAt), .int64(version.itemId), .int(expectedLastVersion)])
+            guard changed == 1 else { throw TesseraError.conflict("the item changed concurrently; retry") }
+            try await Self.insertVersion(version, tx)
+            // Keep only the newest max_versions versions.
+            try await tx.execute("""
+                DELETE FROM item_versions WHERE item_id = ? AND version <= ? - (SELECT max_versions FROM items WHERE id = ?)
+                """, [.int64(version.itemId), .int(version.version), .int64(version.itemId)])
+        }
+    }
+
+    public func version(itemId: Int64, number: Int) async throws -> ItemVersion? {
+        try await db.read("SELECT * FROM item_versions WHERE item_id = ? AND version = ?", [.int64(itemId), .int(number)])
+            .first.map(Self.version)
+    }
+
+    public func versions(itemId: Int64) async throws -> [ItemVersion] {
+        try await db.read("SELECT * FROM item_versions WHERE item_id = ? ORDER BY version", [.int64(itemId)]).map(Self.version)
+    }
+
+    static func version(_ row: SQLiteRow) throws -> ItemVersion {
+        let c = Columns(row: row)
+        return ItemVersion(itemId: try c.int64("item_id"), version: try c.int("version"), ciphertext: c.optionalBytes("ciphertext"),
+                           keyTerm: UInt32(truncatingIfNeeded: try c.int("key_term")), createdBy: try c.string("created_by"),
+                           createdAt: try c.date("created_at"), deletedAt: c.optionalDate("deleted_at"))
+    }
+
+    public func items(withPrefix prefix: String, limit: Int) async throws -> [Item] {
+        // A range scan on the unique path index: every path with this prefix sorts in [prefix, prefix + U+10FFFF).
+        try await db.read("SELECT * FROM items WHERE path >= ? AND path < ? ORDER BY path LIMIT ?",
+                          [.text(prefix), .text(prefix + "\u{10FFFF}"), .int(limit)]).map(Self.item)
+    }
+
+    public func deleteItem(id: Int64) async throws -> Bool {
+        try await db.transaction { tx in
+            try await tx.execute("DELETE FROM item_versions WHERE item_id = ?", [.int64(id)])
+            return try await tx.execute("DELETE FROM items WHERE id = ?", [.int64(id)]) > 0
+        }
+    }
+
+    public func deleteVersion(itemId: Int64, number: Int, at: Date) async throws -> Bool {
+        try await db.write("UPDATE item_versions SET ciphertext = NULL, deleted_at = ? WHERE item_id = ? AND version = ? AND deleted_at IS NULL",
+                           [.date(at), .int64(itemId), .int(number)]) > 0
+    }
+
+    // MARK: Auth methods
+
+    public func createAuthMethod(_ m: AuthMethod) async throws {
+        do {
+            try await db.transaction { tx in
+                try await tx.execute("""
+                    INSERT INTO auth_methods (access_id, name, type, key_hash, key_salt, token_ttl_minutes, bound_cidrs, access_expires, created_at)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    """, [.text(m.accessId), .text(m.name), .text(m.type), .bytes(m.keyHash), .bytes(m.keySalt),
+                          .int(m.tokenTTLMinutes), try .json(m.boundCIDRs), .optionalDate(m.accessExpires), .date(m.createdAt)])
+                try await Self.bumpGeneration(tx)
+            }
+        } catch TesseraError.conflict {
+            throw TesseraError.conflict("an auth method named \(m.name) already exists")
+        }
+    }
+
+    public func authMethod(accessId: String) async throws -> AuthMethod? {
+        try await db.read("SELECT * FROM auth_methods WHERE access_id = ?", [.text(accessId)]).first.map(Self.authMethod)
+    }
+
+    public func authMethod(name: String) async throws -> AuthMethod? {
+        try await db.read("SELECT * FROM auth_methods WHERE name = ?", [.text(name)]).first.map(Self.authMethod)
+    }
+
+    public func authMethods() async throws -> [AuthMethod] {
+        try await db.read("SELECT * FROM auth_methods ORDER BY name").map(Self.authMethod)
+    }
+
+    static func authMethod(_ row: SQLiteRow) throws -> AuthMethod {
+        let c = Columns(row: row)
+        return AuthMethod(accessId: try c.string("access_id"), name: try c.string("name"), type: try c.string("type"),
+                          keyHash: try c.bytes("key_hash"), keySalt: try c.bytes("key_salt"),
+                          tokenTTLMinutes: try c.int("token_ttl_minutes"), boundCIDRs: try c.json([String].self, "bound_cidrs"),
+                          accessExpires: c.optionalDate("access_expires"), createdAt: try c.date("created_at"))
+    }
+
+    public func deleteAuthMethod(accessId: String) async throws -> Bool {
+        try await db.transaction { tx in
+            try await tx.execute("DELETE FROM tokens WHERE access_id = ?", [.text(accessId)])
+            try await tx.execute("DELETE FROM role_auth_methods WHERE access_id = ?", [.text(accessId)])
+            let n = try await tx.execute("DELETE FROM auth_methods WHERE access_id = ?", [.text(accessId)])
+            try await Self.bumpGeneration(tx)
+            return n > 0
+        }
+    }
+
+    // MARK: Roles
+
+    public func createRole(_ role: Role) async throws {
+        do {
+            try await db.transaction { tx in
+                try await tx.execute("INSERT INTO roles (name, description, rules, audit_access, created_at) VALUES (?, ?, ?, ?, ?)",
+                                     [.text(role.name), .text(role.description), try .json(role.rules),
+                                      .text(role.auditAccess.rawValue), .date(role.createdAt)])
+                try await Self.bumpGeneration(tx)
+            }
+        } catch TesseraError.conflict {
+            throw TesseraError.conflict("a role named \(role.name) already exists")
+        }
+    }
+
+    public func role(named name: String) async throws -> Role? {
+        try await db.read("SELECT * FROM roles WHERE name = ?", [.text(name)]).first.map(Self.role)
+    }
+
+    public func roles() async throws -> [Role] {
+        try await db.read("SELECT * FROM roles ORDER BY name").map(Self.role)
+    }
+
+    static func role(_ row: SQLiteRow) throws -> Role {
+        let c = Columns(row: row)
+        return Role(name: try c.string("name"), description: try c.string("description"),
+                    rules: try c.json([Rule].self, "rules"),
+                    auditAccess: AuditAccess(rawValue: try c.string("audit_access")) ?? .none,
+                    createdAt: try c.date("created_at"))
+    }
+
+    public func deleteRole(named name: String) async throws -> Bool {
+        try await db.transaction { tx in
+            try await tx.execute("DELETE FROM role_auth_methods WHERE role_name = ?", [.text(name)])
+            let n = try await tx.execute("DELETE FROM roles WHERE name = ?", [.text(name)])
+            try await Self.bumpGeneration(tx)
+            return n > 0
+        }
+    }
+
+    public func updateRole(_ role: Role) async throws {
+        try await db.transaction { tx in
+            let n = try await tx.execute("UPDATE roles SET description = ?, rules = ?, audit_access = ? WHERE name = ?",
+                                         [.text(role.description), try .json(role.rules), .text(role.auditAccess.rawValue), .text(role.name)])
+            guard n == 1 else { throw TesseraError.notFound("role \(role.name) not found") }
+            try await Self.bumpGeneration(tx)
+        }
+    }
+
+    // MARK: Associations
+
+    public func createAssociation(_ a: RoleAssociation) async throws {
+        do {
+            try await db.transaction { tx in
+                try await tx.execute("INSERT INTO role_auth_methods (id, role_name, access_id, sub_claims) VALUES (?, ?, ?, ?)",
+                                     [.text(a.id), .text(a.roleName), .text(a.accessId), try .json(a.subClaims)])
+                try await Self.bumpGeneration(tx)
+            }
+        } catch TesseraError.conflict {
+            throw TesseraError.conflict("role \(a.roleName) is already associated with this auth method")
+        }
+    }
+
+    public func associations(accessId: String) async throws -> [RoleAssociation] {
+        try await db.read("SELECT * FROM role_auth_methods WHERE access_id = ? ORDER BY role_name", [.text(accessId)]).map(Self.association)
+    }
+
+    public func associations(roleName: String) async throws -> [RoleAssociation] {
+        try await db.read("SELECT * FROM role_auth_methods WHERE role_name = ? ORDER BY access_id", [.text(roleName)]).map(Self.association)
+    }
+
+    static func association(_ row: SQLiteRow) throws -> RoleAssociation {
+        let c = Columns(row: row)
+        return RoleAssociation(id: try c.string("id"), roleName: try c.string("role_name"), accessId: try c.string("access_id"),
+                               subClaims: try c.json([String: [String]].self, "sub_claims"))
+    }
+
+    public func deleteAssociation(id: String) async throws -> Bool {
+        try await db.transaction { tx in
+            let n = try await tx.execute("DELETE FROM role_auth_methods WHERE id = ?", [.text(id)])
+            try await Self.bumpGeneration(tx)
+            return n > 0
+        }
+    }
+
+    static func bumpGeneration(_ tx: SQLiteTransaction) async throws {
+        try await tx.execute("UPDATE access_generation SET generation = generation + 1 WHERE id = 1")
+    }
+
+    public func accessGeneration() async throws -> Int64 {
+        let rows = try await db.read("SELECT generation FROM access_generation WHERE id = 1")
+        return Int64(rows.first?.column("generation")?.integer ?? 0)
+    }
+
+    // MARK: Tokens
+
+    public func createToken(_ t: TokenRecord) async throws {
+        try await db.write("INSERT INTO tokens (token_hash, access_id, issued_at, expires_at, revoked, client_address) VALUES (?, ?, ?, ?, ?, ?)",
+                           [.text(t.tokenHash), .text(t.accessId), .date(t.issuedAt), .date(t.expiresAt), .bool(t.revoked), .text(t.clientAddress)])
+    }
+
+    public func token(hash: String) async throws -> TokenRecord? {
+        guard let row = try await db.read("SELECT * FROM tokens WHERE token_hash = ?", [.text(hash)]).first else { return nil }
+        let c = Columns(row: row)
+        return TokenRecord(tokenHash: try c.string("token_hash"), accessId: try c.string("access_id"),
+                           issuedAt: try c.date("issued_at"), expiresAt: try c.date("expires_at"),
+                           revoked: try c.bool("revoked"), clientAddress: try c.string("client_address"))
+    }
+
+    public func revokeToken(hash: String) async throws -> Bool {
+        try await db.write("UPDATE tokens SET revoked = 1 WHERE token_hash = ? AND revoked = 0", [.text(hash)]) > 0
+    }
+
+    public func revokeTokens(accessId: String) async throws {
+        try await db.write("UPDATE tokens SET revoked = 1 WHERE access_id = ?", [.text(accessId)])
+    }
+
+    public func purgeExpiredTokens(before cutoff: Date) async throws -> Int {
+        try await db.write("DELETE FROM tokens WHERE expires_at < ?", [.date(cutoff)])
+    }
+}

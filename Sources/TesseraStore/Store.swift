@@ -1,0 +1,84 @@
+// The storage contract. Engines and the server depend only on these protocols; the SQLite
+// engine (embedded default) and a PostgreSQL engine (shared by several nodes) implement them.
+// Nothing here assumes one process or one file: conflicts are reported, not prevented by locks
+// held across calls, so that several server nodes can share one database.
+import Foundation
+import TesseraCore
+import TesseraCrypto
+
+/// The seal configuration (one per installation).
+public protocol SealRepository: Sendable {
+    func sealConfig() async throws -> SealConfig?
+    /// Stores the seal configuration; throws `conflict` if one exists already.
+    func createSealConfig(_ config: SealConfig) async throws
+    /// Replaces the encrypted keyring (after a key rotation).
+    func updateEncryptedKeyring(_ encrypted: [UInt8]) async throws
+}
+
+/// Items and their versions.
+public protocol ItemRepository: Sendable {
+    /// Inserts an item with its first version; throws `conflict` if the path exists.
+    func createItem(_ item: Item, firstVersion: ItemVersion?) async throws
+    func item(at path: ItemPath) async throws -> Item?
+    /// Appends a version if the item's last version is still `expectedLastVersion` (else `conflict`),
+    /// and removes the oldest versions beyond the item's `maxVersions`.
+    func appendVersion(_ version: ItemVersion, expectedLastVersion: Int, updatedAt: Date) async throws
+    func version(itemId: Int64, number: Int) async throws -> ItemVersion?
+    /// All kept versions, oldest first.
+    func versions(itemId: Int64) async throws -> [ItemVersion]
+    /// Items whose path starts with `prefix` ("/" for all), ordered by path.
+    func items(withPrefix prefix: String, limit: Int) async throws -> [Item]
+    /// Deletes an item and all of its versions; returns false if it did not exist.
+    func deleteItem(id: Int64) async throws -> Bool
+    /// Marks one version deleted and erases its ciphertext.
+    func deleteVersion(itemId: Int64, number: Int, at: Date) async throws -> Bool
+}
+
+/// Auth methods, roles, associations and tokens.
+public protocol AccessRepository: Sendable {
+    func createAuthMethod(_ method: AuthMethod) async throws
+    func authMethod(accessId: String) async throws -> AuthMethod?
+    func authMethod(name: String) async throws -> AuthMethod?
+    func authMethods() async throws -> [AuthMethod]
+    func deleteAuthMethod(accessId: String) async throws -> Bool
+
+    func createRole(_ role: Role) async throws
+    func role(named name: String) async throws -> Role?
+    func roles() async throws -> [Role]
+    func deleteRole(named name: String) async throws -> Bool
+    /// Replaces the role's rules (and admin scopes) as a whole.
+    func updateRole(_ role: Role) async throws
+
+    func createAssociation(_ association: RoleAssociation) async throws
+    func associations(accessId: String) async throws -> [RoleAssociation]
+    func associations(roleName: String) async throws -> [RoleAssociation]
+    func deleteAssociation(id: String) async throws -> Bool
+
+    func createToken(_ token: TokenRecord) async throws
+    func token(hash: String) async throws -> TokenRecord?
+    func revokeToken(hash: String) async throws -> Bool
+    func revokeTokens(accessId: String) async throws
+    /// Removes tokens that expired before `cutoff`; returns how many.
+    func purgeExpiredTokens(before cutoff: Date) async throws -> Int
+
+    /// A number that changes whenever roles, rules, associations or auth methods change, so that
+    /// caches of authorization data can tell when they are stale (also across server nodes).
+    func accessGeneration() async throws -> Int64
+}
+
+/// The whole data store of one installation.
+public protocol Store: SealRepository, ItemRepository, AccessRepository {
+    func close() async throws
+}
+
+/// The audit trail's storage. Events are appended in batches (group commit) in sequence order.
+public protocol AuditStore: Sendable {
+    /// Appends events whose sequence numbers and hashes are already assigned, atomically.
+    func append(_ events: [AuditEvent]) async throws
+    /// The last event written (to continue the hash chain after a restart).
+    func lastEvent() async throws -> AuditEvent?
+    func query(_ query: AuditQuery) async throws -> [AuditEvent]
+    /// Events in sequence order starting after `afterSequence`, at most `limit`.
+    func scan(afterSequence: Int64, limit: Int) async throws -> [AuditEvent]
+    func close() async throws
+}

@@ -1,0 +1,148 @@
+// Access management commands: auth methods, roles, rules and associations.
+import ArgumentParser
+import Foundation
+
+struct CreateAuthMethodCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "create-auth-method", abstract: "Create an API-key auth method; prints its access key once.")
+    @OptionGroup var api: APIOptions
+    @Option var name: String
+    @Option(name: .customLong("jwt-ttl"), help: "Token lifetime in minutes.") var jwtTTL: Int?
+    @Option(name: .customLong("bound-ips"), help: "Allowed client CIDRs (repeatable).") var boundIPs: [String] = []
+    @Option(name: .customLong("access-expires"), help: "Unix time when access ends (0 = never).") var accessExpires: Int?
+
+    func run() async throws {
+        try await runCLI {
+            let a = try await APIClient.call("create-auth-method", ["name": name, "jwt-ttl": jwtTTL,
+                                                                     "bound-ips": boundIPs.isEmpty ? nil : boundIPs,
+                                                                     "access-expires": accessExpires], options: api)
+            if api.json { APIClient.print(a, options: api); return }
+            let o = a as? [String: Any] ?? [:]
+            print("Access ID:  \(o["access_id"] as? String ?? "")")
+            print("Access Key: \(o["access_key"] as? String ?? "")")
+            print("The access key is shown once; Tessera keeps only its hash.")
+        }
+    }
+}
+
+struct ListAuthMethodsCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list-auth-methods", abstract: "List auth methods.")
+    @OptionGroup var api: APIOptions
+    func run() async throws {
+        try await runCLI { APIClient.print(try await APIClient.call("list-auth-methods", [:], options: api), options: api) }
+    }
+}
+
+struct GetAuthMethodCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "get-auth-method", abstract: "Show an auth method.")
+    @OptionGroup var api: APIOptions
+    @Option var name: String
+    func run() async throws {
+        try await runCLI { APIClient.print(try await APIClient.call("get-auth-method", ["name": name], options: api), options: api) }
+    }
+}
+
+struct DeleteAuthMethodCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "delete-auth-method", abstract: "Delete an auth method and its tokens.")
+    @OptionGroup var api: APIOptions
+    @Option var name: String
+    func run() async throws {
+        try await runCLI {
+            let a = try await APIClient.call("delete-auth-method", ["name": name], options: api)
+            if api.json { APIClient.print(a, options: api) } else { print("Deleted auth method \(name)") }
+        }
+    }
+}
+
+struct CreateRoleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "create-role", abstract: "Create an access role.")
+    @OptionGroup var api: APIOptions
+    @Option var name: String
+    @Option var description: String?
+    @Option(name: .customLong("audit-access"), help: "none, own or all.") var auditAccess: String?
+    func run() async throws {
+        try await runCLI {
+            let a = try await APIClient.call("create-role", ["name": name, "description": description, "audit-access": auditAccess], options: api)
+            if api.json { APIClient.print(a, options: api) } else { print("Created role \(name)") }
+        }
+    }
+}
+
+struct GetRoleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "get-role", abstract: "Show a role, its rules and associations.")
+    @OptionGroup var api: APIOptions
+    @Option var name: String
+    func run() async throws {
+        try await runCLI { APIClient.print(try await APIClient.call("get-role", ["name": name], options: api), options: api) }
+    }
+}
+
+struct ListRolesCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "list-roles", abstract: "List roles.")
+    @OptionGroup var api: APIOptions
+    func run() async throws {
+        try await runCLI { APIClient.print(try await APIClient.call("list-roles", [:], options: api), options: api) }
+    }
+}
+
+struct DeleteRoleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "delete-role", abstract: "Delete a role.")
+    @OptionGroup var api: APIOptions
+    @Option var name: String
+    func run() async throws {
+        try await runCLI {
+            let a = try await APIClient.call("delete-role", ["name": name], options: api)
+            if api.json { APIClient.print(a, options: api) } else { print("Deleted role \(name)") }
+        }
+    }
+}
+
+struct SetRoleRuleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "set-role-rule", abstract: "Set a rule's capabilities on a path pattern.")
+    @OptionGroup var api: APIOptions
+    @Option(name: .customLong("role-name")) var roleName: String
+    @Option var path: String
+    @Option(help: "read, create, update, delete, list or deny (repeatable).") var capability: [String]
+    @Option(name: .customLong("rule-type"), help: "item-rule (default), role-rule, auth-method-rule or target-rule.") var ruleType: String?
+    func run() async throws {
+        try await runCLI {
+            let a = try await APIClient.call("set-role-rule", ["role-name": roleName, "path": path, "capability": capability,
+                                                                "rule-type": ruleType], options: api)
+            if api.json { APIClient.print(a, options: api) } else { print("Rule set on role \(roleName): \(path) \(capability.joined(separator: ","))") }
+        }
+    }
+}
+
+struct DeleteRoleRuleCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "delete-role-rule", abstract: "Remove a rule from a role.")
+    @OptionGroup var api: APIOptions
+    @Option(name: .customLong("role-name")) var roleName: String
+    @Option var path: String
+    @Option(name: .customLong("rule-type")) var ruleType: String?
+    func run() async throws {
+        try await runCLI {
+            let a = try await APIClient.call("delete-role-rule", ["role-name": roleName, "path": path, "rule-type": ruleType], options: api)
+            if api.json { APIClient.print(a, options: api) } else { print("Rule removed from role \(roleName)") }
+        }
+    }
+}
+
+struct AssocRoleAMCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "assoc-role-am", abstract: "Associate a role with an auth method.")
+    @OptionGroup var api: APIOptions
+    @Option(name: .customLong("role-name")) var roleName: String
+    @Option(name: .customLong("am-name")) var amName: String
+    @Option(name: .customLong("sub-claims"), help: "key=value1,value2 (repeatable).") var subClaims: [String] = []
+    func run() async throws {
+        try await runCLI {
+            var claims: [String: String] = [:]
+            for c in subClaims {
+                let parts = c.split(separator: "=", maxSplits: 1).map(String.init)
+                guard parts.count == 2 else { throw CLIError(description: "invalid --sub-claims '\(c)': expected key=value") }
+                claims[parts[0]] = parts[1]
+            }
+            let a = try await APIClient.call("assoc-role-am", ["role-name": roleName, "am-name": amName,
+                                                                "sub-claims": claims.isEmpty ? nil : claims], options: api)
+            if api.json { APIClient.print(a, options: api) } else { print("Associated role \(roleName) with \(amName)") }
+        }
+    }
+}
