@@ -99,6 +99,8 @@ let package = Package(
             dependencies: [
                 "TesseraCore", "TesseraCrypto", "TesseraStore", "TesseraEngines", "TesseraServer",
                 .product(name: "HummingbirdTesting", package: "hummingbird"),
+                .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "HTTPTypes", package: "swift-http-types"),
             ],
             swiftSettings: swiftSettings
         ),

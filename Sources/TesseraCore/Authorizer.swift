@@ -48,9 +48,10 @@ public struct Authorizer: Sendable {
     /// Whether listing `folder` can show anything: some rule grants `list` on a path inside it
     /// and the folder itself is not explicitly denied.
     public func mayList(folder: ItemPath, type: RuleType = .item) -> Bool {
-        for rule in rules where rule.type == type && rule.pattern.matches(folder) && rule.capabilities.contains(.deny) {
-            // A deny on the folder pattern itself (e.g. `/secret/*` deny) hides the folder.
-            if rule.pattern.hasWildcard { return false }
+        // A wildcard deny covering the whole folder (e.g. `/secret/*` when listing `/secret`) hides it.
+        for rule in rules where rule.type == type && rule.capabilities.contains(.deny) && rule.pattern.hasWildcard
+            && folder.folderPrefix.hasPrefix(rule.pattern.prefix) {
+            return false
         }
         return rules.contains { $0.type == type && $0.capabilities.contains(.list) && $0.pattern.overlaps(folder: folder) }
     }
