@@ -108,21 +108,14 @@ public struct StaticSecretEngine: Sendable {
         try await store.versions(itemId: item.id)
     }
 
-    /// Items below `folder`; with `recursive` false only its direct children. Also returns the
-    /// direct sub-folders that contain at least one item.
-    public func list(folder: ItemPath, recursive: Bool, limit: Int = 10_000) async throws -> (items: [Item], folders: [String]) {
-        let all = try await store.items(withPrefix: folder.folderPrefix, limit: limit)
+    /// Every item below `folder` (at any depth), and the folder's direct sub-folders.
+    public func list(folder: ItemPath, limit: Int = 10_000) async throws -> (items: [Item], folders: [String]) {
+        let items = try await store.items(withPrefix: folder.folderPrefix, limit: limit)
         var folders = Set<String>()
-        var items: [Item] = []
         let depth = folder.components.count
-        for item in all {
+        for item in items {
             let comps = item.path.components
-            if comps.count > depth + 1 {
-                folders.insert(folder.folderPrefix + comps[depth])
-                if recursive { items.append(item) }
-            } else {
-                items.append(item)
-            }
+            if comps.count > depth + 1 { folders.insert(folder.folderPrefix + comps[depth]) }
         }
         return (items, folders.sorted())
     }

@@ -42,9 +42,17 @@ public struct NativeAPI: Sendable {
             let ctx = RequestContext(interface: .native, clientAddress: context.clientAddress, startedAt: tessera.now())
             let call = try verb.call(prepared, fields: fields, context: ctx)
             let output = try await tessera.run(call) { caller in try await prepared.run(tessera, caller) }
+            log(name, 200, context)
             return Responses.json(output)
         } catch {
-            return Responses.nativeError(Tessera.classify(error, logger: tessera.logger))
+            let e = Tessera.classify(error, logger: tessera.logger)
+            log(name, e.status, context)
+            return Responses.nativeError(e)
         }
+    }
+
+    /// One debug line per request: the verb, the status and the client; never a body.
+    func log(_ verb: String, _ status: Int, _ context: TesseraRequestContext) {
+        tessera.logger.debug("native request", metadata: ["verb": "\(verb.prefix(64))", "status": "\(status)", "client": "\(context.clientAddress)"])
     }
 }

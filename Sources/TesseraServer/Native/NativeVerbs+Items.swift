@@ -62,18 +62,19 @@ extension NativeVerbs {
             let types = try f.stringList("type")
             let minimal = try f.bool("minimal-view") ?? false
             return PreparedVerb(folder: folder) { t, caller in
-                let listing = try await t.secrets.list(folder: folder, recursive: !currentFolder)
+                let listing = try await t.secrets.list(folder: folder)
                 let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
-                let visible = listing.items.filter { item in
-                    authorizer.check(.list, on: item.path).isAllowed
+                let visible = listing.items.filter { authorizer.check(.list, on: $0.path).isAllowed }
+                let folders = listing.folders.filter { folderPath in
+                    visible.contains { $0.path.value.hasPrefix(folderPath + "/") }
+                }
+                let selected = visible.filter { item in
+                    (!currentFolder || item.path.parent == folder)
                         && (filter.map { item.path.value.localizedCaseInsensitiveContains($0) } ?? true)
                         && (tag.map { item.tags.contains($0) } ?? true)
                         && (types.map { $0.isEmpty || $0.contains(itemTypeFilterName(item.type)) } ?? true)
                 }
-                let folders = listing.folders.filter { folderPath in
-                    visible.contains { $0.path.value.hasPrefix(folderPath + "/") }
-                }
-                return .obj(("items", .array(visible.map { itemJSON($0, versions: nil, minimal: minimal) })),
+                return .obj(("items", .array(selected.map { itemJSON($0, versions: nil, minimal: minimal) })),
                             ("folders", .strings(folders)), ("next_page", .string("")))
             }
         },
