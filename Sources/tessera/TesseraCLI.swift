@@ -17,4 +17,27 @@ struct TesseraCLI: AsyncParsableCommand {
             AuditCommand.self,
         ]
     )
+
+    /// Runs the command; any failure is one line on stderr and a non-zero exit (help still prints in full).
+    static func main() async {
+        do {
+            var command = try parseAsRoot()
+            if var asyncCommand = command as? any AsyncParsableCommand {
+                try await asyncCommand.run()
+            } else {
+                try command.run()
+            }
+        } catch {
+            let code = exitCode(for: error)
+            if code == .success {
+                print(fullMessage(for: error))
+                Foundation.exit(0)
+            }
+            let message = message(for: error).split(separator: "\n").first.map(String.init) ?? ""
+            if !message.isEmpty {
+                FileHandle.standardError.write(Data("Error: \(message.hasPrefix("Error: ") ? String(message.dropFirst(7)) : message)\n".utf8))
+            }
+            Foundation.exit(code.rawValue)
+        }
+    }
 }
