@@ -69,7 +69,7 @@ public struct AccessEngine: Sendable {
         return IssuedAuthMethod(method: method, accessKey: key)
     }
 
-    static func isValidAccessId(_ id: String) -> Bool {
+    public static func isValidAccessId(_ id: String) -> Bool {
         guard id.hasPrefix("p-") else { return false }
         let rest = id.dropFirst(2)
         return (1...64).contains(rest.count) && rest.allSatisfy { $0.isASCII && ($0.isLetter || $0.isNumber) }

@@ -71,6 +71,9 @@ public final class SealManager: Sendable {
         try state.withLock { s in
             guard let config = s.config else { throw TesseraError.badRequest("Tessera is not initialized") }
             if s.keyring != nil { return true }
+            guard share.y.count == 32 else {
+                throw TesseraError.badRequest("invalid unseal key share: wrong length")
+            }
             if s.pendingShares.contains(where: { $0.x == share.x }) {
                 if s.pendingShares.contains(share) { return false }
                 s.pendingShares = []

@@ -24,16 +24,32 @@ public final class Tessera: Sendable {
         let fm = FileManager.default
         try fm.createDirectory(atPath: options.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         if let keyFile = options.unsealKeyFile { try UnsealKeyFile.checkMode(keyFile) }
-        let storeLogger = Logger(label: "tessera.store")
+        var storeLogger = Logger(label: "tessera.store")
+        storeLogger.logLevel = max(.info, options.logLevel)
         let store = try await SQLiteStore.open(path: options.dataDirectory + "/tessera.db", logger: storeLogger)
-        let auditStore = try await SQLiteAuditStore.open(path: options.dataDirectory + "/audit.db",
-                                                        busyTimeoutMillis: options.busyTimeoutMillis, logger: storeLogger)
+        let auditStore: SQLiteAuditStore
+        do {
+            auditStore = try await SQLiteAuditStore.open(path: options.dataDirectory + "/audit.db",
+                                                         busyTimeoutMillis: options.busyTimeoutMillis, logger: storeLogger)
+        } catch {
+            try? await store.close()
+            throw error
+        }
         let seal = SealManager(store: store)
-        try await seal.load()
         let t = Tessera(options: options, store: store, auditStore: auditStore, seal: seal, logger: logger, now: now)
-        if let keyFile = options.unsealKeyFile, seal.status.initialized {
-            try seal.unseal(rootKey: try UnsealKeyFile.read(keyFile))
-            logger.info("unsealed with the auto-unseal key file")
+        do {
+            try await seal.load()
+            if let keyFile = options.unsealKeyFile, seal.status.initialized {
+                do {
+                    try seal.unseal(rootKey: try UnsealKeyFile.read(keyFile))
+                } catch {
+                    throw TesseraError.badRequest("the unseal key file \(keyFile) does not unseal this installation")
+                }
+                logger.info("unsealed with the auto-unseal key file")
+            }
+        } catch {
+            await t.shutdown()
+            throw error
         }
         return t
     }
@@ -54,6 +70,16 @@ public final class Tessera: Sendable {
     /// Initializes a new installation and creates the first admin. Returns the shares, the root
     /// key (only for an auto-unseal key file) and the admin's access id and key.
     public func initialize(shares: Int, threshold: Int, adminAccessId: String? = nil, adminAccessKey: String? = nil) async throws -> (barrier: Barrier.Initialization, admin: IssuedAuthMethod) {
+        // Check everything that could fail before anything is written.
+        if let keyFile = options.unsealKeyFile, FileManager.default.fileExists(atPath: keyFile) {
+            throw TesseraError.conflict("the unseal key file \(keyFile) exists already; remove it or choose another path before init")
+        }
+        if let id = adminAccessId, !AccessEngine.isValidAccessId(id) {
+            throw TesseraError.badRequest("access id must be 'p-' followed by 1 to 64 letters or digits")
+        }
+        if let key = adminAccessKey, key.utf8.count < 8 || key.contains("..") {
+            throw TesseraError.badRequest("access key must be at least 8 characters and must not contain '..'")
+        }
         let initialization = try await seal.initialize(shares: shares, threshold: threshold)
         let admin = try await access.bootstrapAdmin(accessId: adminAccessId, accessKey: adminAccessKey)
         if let keyFile = options.unsealKeyFile {

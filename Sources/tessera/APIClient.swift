@@ -49,13 +49,21 @@ enum APIClient {
             let data = try JSONSerialization.data(withJSONObject: body)
             request.body = .bytes(ByteBuffer(bytes: data))
         }
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(2), read: .seconds(60))
+        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let server = url.components(separatedBy: "/api/").first.flatMap { $0.components(separatedBy: "/v1/").first } ?? url
         let response: HTTPClientResponse
+        let bytes: ByteBuffer
         do {
-            response = try await HTTPClient.shared.execute(request, timeout: .seconds(60))
+            // A refused connection is retried by the client until the deadline; keep that short.
+            response = try await client.execute(request, deadline: .now() + .seconds(10))
+            bytes = try await response.body.collect(upTo: 64 << 20)
+            try? await client.shutdown()
         } catch {
-            throw CLIError(description: "cannot reach the server at \(url.components(separatedBy: "/api/").first ?? url): \(error)")
+            try? await client.shutdown()
+            throw CLIError(description: "cannot reach the server at \(server): \(Self.reason(error))")
         }
-        let bytes = try await response.body.collect(upTo: 64 << 20)
         let data = Data(bytes.readableBytesView)
         let parsed = data.isEmpty ? nil : try? JSONSerialization.jsonObject(with: data, options: [.fragmentsAllowed])
         return (Int(response.status.code), parsed)
@@ -74,6 +82,13 @@ enum APIClient {
         let (status, json) = try await send(method: .POST, url: options.resolvedAddress + "/api/v2/" + verb, body: body)
         guard (200..<300).contains(status) else { throw CLIError(description: errorText(status, json)) }
         return json
+    }
+
+    static func reason(_ error: any Error) -> String {
+        let text = String(describing: error)
+        if text.contains("Connection refused") || text.contains("connectTimeout") { return "connection refused" }
+        if text.contains("deadlineExceeded") || text.contains("Timeout") { return "timed out" }
+        return "connection failed"
     }
 
     static func errorText(_ status: Int, _ json: Any?) -> String {

@@ -123,6 +123,8 @@ class TesseraServer:
         """Start the process without waiting for readiness."""
         assert self.proc is None or self.proc.poll() is not None, "already running"
         self._starts += 1
+        self.session.close()
+        self.session = requests.Session()
         if self.port is None:
             self.port = free_port()
         self.workdir.mkdir(parents=True, exist_ok=True)
@@ -203,7 +205,6 @@ class TesseraServer:
     def restart(self) -> "TesseraServer":
         rc = self.stop()
         assert rc == 0, f"graceful shutdown exit code {rc}\n{self.read_log()[-2000:]}"
-        self.session = requests.Session()
         return self.start()
 
     # -- logs ------------------------------------------------------------------------------

@@ -233,17 +233,18 @@ def test_sdk_aliases_and_bad_token(dev_server):
     # forged/unknown token
     expect_api_error(lambda: api.list_items(akeyless.ListItems(path="/", token="t-" + "0" * 64)), 401)
     # unknown access id
-    body = expect_api_error(lambda: api.auth(akeyless.Auth(access_id="p-doesnotexist", access_key="x")), 401)
-    assert "x" != body["message"]
+    unknown = expect_api_error(lambda: api.auth(akeyless.Auth(access_id="p-doesnotexist", access_key="x")), 401)
+    wrong = expect_api_error(lambda: api.auth(akeyless.Auth(access_id=dev_server.admin_id,
+                                                            access_key="wrong")), 401)
+    # no account enumeration: an unknown id and a wrong key look the same
+    assert unknown == wrong
     # duplicate secret -> conflict
     api.create_secret(akeyless.CreateSecret(name="/dup", value="v", token=tok))
     expect_api_error(lambda: api.create_secret(akeyless.CreateSecret(name="/dup", value="v", token=tok)), 409)
 
 
-@pytest.mark.xfail(reason="server bug: list-items with current-folder=true always returns "
-                          "folders=[] (folders are filtered against the direct items only)",
-                   strict=False)
 def test_sdk_list_items_current_folder_reports_subfolders(dev_server):
+    """current-folder=true lists direct items plus the direct sub-folders (fixed in c8a369f)."""
     api = make_api(dev_server)
     tok = api.auth(akeyless.Auth(access_id=dev_server.admin_id, access_key=dev_server.admin_key)).token
     for name in ("/dev/x", "/dev/team/other", "/dev/blocked/key"):
@@ -251,3 +252,18 @@ def test_sdk_list_items_current_folder_reports_subfolders(dev_server):
     cur = api.list_items(akeyless.ListItems(path="/dev", current_folder=True, token=tok))
     assert sorted(i.item_name for i in cur.items or []) == ["/dev/x"]
     assert sorted(f.rstrip("/") for f in cur.folders or []) == ["/dev/blocked", "/dev/team"]
+
+    # a restricted caller only sees folders that hold something it may list
+    api.create_secret(akeyless.CreateSecret(name="/prod/db/password", value=unique("p"), token=tok))
+    am = api.create_auth_method(akeyless.CreateAuthMethod(name="/lister", token=tok))
+    api.create_role(akeyless.CreateRole(name="listers", token=tok))
+    api.set_role_rule(akeyless.SetRoleRule(role_name="listers", path="/dev/*",
+                                           capability=["list"], token=tok))
+    api.assoc_role_auth_method(akeyless.AssocRoleAuthMethod(role_name="listers", am_name="/lister",
+                                                            token=tok))
+    ltok = api.auth(akeyless.Auth(access_id=am.access_id, access_key=am.access_key)).token
+    root = api.list_items(akeyless.ListItems(path="/", current_folder=True, token=ltok))
+    assert [f.rstrip("/") for f in root.folders or []] == ["/dev"], root.folders
+    everything = api.list_items(akeyless.ListItems(path="/", token=ltok))
+    assert all(i.item_name.startswith("/dev/") for i in everything.items or [])
+    assert not any(f.startswith("/prod") for f in everything.folders or [])

@@ -212,9 +212,7 @@ def test_bad_input_is_rejected_cleanly(dev_server, admin_token):
 @pytest.mark.parametrize("size,chunked", [
     pytest.param(2 * 1024 * 1024, False, id="2MiB-content-length"),
     pytest.param(1024 * 1024 + 1, False, id="1MiB+1-content-length"),
-    pytest.param(2 * 1024 * 1024, True, id="2MiB-chunked", marks=pytest.mark.xfail(
-        reason="server bug: an over-size body sent with Transfer-Encoding: chunked gets "
-               "400 'the request body could not be read' instead of 413", strict=False)),
+    pytest.param(2 * 1024 * 1024, True, id="2MiB-chunked"),
 ])
 def test_oversize_body_is_413(dev_server, admin_token, size, chunked):
     srv = dev_server
@@ -258,9 +256,6 @@ def test_body_just_under_limit_is_accepted(dev_server, admin_token):
         assert len(got["/almost"]) == value_len
 
 
-@pytest.mark.xfail(reason="server bug: PUT/DELETE/PATCH on a native verb answer 404 with an "
-                          "empty body (no JSON error), unlike GET which gets a JSON 400",
-                   strict=False)
 @pytest.mark.parametrize("method", ["PUT", "DELETE", "PATCH"])
 def test_other_methods_on_verb_get_json_error(dev_server, admin_token, method):
     r = requests.request(method, f"{dev_server.api_url}/create-secret",

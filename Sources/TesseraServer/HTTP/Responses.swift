@@ -31,6 +31,8 @@ extension Request {
             return try await collectBody(upTo: limit)
         } catch let e as HTTPError where e.status == .contentTooLarge {
             throw TesseraError.payloadTooLarge(limit)
+        } catch is NIOTooManyBytesError {
+            throw TesseraError.payloadTooLarge(limit)
         } catch let e as TesseraError {
             throw e
         } catch {

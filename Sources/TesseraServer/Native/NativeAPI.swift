@@ -2,6 +2,7 @@
 // sends when its host has no `/api/v2`). It parses the body, looks the verb up in the registry,
 // and hands the call to the pipeline.
 import Foundation
+import HTTPTypes
 import Hummingbird
 import TesseraCore
 
@@ -18,8 +19,11 @@ public struct NativeAPI: Sendable {
         router.post("/api/v2/:verb") { request, context in
             await handle(request, context)
         }
-        router.on("/api/v2/:verb", method: .get) { _, _ in
-            Responses.nativeError(.badRequest("the native API takes POST with a JSON body"))
+        for method in [HTTPRequest.Method.get, .put, .delete, .patch, .head] {
+            router.on("/api/v2/:verb", method: method) { _, _ in
+                Responses.json(.obj(("error", .string("MethodNotAllowed")), ("message", .string("the native API takes POST with a JSON body"))),
+                               status: .methodNotAllowed)
+            }
         }
         for name in registry.verbs.keys {
             router.post("/\(name)") { request, context in

@@ -117,8 +117,10 @@ extension Tessera {
             outcome = .failure(Self.classify(error, logger: logger))
         }
 
-        // A sealed server has no audit key; like Vault, it serves nothing that needs auditing.
+        // A sealed (or not yet initialized) server has no audit key; like Vault, it serves nothing
+        // that needs auditing, and a failed init or unseal attempt revealed nothing.
         if case .failure(.sealed) = outcome { throw TesseraError.sealed }
+        if call.allowedWhileSealed, seal.isSealed, case .failure(let e) = outcome { throw e }
 
         switch outcome {
         case .success: break
