@@ -45,6 +45,14 @@ public struct Authorizer: Sendable {
         }
     }
 
+    /// Whether some rule grants any capability on a path within `folder` (the Vault KV preflight).
+    public func hasGrant(within folder: ItemPath, type: RuleType = .item) -> Bool {
+        rules.contains { rule in
+            rule.type == type && !rule.capabilities.subtracting([.deny]).isEmpty
+                && (rule.pattern.overlaps(folder: folder) || rule.pattern.matches(folder))
+        }
+    }
+
     /// Whether listing `folder` can show anything: some rule grants `list` on a path inside it
     /// and the folder itself is not explicitly denied.
     public func mayList(folder: ItemPath, type: RuleType = .item) -> Bool {

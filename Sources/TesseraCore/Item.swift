@@ -20,10 +20,18 @@ public struct Item: Sendable, Equatable {
     public var lastVersion: Int
     public var createdAt: Date
     public var updatedAt: Date
+    /// Vault KV v2 metadata: free-form key/values, check-and-set requirement, automatic deletion.
+    public var customMetadata: [String: String]
+    public var casRequired: Bool
+    public var deleteVersionAfter: String
 
     public init(id: Int64 = 0, path: ItemPath, type: ItemType, description: String = "", tags: [String] = [],
                 maxVersions: Int, deleteProtection: Bool = false, lastVersion: Int = 0,
-                createdAt: Date, updatedAt: Date) {
+                createdAt: Date, updatedAt: Date, customMetadata: [String: String] = [:], casRequired: Bool = false,
+                deleteVersionAfter: String = "0s") {
+        self.customMetadata = customMetadata
+        self.casRequired = casRequired
+        self.deleteVersionAfter = deleteVersionAfter
         self.id = id
         self.path = path
         self.type = type
@@ -44,14 +52,21 @@ public struct Item: Sendable, Equatable {
 public struct ItemVersion: Sendable, Equatable {
     public var itemId: Int64
     public var version: Int
-    /// nil once the version is deleted (its ciphertext is erased).
+    /// nil once the version is destroyed (its ciphertext is erased).
     public var ciphertext: [UInt8]?
     public var keyTerm: UInt32
     public var createdBy: String
     public var createdAt: Date
+    /// Set when the version is deleted; a deleted version that is not destroyed can be undeleted.
     public var deletedAt: Date?
+    public var destroyed: Bool
 
-    public init(itemId: Int64, version: Int, ciphertext: [UInt8]?, keyTerm: UInt32, createdBy: String, createdAt: Date, deletedAt: Date? = nil) {
+    /// Whether the value can be read.
+    public var isLive: Bool { deletedAt == nil && !destroyed && ciphertext != nil }
+
+    public init(itemId: Int64, version: Int, ciphertext: [UInt8]?, keyTerm: UInt32, createdBy: String, createdAt: Date,
+                deletedAt: Date? = nil, destroyed: Bool = false) {
+        self.destroyed = destroyed
         self.itemId = itemId
         self.version = version
         self.ciphertext = ciphertext
@@ -59,5 +74,64 @@ public struct ItemVersion: Sendable, Equatable {
         self.createdBy = createdBy
         self.createdAt = createdAt
         self.deletedAt = deletedAt
+    }
+}
+
+/// A Vault-compatible mount: a Vault path prefix (`secret/`) mapped onto a folder of items.
+public struct VaultMount: Sendable, Equatable {
+    public enum Kind: String, Sendable, CaseIterable {
+        case kvV1 = "kv-v1"
+        case kvV2 = "kv-v2"
+
+        /// Accepts `kv-v1`, `kv-v2`, `kv` (version 1), `kv1`, `kv2`.
+        public init(wire: String) throws {
+            switch wire.lowercased() {
+            case "kv-v1", "kv1", "kv": self = .kvV1
+            case "kv-v2", "kv2": self = .kvV2
+            default: throw TesseraError.badRequest("invalid mount type '\(wire)': expected kv-v1 or kv-v2")
+            }
+        }
+    }
+
+    /// The mount path with a trailing slash, e.g. `secret/`.
+    public var path: String
+    public var kind: Kind
+    /// The folder of items it maps onto, e.g. `/secret`.
+    public var folder: ItemPath
+    public var description: String
+    /// KV v2 mount configuration.
+    public var maxVersions: Int
+    public var casRequired: Bool
+    public var deleteVersionAfter: String
+    public var accessor: String
+    public var uuid: String
+    public var createdAt: Date
+
+    public init(path: String, kind: Kind, folder: ItemPath, description: String = "", maxVersions: Int = 0,
+                casRequired: Bool = false, deleteVersionAfter: String = "0s", accessor: String, uuid: String, createdAt: Date) {
+        self.path = path
+        self.kind = kind
+        self.folder = folder
+        self.description = description
+        self.maxVersions = maxVersions
+        self.casRequired = casRequired
+        self.deleteVersionAfter = deleteVersionAfter
+        self.accessor = accessor
+        self.uuid = uuid
+        self.createdAt = createdAt
+    }
+
+    /// Normalizes a mount path: no leading slash, exactly one trailing slash, segments valid as item paths.
+    public static func normalizePath(_ raw: String) throws -> String {
+        var p = raw.trimmingCharacters(in: .whitespaces)
+        while p.hasPrefix("/") { p.removeFirst() }
+        while p.hasSuffix("/") { p.removeLast() }
+        guard !p.isEmpty else { throw TesseraError.badRequest("mount path is required") }
+        let parsed = try ItemPath(p)
+        let reserved = ["sys", "auth", "identity", "cubbyhole"]
+        if let first = parsed.components.first, reserved.contains(String(first)) {
+            throw TesseraError.badRequest("mount path '\(p)/' is reserved")
+        }
+        return String(parsed.value.dropFirst()) + "/"
     }
 }

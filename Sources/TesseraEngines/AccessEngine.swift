@@ -150,6 +150,19 @@ public struct AccessEngine: Sendable {
         return Principal(identity: identity, authorizer: Authorizer(roles: roles), token: nil)
     }
 
+    /// Extends a token by its auth method's TTL from now.
+    public func renew(token: String) async throws -> TokenRecord {
+        let p = try await principal(token: token)
+        guard var record = p.token, let method = try await store.authMethod(accessId: record.accessId) else {
+            throw TesseraError.unauthorized("invalid, expired or revoked token")
+        }
+        record.expiresAt = now().addingTimeInterval(TimeInterval(method.tokenTTLMinutes * 60))
+        guard try await store.renewToken(hash: record.tokenHash, expiresAt: record.expiresAt) else {
+            throw TesseraError.unauthorized("invalid, expired or revoked token")
+        }
+        return record
+    }
+
     public func revoke(token: String) async throws {
         let hash = AccessKeyHasher.tokenHash(token)
         guard try await store.revokeToken(hash: hash) else {

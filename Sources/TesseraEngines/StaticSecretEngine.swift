@@ -69,20 +69,26 @@ public struct StaticSecretEngine: Sendable {
             }
             v = found
         } else {
-            if let latest = try await store.version(itemId: item.id, number: item.lastVersion), latest.ciphertext != nil {
+            if let latest = try await store.version(itemId: item.id, number: item.lastVersion), latest.isLive {
                 v = latest
             } else {
-                guard let live = try await store.versions(itemId: item.id).last(where: { $0.ciphertext != nil }) else {
+                guard let live = try await store.versions(itemId: item.id).last(where: { $0.isLive }) else {
                     throw TesseraError.notFound("item \(path) has no version that is not deleted")
                 }
                 v = live
             }
         }
-        guard let ciphertext = v.ciphertext else {
+        guard v.isLive else {
             throw TesseraError.notFound("version \(v.version) of \(path) is deleted")
         }
+        return SecretValue(item: item, version: v.version, value: try open(v, item: item, keyring: keyring))
+    }
+
+    /// Decrypts a stored version of `item`.
+    func open(_ v: ItemVersion, item: Item, keyring: Keyring) throws -> String {
+        guard let ciphertext = v.ciphertext else { throw TesseraError.notFound("version \(v.version) of \(item.path) is destroyed") }
         let plain = try keyring.open(ciphertext, term: v.keyTerm, aad: Keyring.itemAAD(itemId: item.id, version: v.version, term: v.keyTerm))
-        return SecretValue(item: item, version: v.version, value: String(decoding: plain, as: UTF8.self))
+        return String(decoding: plain, as: UTF8.self)
     }
 
     /// Stores a new version; returns its number.

@@ -17,6 +17,20 @@ public struct ServerOptions: Sendable {
     /// How long SQLite waits for a lock held by another connection before failing.
     public var busyTimeoutMillis = 2000
     public var dev = false
+    /// Vault-compatible mounts to create at start-up if missing.
+    public var mounts: [MountSpec] = []
+
+    public struct MountSpec: Sendable, Equatable {
+        public var path: String
+        public var kind: VaultMount.Kind
+        public var folder: String?
+
+        public init(path: String, kind: VaultMount.Kind, folder: String? = nil) {
+            self.path = path
+            self.kind = kind
+            self.folder = folder
+        }
+    }
 
     public init() {}
 
@@ -28,6 +42,13 @@ public struct ServerOptions: Sendable {
         var log_level: String?
         var unseal_key_file: String?
         var max_body_bytes: Int?
+        var mounts: [Mount]?
+
+        struct Mount: Decodable {
+            var path: String
+            var type: String
+            var folder: String?
+        }
     }
 
     /// Applies a JSON config file, e.g. `{"listen":"127.0.0.1:8200","data_dir":"/var/lib/tessera","log_level":"info"}`.
@@ -39,7 +60,7 @@ public struct ServerOptions: Sendable {
         do {
             file = try JSONDecoder().decode(File.self, from: data)
         } catch {
-            throw TesseraError.badRequest("config file \(path) is not valid: expected a JSON object with listen, data_dir, storage, log_level, unseal_key_file")
+            throw TesseraError.badRequest("config file \(path) is not valid: expected a JSON object with listen, data_dir, storage, log_level, unseal_key_file, mounts")
         }
         if let l = file.listen { try setListen(l) }
         if let d = file.data_dir { dataDirectory = d }
@@ -47,6 +68,9 @@ public struct ServerOptions: Sendable {
         if let l = file.log_level { try setLogLevel(l) }
         if let u = file.unseal_key_file { unsealKeyFile = u }
         if let m = file.max_body_bytes, m > 0 { maxBodyBytes = m }
+        for m in file.mounts ?? [] {
+            mounts.append(MountSpec(path: try VaultMount.normalizePath(m.path), kind: try VaultMount.Kind(wire: m.type), folder: m.folder))
+        }
     }
 
     /// Parses `HOST:PORT`, `[v6]:PORT` or `:PORT`.

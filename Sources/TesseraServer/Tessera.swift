@@ -14,6 +14,7 @@ public final class Tessera: Sendable {
     public let seal: SealManager
     public let secrets: StaticSecretEngine
     public let access: AccessEngine
+    public let mounts: MountTable
     public let audit: AuditTrail
     public let logger: Logger
     public let now: @Sendable () -> Date
@@ -39,6 +40,10 @@ public final class Tessera: Sendable {
         let t = Tessera(options: options, store: store, auditStore: auditStore, seal: seal, logger: logger, now: now)
         do {
             try await seal.load()
+            try await t.mounts.load()
+            for m in options.mounts where !t.mounts.all.contains(where: { $0.path == (try? VaultMount.normalizePath(m.path)) }) {
+                _ = try await t.mounts.create(path: m.path, kind: m.kind, folder: m.folder)
+            }
             if let keyFile = options.unsealKeyFile, seal.status.initialized {
                 do {
                     try seal.unseal(rootKey: try UnsealKeyFile.read(keyFile))
@@ -63,6 +68,7 @@ public final class Tessera: Sendable {
         self.now = now
         secrets = StaticSecretEngine(store: store, seal: seal, now: now)
         access = AccessEngine(store: store, now: now)
+        mounts = MountTable(store: store, now: now)
         audit = AuditTrail(store: auditStore, keyring: { [seal] in try seal.keyring() },
                            writeTimeout: options.auditWriteTimeout, logger: Logger(label: "tessera.audit"))
     }
@@ -82,6 +88,10 @@ public final class Tessera: Sendable {
         }
         let initialization = try await seal.initialize(shares: shares, threshold: threshold)
         let admin = try await access.bootstrapAdmin(accessId: adminAccessId, accessKey: adminAccessKey)
+        if options.dev, !mounts.all.contains(where: { $0.path == "secret/" }) {
+            // As `vault server -dev` does: a KV v2 engine at secret/.
+            _ = try await mounts.create(path: "secret/", kind: .kvV2, folder: "/secret", description: "key/value secret storage")
+        }
         if let keyFile = options.unsealKeyFile {
             try UnsealKeyFile.write(initialization.rootKey, to: keyFile)
         }

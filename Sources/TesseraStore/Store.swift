@@ -30,8 +30,22 @@ public protocol ItemRepository: Sendable {
     func items(withPrefix prefix: String, limit: Int) async throws -> [Item]
     /// Deletes an item and all of its versions; returns false if it did not exist.
     func deleteItem(id: Int64) async throws -> Bool
-    /// Marks one version deleted and erases its ciphertext.
+    /// Destroys one version: marks it deleted and destroyed and erases its ciphertext.
     func deleteVersion(itemId: Int64, number: Int, at: Date) async throws -> Bool
+    /// Soft-deletes (`at` set) or undeletes (`at` nil) versions that are not destroyed.
+    func setVersionsDeleted(itemId: Int64, numbers: [Int], at: Date?) async throws
+    /// Destroys versions: erases their ciphertext for good.
+    func destroyVersions(itemId: Int64, numbers: [Int], at: Date) async throws
+    /// Updates an item's metadata (max versions, CAS requirement, automatic deletion, custom metadata).
+    func updateItemMetadata(_ item: Item) async throws
+}
+
+/// The Vault-compatible mount table.
+public protocol MountRepository: Sendable {
+    func createMount(_ mount: VaultMount) async throws
+    func mounts() async throws -> [VaultMount]
+    func updateMount(_ mount: VaultMount) async throws
+    func deleteMount(path: String) async throws -> Bool
 }
 
 /// Auth methods, roles, associations and tokens.
@@ -57,6 +71,8 @@ public protocol AccessRepository: Sendable {
     func createToken(_ token: TokenRecord) async throws
     func token(hash: String) async throws -> TokenRecord?
     func revokeToken(hash: String) async throws -> Bool
+    /// Moves a live token's expiry; returns false if it is unknown or revoked.
+    func renewToken(hash: String, expiresAt: Date) async throws -> Bool
     func revokeTokens(accessId: String) async throws
     /// Removes tokens that expired before `cutoff`; returns how many.
     func purgeExpiredTokens(before cutoff: Date) async throws -> Int
@@ -67,7 +83,7 @@ public protocol AccessRepository: Sendable {
 }
 
 /// The whole data store of one installation.
-public protocol Store: SealRepository, ItemRepository, AccessRepository {
+public protocol Store: SealRepository, ItemRepository, AccessRepository, MountRepository {
     func close() async throws
 }
 

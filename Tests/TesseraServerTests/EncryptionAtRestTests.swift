@@ -81,7 +81,7 @@ import Testing
             #expect(try await c.native("get-secret-value", ["names": ["/keep/me"]], token: t)["/keep/me"] == .string("v2"))
             #expect(try await c.native("get-secret-value", ["names": ["/keep/me"], "version": 1], token: t)["/keep/me"] == .string("v1"))
             // Sealing again needs a token and makes data unavailable.
-            #expect(try await c.raw("/v1/sys/seal", method: .put).status == 401)
+            #expect(try await c.raw("/v1/sys/seal", method: .put).status == 403)
             var headers = HTTPFields()
             headers[SystemAPI.vaultTokenHeader] = t
             #expect(try await c.raw("/v1/sys/seal", method: .put, headers: headers).status == 204)
@@ -94,7 +94,7 @@ import Testing
         defer { h.cleanup() }
         try await h.withServer { _, c, _ in
             let r = try await c.raw("/v1/sys/init", method: .put, body: ByteBuffer(string: #"{"secret_shares":1,"secret_threshold":1}"#))
-            #expect(r.status == 409)
+            #expect(r.status == 400)
         }
     }
 

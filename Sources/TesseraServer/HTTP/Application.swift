@@ -12,12 +12,15 @@ extension Tessera {
     public func router() -> Router<TesseraRequestContext> {
         let router = Router(context: TesseraRequestContext.self)
         NativeAPI(tessera: self).register(on: router)
-        SystemAPI(tessera: self).register(on: router)
+        let system = SystemAPI(tessera: self)
+        system.register(on: router)
+        VaultAPI(tessera: self, system: system).register(on: router)
         return router
     }
 
     public func application(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> some ApplicationProtocol {
         Application(router: router(),
+                    server: TesseraHTTPChannel.builder,
                     configuration: .init(address: .hostname(options.host, port: options.port), serverName: nil),
                     onServerRunning: onServerRunning,
                     logger: logger)

@@ -145,7 +145,7 @@ extension NativeVerbs {
         if let versions {
             pairs.append(("item_versions", .array(versions.reversed().map { v in
                 .obj(("version", .int(Int64(v.version))),
-                     ("item_version_state", .string(v.deletedAt == nil ? "Enabled" : "Deleted")),
+                     ("item_version_state", .string(v.isLive ? "Enabled" : (v.destroyed ? "Destroyed" : "Deleted"))),
                      ("creation_date", .date(v.createdAt)),
                      ("deletion_date", .date(v.deletedAt)),
                      ("access_id", .string(v.createdBy)))

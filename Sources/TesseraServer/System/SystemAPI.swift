@@ -10,17 +10,8 @@ public struct SystemAPI: Sendable {
     let tessera: Tessera
     public static let version = "0.1.0"
 
+    /// Only `/health` is routed here; the `/v1/sys/*` endpoints are reached through the Vault front-end.
     func register(on router: Router<TesseraRequestContext>) {
-        router.get("/v1/sys/seal-status") { _, _ in Responses.json(sealStatusJSON()) }
-        router.get("/v1/sys/init") { _, _ in Responses.json(.obj(("initialized", .bool(tessera.seal.status.initialized)))) }
-        router.put("/v1/sys/init") { request, context in await initialize(request, context) }
-        router.post("/v1/sys/init") { request, context in await initialize(request, context) }
-        router.put("/v1/sys/unseal") { request, context in await unseal(request, context) }
-        router.post("/v1/sys/unseal") { request, context in await unseal(request, context) }
-        router.put("/v1/sys/seal") { request, context in await sealNow(request, context) }
-        router.post("/v1/sys/seal") { request, context in await sealNow(request, context) }
-        router.get("/v1/sys/health") { _, _ in health() }
-        router.head("/v1/sys/health") { _, _ in health() }
         router.get("/health") { _, _ in
             Responses.json(.obj(("status", .string(tessera.seal.isSealed ? "sealed" : "ok"))),
                            status: tessera.seal.isSealed ? .serviceUnavailable : .ok)
@@ -32,7 +23,8 @@ public struct SystemAPI: Sendable {
         return .obj(("type", .string("shamir")), ("initialized", .bool(s.initialized)), ("sealed", .bool(s.sealed)),
                     ("t", .int(Int64(s.threshold))), ("n", .int(Int64(s.shares))), ("progress", .int(Int64(s.progress))),
                     ("nonce", .string("")), ("version", .string(Self.version)), ("build_date", .string("")),
-                    ("migration", .bool(false)), ("recovery_seal", .bool(false)), ("storage_type", .string(tessera.options.storage)))
+                    ("migration", .bool(false)), ("cluster_name", .string("tessera")), ("cluster_id", .string("")),
+                    ("recovery_seal", .bool(false)), ("storage_type", .string(tessera.options.storage)))
     }
 
     func health() -> Response {
@@ -46,7 +38,7 @@ public struct SystemAPI: Sendable {
     }
 
     static func vaultError(_ e: TesseraError) -> Response {
-        Responses.json(.obj(("errors", .strings([e.message]))), status: .init(code: e.status))
+        VaultResponses.error(e)
     }
 
     func body(_ request: Request) async throws -> RequestFields {
@@ -58,7 +50,7 @@ public struct SystemAPI: Sendable {
         return try RequestFields(json)
     }
 
-    func initialize(_ request: Request, _ context: TesseraRequestContext) async -> Response {
+    func initialize(_ request: Request, _ context: TesseraRequestContextInfo) async -> Response {
         do {
             let f = try await body(request)
             let shares = try f.int("secret_shares") ?? f.int("shares") ?? 1
@@ -78,7 +70,7 @@ public struct SystemAPI: Sendable {
         }
     }
 
-    func unseal(_ request: Request, _ context: TesseraRequestContext) async -> Response {
+    func unseal(_ request: Request, _ context: TesseraRequestContextInfo) async -> Response {
         do {
             let f = try await body(request)
             if try f.bool("reset") == true {
@@ -97,7 +89,7 @@ public struct SystemAPI: Sendable {
         }
     }
 
-    func sealNow(_ request: Request, _ context: TesseraRequestContext) async -> Response {
+    func sealNow(_ request: Request, _ context: TesseraRequestContextInfo) async -> Response {
         do {
             let path = try ItemPath("/sys/seal")
             let call = PipelineCall(context: RequestContext(interface: .system, clientAddress: context.clientAddress, startedAt: tessera.now()),
@@ -129,4 +121,9 @@ public struct SystemAPI: Sendable {
 
 extension SystemAPI {
     static let vaultTokenHeader = HTTPField.Name("X-Vault-Token") ?? .authorization
+}
+
+/// The parts of the HTTP context that the sys handlers need.
+struct TesseraRequestContextInfo: Sendable {
+    var clientAddress: String
 }

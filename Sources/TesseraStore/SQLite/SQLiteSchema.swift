@@ -77,6 +77,25 @@ enum SQLiteSchema {
         );
         INSERT INTO access_generation (id, generation) VALUES (1, 1);
         """,
+        """
+        ALTER TABLE item_versions ADD COLUMN destroyed INTEGER NOT NULL DEFAULT 0;
+        UPDATE item_versions SET destroyed = 1 WHERE ciphertext IS NULL;
+        ALTER TABLE items ADD COLUMN custom_metadata TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE items ADD COLUMN cas_required INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE items ADD COLUMN delete_version_after TEXT NOT NULL DEFAULT '0s';
+        CREATE TABLE vault_mounts (
+            path TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            folder TEXT NOT NULL,
+            description TEXT NOT NULL DEFAULT '',
+            max_versions INTEGER NOT NULL DEFAULT 0,
+            cas_required INTEGER NOT NULL DEFAULT 0,
+            delete_version_after TEXT NOT NULL DEFAULT '0s',
+            accessor TEXT NOT NULL,
+            uuid TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        );
+        """,
     ]
 
     static let auditMigrations: [String] = [

@@ -52,11 +52,13 @@ public final class SQLiteStore: Store {
         do {
             try await db.transaction { tx in
                 try await tx.execute("""
-                    INSERT INTO items (id, path, type, description, tags, max_versions, delete_protection, last_version, created_at, updated_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO items (id, path, type, description, tags, max_versions, delete_protection, last_version, created_at, updated_at,
+                                       custom_metadata, cas_required, delete_version_after)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, [.int64(item.id), .text(item.path.value), .text(item.type.rawValue), .text(item.description),
                           try .json(item.tags), .int(item.maxVersions), .bool(item.deleteProtection),
-                          .int(item.lastVersion), .date(item.createdAt), .date(item.updatedAt)])
+                          .int(item.lastVersion), .date(item.createdAt), .date(item.updatedAt),
+                          try .json(item.customMetadata), .bool(item.casRequired), .text(item.deleteVersionAfter)])
                 if let v = firstVersion { try await Self.insertVersion(v, tx) }
             }
         } catch TesseraError.conflict {
@@ -66,10 +68,10 @@ public final class SQLiteStore: Store {
 
     static func insertVersion(_ v: ItemVersion, _ tx: SQLiteTransaction) async throws {
         try await tx.execute("""
-            INSERT INTO item_versions (item_id, version, ciphertext, key_term, created_by, created_at, deleted_at)
-            VALUES (?, ?, ?, ?, ?, ?, ?)
+            INSERT INTO item_versions (item_id, version, ciphertext, key_term, created_by, created_at, deleted_at, destroyed)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
             """, [.int64(v.itemId), .int(v.version), .optionalBytes(v.ciphertext), .int(Int(v.keyTerm)),
-                  .text(v.createdBy), .date(v.createdAt), .optionalDate(v.deletedAt)])
+                  .text(v.createdBy), .date(v.createdAt), .optionalDate(v.deletedAt), .bool(v.destroyed)])
     }
 
     public func item(at path: ItemPath) async throws -> Item? {
@@ -82,7 +84,9 @@ public final class SQLiteStore: Store {
         return Item(id: try c.int64("id"), path: try ItemPath(try c.string("path")), type: type,
                     description: try c.string("description"), tags: try c.json([String].self, "tags"),
                     maxVersions: try c.int("max_versions"), deleteProtection: try c.bool("delete_protection"),
-                    lastVersion: try c.int("last_version"), createdAt: try c.date("created_at"), updatedAt: try c.date("updated_at"))
+                    lastVersion: try c.int("last_version"), createdAt: try c.date("created_at"), updatedAt: try c.date("updated_at"),
+                    customMetadata: try c.json([String: String].self, "custom_metadata"), casRequired: try c.bool("cas_required"),
+                    deleteVersionAfter: try c.string("delete_version_after"))
     }
 
     public func appendVersion(_ version: ItemVersion, expectedLastVersion: Int, updatedAt: Date) async throws {
@@ -112,7 +116,7 @@ public final class SQLiteStore: Store {
         let c = Columns(row: row)
         return ItemVersion(itemId: try c.int64("item_id"), version: try c.int("version"), ciphertext: c.optionalBytes("ciphertext"),
                            keyTerm: UInt32(truncatingIfNeeded: try c.int("key_term")), createdBy: try c.string("created_by"),
-                           createdAt: try c.date("created_at"), deletedAt: c.optionalDate("deleted_at"))
+                           createdAt: try c.date("created_at"), deletedAt: c.optionalDate("deleted_at"), destroyed: try c.bool("destroyed"))
     }
 
     public func items(withPrefix prefix: String, limit: Int) async throws -> [Item] {
@@ -129,8 +133,83 @@ public final class SQLiteStore: Store {
     }
 
     public func deleteVersion(itemId: Int64, number: Int, at: Date) async throws -> Bool {
-        try await db.write("UPDATE item_versions SET ciphertext = NULL, deleted_at = ? WHERE item_id = ? AND version = ? AND deleted_at IS NULL",
-                           [.date(at), .int64(itemId), .int(number)]) > 0
+        try await db.write("""
+            UPDATE item_versions SET ciphertext = NULL, destroyed = 1, deleted_at = COALESCE(deleted_at, ?)
+            WHERE item_id = ? AND version = ? AND destroyed = 0
+            """, [.date(at), .int64(itemId), .int(number)]) > 0
+    }
+
+    public func setVersionsDeleted(itemId: Int64, numbers: [Int], at: Date?) async throws {
+        guard !numbers.isEmpty else { return }
+        try await db.transaction { tx in
+            for n in numbers {
+                if let at {
+                    try await tx.execute("UPDATE item_versions SET deleted_at = ? WHERE item_id = ? AND version = ? AND destroyed = 0 AND deleted_at IS NULL",
+                                         [.date(at), .int64(itemId), .int(n)])
+                } else {
+                    try await tx.execute("UPDATE item_versions SET deleted_at = NULL WHERE item_id = ? AND version = ? AND destroyed = 0",
+                                         [.int64(itemId), .int(n)])
+                }
+            }
+        }
+    }
+
+    public func destroyVersions(itemId: Int64, numbers: [Int], at: Date) async throws {
+        guard !numbers.isEmpty else { return }
+        try await db.transaction { tx in
+            for n in numbers {
+                _ = at
+                try await tx.execute("UPDATE item_versions SET ciphertext = NULL, destroyed = 1 WHERE item_id = ? AND version = ?",
+                                     [.int64(itemId), .int(n)])
+            }
+        }
+    }
+
+    public func updateItemMetadata(_ item: Item) async throws {
+        try await db.transaction { tx in
+            let n = try await tx.execute("""
+                UPDATE items SET max_versions = ?, cas_required = ?, delete_version_after = ?, custom_metadata = ?, description = ?, updated_at = ?
+                WHERE id = ?
+                """, [.int(item.maxVersions), .bool(item.casRequired), .text(item.deleteVersionAfter), try .json(item.customMetadata),
+                      .text(item.description), .date(item.updatedAt), .int64(item.id)])
+            guard n == 1 else { throw TesseraError.notFound("item \(item.path) not found") }
+            try await tx.execute("DELETE FROM item_versions WHERE item_id = ? AND version <= ? - ?",
+                                 [.int64(item.id), .int(item.lastVersion), .int(item.maxVersions)])
+        }
+    }
+
+    // MARK: Vault mounts
+
+    public func createMount(_ m: VaultMount) async throws {
+        do {
+            try await db.write("""
+                INSERT INTO vault_mounts (path, kind, folder, description, max_versions, cas_required, delete_version_after, accessor, uuid, created_at)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, [.text(m.path), .text(m.kind.rawValue), .text(m.folder.value), .text(m.description), .int(m.maxVersions),
+                      .bool(m.casRequired), .text(m.deleteVersionAfter), .text(m.accessor), .text(m.uuid), .date(m.createdAt)])
+        } catch TesseraError.conflict {
+            throw TesseraError.conflict("path is already in use at \(m.path)")
+        }
+    }
+
+    public func mounts() async throws -> [VaultMount] {
+        try await db.read("SELECT * FROM vault_mounts ORDER BY path").map { row in
+            let c = Columns(row: row)
+            guard let kind = VaultMount.Kind(rawValue: try c.string("kind")) else { throw TesseraError.integrity("unknown mount kind") }
+            return VaultMount(path: try c.string("path"), kind: kind, folder: try ItemPath(folder: try c.string("folder")),
+                              description: try c.string("description"), maxVersions: try c.int("max_versions"),
+                              casRequired: try c.bool("cas_required"), deleteVersionAfter: try c.string("delete_version_after"),
+                              accessor: try c.string("accessor"), uuid: try c.string("uuid"), createdAt: try c.date("created_at"))
+        }
+    }
+
+    public func updateMount(_ m: VaultMount) async throws {
+        try await db.write("UPDATE vault_mounts SET description = ?, max_versions = ?, cas_required = ?, delete_version_after = ? WHERE path = ?",
+                           [.text(m.description), .int(m.maxVersions), .bool(m.casRequired), .text(m.deleteVersionAfter), .text(m.path)])
+    }
+
+    public func deleteMount(path: String) async throws -> Bool {
+        try await db.write("DELETE FROM vault_mounts WHERE path = ?", [.text(path)]) > 0
     }
 
     // MARK: Auth methods
@@ -291,6 +370,10 @@ public final class SQLiteStore: Store {
 
     public func revokeToken(hash: String) async throws -> Bool {
         try await db.write("UPDATE tokens SET revoked = 1 WHERE token_hash = ? AND revoked = 0", [.text(hash)]) > 0
+    }
+
+    public func renewToken(hash: String, expiresAt: Date) async throws -> Bool {
+        try await db.write("UPDATE tokens SET expires_at = ? WHERE token_hash = ? AND revoked = 0", [.date(expiresAt), .text(hash)]) > 0
     }
 
     public func revokeTokens(accessId: String) async throws {

@@ -1,0 +1,102 @@
+// The Vault-compatible front-end: everything under `/v1/`. It resolves the path to a sys
+// endpoint, a token/login endpoint or a mount, and hands each operation to the pipeline with the
+// capability Vault would require, mapped onto Tessera item paths.
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import TesseraCore
+import TesseraEngines
+
+struct VaultAPI: Sendable {
+    let tessera: Tessera
+    let system: SystemAPI
+
+    func register(on router: Router<TesseraRequestContext>) {
+        for method in [HTTPRequest.Method.get, .put, .post, .delete, .patch, .head, .options] {
+            router.on("/v1/**", method: method) { request, context in await handle(request, context) }
+            router.on("/v1", method: method) { request, context in await handle(request, context) }
+        }
+    }
+
+    func handle(_ request: Request, _ context: TesseraRequestContext) async -> Response {
+        var request = request
+        let ctx = TesseraCore.RequestContext(interface: .vault, clientAddress: context.clientAddress, startedAt: tessera.now())
+        do {
+            if request.method == .options {
+                return VaultResponses.errors(["cannot handle internal-only request operation"], status: .badRequest)
+            }
+            let body = try await request.collectLimited(tessera.options.maxBodyBytes)
+            let vr: VaultRequest
+            do {
+                vr = try VaultRequest(request, body: body, context: ctx)
+            } catch let e as TesseraError where e == VaultRequest.unsupportedMethod {
+                return VaultResponses.errors([], status: .methodNotAllowed)
+            }
+            let response = try await dispatch(vr, request)
+            log(request, response.status.code, context)
+            return response
+        } catch {
+            let e = Tessera.classify(error, logger: tessera.logger)
+            log(request, e.status, context)
+            return VaultResponses.error(e)
+        }
+    }
+
+    func dispatch(_ vr: VaultRequest, _ request: Request) async throws -> Response {
+        let path = vr.path
+        if path == "sys" || path.hasPrefix("sys/") { return try await VaultSysAPI(tessera: tessera, system: system).handle(vr, request) }
+        if path.hasPrefix("auth/") { return try await VaultAuthAPI(tessera: tessera).handle(vr) }
+        guard let (mount, rest) = tessera.mounts.resolve(path) else {
+            // Like Vault: a caller without a valid identity learns nothing about the mount table.
+            let call = vr.pipelineCall(action: "vault_request", auditPath: "/" + path)
+            try await tessera.run(call) { _ in () }
+            throw TesseraError.notFound("")
+        }
+        let kv = VaultKV(tessera: tessera, mount: mount)
+        switch mount.kind {
+        case .kvV2: return try await kv.handleV2(vr, rest: rest)
+        case .kvV1: return try await kv.handleV1(vr, rest: rest)
+        }
+    }
+
+    func log(_ request: Request, _ status: Int, _ context: TesseraRequestContext) {
+        tessera.logger.debug("vault request", metadata: ["method": "\(request.method)", "status": "\(status)", "client": "\(context.clientAddress)"])
+    }
+}
+
+extension VaultMount {
+    /// The item path for a path relative to the mount (percent-decoded after validation).
+    func itemPath(_ rest: String) throws -> ItemPath {
+        guard !rest.isEmpty else { throw TesseraError.badRequest("missing secret path") }
+        let raw = folder.folderPrefix + rest
+        // Validate the raw and the decoded form, then use the decoded one.
+        _ = try ItemPath(raw)
+        return try ItemPath(raw.removingPercentEncoding ?? raw)
+    }
+
+    /// The folder for a list operation relative to the mount ("" = the mount's folder).
+    func folderPath(_ rest: String) throws -> ItemPath {
+        if rest.isEmpty { return folder }
+        let raw = folder.folderPrefix + rest
+        _ = try ItemPath(folder: raw)
+        return try ItemPath(folder: raw.removingPercentEncoding ?? raw)
+    }
+
+    /// The mount entry as `sys/mounts` and the preflight show it.
+    var entryJSON: JSON {
+        .obj(("accessor", .string(accessor)),
+             ("config", .obj(("default_lease_ttl", .int(0)), ("force_no_cache", .bool(false)), ("max_lease_ttl", .int(0)))),
+             ("deprecation_status", .string("supported")),
+             ("description", .string(description)),
+             ("external_entropy_access", .bool(false)),
+             ("local", .bool(false)),
+             ("options", .obj(("version", .string(kind == .kvV2 ? "2" : "1")))),
+             ("plugin_version", .string("")),
+             ("running_plugin_version", .string("v\(SystemAPI.version)+builtin.tessera")),
+             ("running_sha256", .string("")),
+             ("seal_wrap", .bool(false)),
+             ("type", .string("kv")),
+             ("uuid", .string(uuid)))
+    }
+}

@@ -1,0 +1,98 @@
+// Vault token and login endpoints: `auth/token/lookup-self|renew-self|revoke-self` for the
+// caller's own token (a Tessera `t-…` token or `<access-id>..<access-key>`), and
+// `auth/approle/login`, where role_id is the access id and secret_id the access key.
+import Foundation
+import Hummingbird
+import TesseraCore
+import TesseraCrypto
+import TesseraEngines
+
+struct VaultAuthAPI: Sendable {
+    let tessera: Tessera
+
+    func handle(_ vr: VaultRequest) async throws -> Response {
+        switch (vr.path, vr.operation) {
+        case ("auth/token/lookup-self", .read), ("auth/token/lookup-self", .write):
+            let principal = try await tessera.run(vr.pipelineCall(action: "token_lookup_self", auditPath: "")) { c in c.principal }
+            guard let principal else { throw TesseraError.unauthorized("") }
+            return VaultResponses.envelope(data: lookupData(principal, vr), requestId: vr.context.requestId)
+        case ("auth/token/renew-self", .write):
+            let renewed = try await tessera.run(vr.pipelineCall(action: "token_renew_self", auditPath: "")) { c -> Principal? in
+                guard var p = c.principal else { return nil }
+                if case .token(let t) = vr.credentials { p.token = try await tessera.access.renew(token: t) }
+                return p
+            }
+            guard let renewed else { throw TesseraError.unauthorized("") }
+            return VaultResponses.envelope(data: nil, auth: authBlock(renewed, token: currentToken(vr)), requestId: vr.context.requestId)
+        case ("auth/token/revoke-self", .write):
+            guard case .token(let t) = vr.credentials else {
+                // An access key is not a token: it is revoked by deleting its auth method.
+                try await tessera.run(vr.pipelineCall(action: "token_revoke_self", auditPath: "")) { _ in
+                    throw TesseraError.badRequest("an access id and key cannot be revoked; delete the auth method instead")
+                }
+                return VaultResponses.noContent()
+            }
+            try await tessera.run(vr.pipelineCall(action: "token_revoke_self", auditPath: "")) { _ in
+                try await tessera.access.revoke(token: t)
+            }
+            return VaultResponses.noContent()
+        case ("auth/approle/login", .write):
+            let fields = try vr.fields()
+            let roleId = try fields.requiredString("role_id")
+            let secretId = try fields.requiredString("secret_id")
+            var call = vr.pipelineCall(action: "auth", auditPath: "", needsIdentity: false)
+            call.claimedAccessId = roleId
+            call.sensitive = ["secret_id": secretId]
+            let (issued, principal) = try await tessera.run(call) { caller in
+                let issued = try await tessera.access.authenticate(accessId: roleId, accessKey: secretId, clientAddress: caller.request.clientAddress)
+                return (issued, try await tessera.access.principal(token: issued.token))
+            }
+            return VaultResponses.envelope(data: nil, auth: authBlock(principal, token: issued.token), requestId: vr.context.requestId)
+        case (let p, _) where p.hasPrefix("auth/token/") || p.hasPrefix("auth/approle/"):
+            try await tessera.run(vr.pipelineCall(action: "vault_request", auditPath: "/" + p)) { _ in () }
+            return VaultResponses.errors([VaultResponses.unsupported], status: .methodNotAllowed)
+        default:
+            try await tessera.run(vr.pipelineCall(action: "vault_request", auditPath: "/" + vr.path)) { _ in () }
+            throw TesseraError.notFound("")
+        }
+    }
+
+    func currentToken(_ vr: VaultRequest) -> String {
+        switch vr.credentials {
+        case .token(let t): t
+        case .accessKey(let id, _): id
+        case .none: ""
+        }
+    }
+
+    func lookupData(_ p: Principal, _ vr: VaultRequest) -> JSON {
+        let now = tessera.now()
+        let policies = JSON.strings(p.identity.roleNames.sorted())
+        if let t = p.token {
+            let ttl = Int64(max(0, t.expiresAt.timeIntervalSince(now)))
+            return .obj(("accessor", .string(String(t.tokenHash.prefix(24)))), ("creation_time", .int(Int64(t.issuedAt.timeIntervalSince1970))),
+                        ("creation_ttl", .int(Int64(t.expiresAt.timeIntervalSince(t.issuedAt)))), ("display_name", .string(p.identity.authMethodName)),
+                        ("entity_id", .string("")), ("expire_time", .date(t.expiresAt)), ("explicit_max_ttl", .int(0)),
+                        ("id", .string(currentToken(vr))), ("issue_time", .date(t.issuedAt)),
+                        ("meta", .obj(("access_id", .string(p.identity.accessId)))), ("num_uses", .int(0)), ("orphan", .bool(true)),
+                        ("path", .string("auth/approle/login")), ("policies", policies), ("renewable", .bool(true)),
+                        ("ttl", .int(ttl)), ("type", .string("service")))
+        }
+        return .obj(("accessor", .string("")), ("creation_time", .int(0)), ("creation_ttl", .int(0)),
+                    ("display_name", .string(p.identity.authMethodName)), ("entity_id", .string("")), ("expire_time", .null),
+                    ("explicit_max_ttl", .int(0)), ("id", .string(p.identity.accessId)), ("issue_time", .null),
+                    ("meta", .obj(("access_id", .string(p.identity.accessId)))), ("num_uses", .int(0)), ("orphan", .bool(true)),
+                    ("path", .string("auth/token/create")), ("policies", policies), ("renewable", .bool(false)),
+                    ("ttl", .int(0)), ("type", .string("service")))
+    }
+
+    func authBlock(_ p: Principal, token: String) -> JSON {
+        let policies = JSON.strings(p.identity.roleNames.sorted())
+        let ttl = p.token.map { Int64(max(0, $0.expiresAt.timeIntervalSince(tessera.now()))) } ?? 0
+        return .obj(("client_token", .string(token)), ("accessor", .string(p.token.map { String($0.tokenHash.prefix(24)) } ?? "")),
+                    ("policies", policies), ("token_policies", policies),
+                    ("metadata", .obj(("access_id", .string(p.identity.accessId)))), ("lease_duration", .int(ttl)),
+                    ("renewable", .bool(p.token != nil)), ("entity_id", .string("")), ("token_type", .string("service")),
+                    ("orphan", .bool(true)), ("mfa_requirement", .null), ("num_uses", .int(0)))
+    }
+}

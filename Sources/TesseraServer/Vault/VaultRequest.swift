@@ -1,0 +1,113 @@
+// VaultRequest: a request to `/v1/…` as the Vault front-end sees it — the path after `/v1/`,
+// the operation (LIST is `GET ?list=true`, as the LIST rewriter delivers it), the token, and a
+// body parsed leniently (clients may send no Content-Type, an empty body or `null`).
+import Foundation
+import HTTPTypes
+import Hummingbird
+import NIOCore
+import TesseraCore
+
+struct VaultRequest: Sendable {
+    enum Operation: Sendable, Equatable {
+        case read, write, delete, list, patch, head
+    }
+
+    let operation: Operation
+    /// The path after `/v1/`, percent-encoded as sent, without a trailing slash.
+    let path: String
+    let hadTrailingSlash: Bool
+    let query: [String: String]
+    let credentials: Credentials
+    let context: TesseraCore.RequestContext
+    let contentType: String?
+    let body: ByteBuffer
+
+    static let maxPathLength = 2048
+
+    init(_ request: Request, body: ByteBuffer, context: TesseraCore.RequestContext) throws {
+        var p = request.uri.path
+        guard p.hasPrefix("/v1/") || p == "/v1" else { throw TesseraError.notFound("") }
+        p = String(p.dropFirst(min(p.count, 4)))
+        guard p.utf8.count <= Self.maxPathLength else { throw TesseraError.badRequest("path is too long") }
+        hadTrailingSlash = p.hasSuffix("/")
+        while p.hasSuffix("/") { p.removeLast() }
+        path = p
+        var q: [String: String] = [:]
+        for (k, v) in request.uri.queryParameters { q[String(k)] = String(v) }
+        query = q
+        let listFlag = ["true", "1", "True", "TRUE"].contains(q["list"] ?? "")
+        switch request.method {
+        case .get: operation = listFlag ? .list : .read
+        case .head: operation = .head
+        case .put, .post: operation = .write
+        case .delete: operation = .delete
+        case .patch: operation = .patch
+        default: throw VaultRequest.unsupportedMethod
+        }
+        credentials = SystemAPI.credentials(request)
+        self.context = context
+        contentType = request.headers[.contentType]
+        self.body = body
+    }
+
+    static let unsupportedMethod = TesseraError.badRequest("unsupported method")
+
+    /// The body as fields: empty, `null` → no fields; anything but an object → 400.
+    func fields() throws -> RequestFields {
+        if body.readableBytes == 0 { return .empty }
+        let json: JSON
+        do {
+            json = try JSON.parse(body.readableBytesView)
+        } catch {
+            if let form = formFields() { return form }
+            throw TesseraError.badRequest("failed to decode JSON input: malformed body")
+        }
+        if json == .null { return .empty }
+        guard case .object = json else {
+            throw TesseraError.badRequest("failed to decode JSON input: json: cannot unmarshal non-object into Go value of type map[string]interface {}")
+        }
+        return try RequestFields(json)
+    }
+
+    /// `a=b&c=d` bodies, which Vault accepts for KV v1 writes.
+    func formFields() -> RequestFields? {
+        let text = String(decoding: body.readableBytesView, as: UTF8.self)
+        guard !text.isEmpty, !text.contains("{"), text.contains("=") else { return nil }
+        var pairs: [(String, JSON)] = []
+        for part in text.split(separator: "&") {
+            let kv = part.split(separator: "=", maxSplits: 1).map { String($0).removingPercentEncoding ?? String($0) }
+            guard kv.count == 2, !kv[0].isEmpty else { return nil }
+            pairs.append((kv[0], .string(kv[1])))
+        }
+        return try? RequestFields(.object(pairs))
+    }
+
+    /// A list of version numbers sent as strings (CLI) or integers (hvac).
+    func versions(_ fields: RequestFields) throws -> [Int] {
+        guard let raw = fields.raw("versions"), raw != .null else {
+            throw TesseraError.badRequest("no version number provided")
+        }
+        let items: [JSON]
+        switch raw {
+        case .array(let a): items = a
+        case .string(let s): items = s.split(separator: ",").map { .string(String($0)) }
+        default: items = [raw]
+        }
+        return try items.map {
+            switch $0 {
+            case .int(let i): return Int(i)
+            case .double(let d) where d == d.rounded(): return Int(d)
+            case .string(let s):
+                guard let i = Int(s.trimmingCharacters(in: .whitespaces)) else { throw TesseraError.badRequest("invalid version number '\(s)'") }
+                return i
+            default: throw TesseraError.badRequest("invalid version number")
+            }
+        }
+    }
+
+    func pipelineCall(action: String, auditPath: String, checks: [AccessCheck] = [], listing: ItemPath? = nil,
+                      needsIdentity: Bool = true) -> PipelineCall {
+        PipelineCall(context: context, action: action, auditPath: auditPath, credentials: credentials, needsIdentity: needsIdentity,
+                     checks: checks, listing: listing.map { ($0, RuleType.item) })
+    }
+}

@@ -1,0 +1,95 @@
+// Vault `sys/` endpoints: seal status, health, init, unseal, seal, leader, the mount table
+// (`sys/mounts`, enable and disable), and the KV preflight `sys/internal/ui/mounts/<path>`.
+import Foundation
+import Hummingbird
+import TesseraCore
+import TesseraEngines
+
+struct VaultSysAPI: Sendable {
+    let tessera: Tessera
+    let system: SystemAPI
+
+    static let mountsPath = (try? ItemPath("/sys/mounts")) ?? .root
+
+    func handle(_ vr: VaultRequest, _ request: Request) async throws -> Response {
+        let path = vr.path
+        switch (path, vr.operation) {
+        case ("sys/seal-status", .read): return Responses.json(system.sealStatusJSON())
+        case ("sys/health", .read), ("sys/health", .head): return system.health()
+        case ("sys/init", .read): return Responses.json(.obj(("initialized", .bool(tessera.seal.status.initialized))))
+        case ("sys/init", .write): return await system.initialize(request, context(vr))
+        case ("sys/unseal", .write): return await system.unseal(request, context(vr))
+        case ("sys/seal", .write): return await system.sealNow(request, context(vr))
+        case ("sys/leader", .read):
+            return Responses.json(.obj(("ha_enabled", .bool(false)), ("is_self", .bool(false)), ("active_time", .string("0001-01-01T00:00:00Z")),
+                                       ("leader_address", .string("")), ("leader_cluster_address", .string("")),
+                                       ("performance_standby", .bool(false)), ("performance_standby_last_remote_wal", .int(0))))
+        case ("sys/mounts", .read):
+            try await tessera.run(vr.pipelineCall(action: "list_mounts", auditPath: Self.mountsPath.value,
+                                                  checks: [AccessCheck(.read, .item, Self.mountsPath)])) { _ in () }
+            return VaultResponses.doubled(.object(tessera.mounts.all.map { ($0.path, $0.entryJSON) }), requestId: vr.context.requestId)
+        case (let p, .write) where p.hasPrefix("sys/mounts/") && !p.hasSuffix("/tune"):
+            return try await enable(vr, String(p.dropFirst("sys/mounts/".count)))
+        case (let p, .delete) where p.hasPrefix("sys/mounts/"):
+            let mountPath = String(p.dropFirst("sys/mounts/".count))
+            try await tessera.run(vr.pipelineCall(action: "delete_mount", auditPath: Self.mountsPath.value,
+                                                  checks: [AccessCheck(.delete, .item, Self.mountsPath)])) { _ in
+                _ = try? await tessera.mounts.delete(path: mountPath)
+            }
+            return VaultResponses.noContent()
+        case (let p, .read) where p == "sys/internal/ui/mounts" || p.hasPrefix("sys/internal/ui/mounts/"):
+            return try await preflight(vr, p == "sys/internal/ui/mounts" ? "" : String(p.dropFirst("sys/internal/ui/mounts/".count)))
+        case ("sys/seal-status", _), ("sys/health", _), ("sys/leader", _), ("sys/init", _):
+            return VaultResponses.errors([], status: .methodNotAllowed)
+        default:
+            try await tessera.run(vr.pipelineCall(action: "vault_request", auditPath: "/" + path)) { _ in () }
+            throw TesseraError.notFound("")
+        }
+    }
+
+    func context(_ vr: VaultRequest) -> TesseraRequestContextInfo {
+        TesseraRequestContextInfo(clientAddress: vr.context.clientAddress)
+    }
+
+    /// `secrets enable`: `{"type":"kv","options":{"version":"2"}}` or `{"type":"kv-v2"}`.
+    func enable(_ vr: VaultRequest, _ rawPath: String) async throws -> Response {
+        let fields = try vr.fields()
+        let type = try fields.string("type") ?? ""
+        var version = "1"
+        if let options = fields.raw("options"), case .object = options {
+            let o = try RequestFields(options)
+            if let v = try? o.string("version") { version = v } else if let v = try o.int("version") { version = String(v) }
+        }
+        let kind: VaultMount.Kind
+        switch (type, version) {
+        case ("kv-v2", _), ("kv", "2"): kind = .kvV2
+        case ("kv", _), ("kv-v1", _): kind = .kvV1
+        default: throw TesseraError.badRequest("plugin not found in the catalog: \(type)")
+        }
+        let description = try fields.string("description") ?? ""
+        try await tessera.run(vr.pipelineCall(action: "create_mount", auditPath: Self.mountsPath.value,
+                                              checks: [AccessCheck(.create, .item, Self.mountsPath)])) { _ in
+            _ = try await tessera.mounts.create(path: rawPath, kind: kind, folder: nil, description: description)
+        }
+        return VaultResponses.noContent()
+    }
+
+    /// The KV preflight: 200 with the mount entry and its `path` when the caller has some grant
+    /// under the mount; 403 otherwise, and for unknown mounts.
+    func preflight(_ vr: VaultRequest, _ target: String) async throws -> Response {
+        if target.isEmpty, case .none = vr.credentials {
+            return VaultResponses.envelope(data: .obj(("auth", .obj()), ("secret", .obj())), requestId: vr.context.requestId)
+        }
+        let resolved = tessera.mounts.resolve(target)
+        let call = vr.pipelineCall(action: "mount_preflight", auditPath: resolved.map { $0.mount.folder.value } ?? "/" + target)
+        let allowed = try await tessera.run(call) { caller -> Bool in
+            guard let resolved, let authorizer = caller.principal?.authorizer else { return false }
+            return authorizer.hasGrant(within: resolved.mount.folder)
+        }
+        guard allowed, let mount = resolved?.mount, case .object(let pairs) = mount.entryJSON else {
+            return VaultResponses.errors(["preflight capability check returned 403, please ensure client's policies grant access to path \"\(target)/\""],
+                                         status: .forbidden)
+        }
+        return VaultResponses.envelope(data: .object(pairs + [("path", .string(mount.path))]), requestId: vr.context.requestId)
+    }
+}
