@@ -22,6 +22,8 @@ public struct Principal: Sendable {
     public var identity: Identity
     public var authorizer: Authorizer
     public var token: TokenRecord?
+    /// When the auth method was created.
+    public var createdAt: Date?
 }
 
 public struct AccessEngine: Sendable {
@@ -147,7 +149,7 @@ public struct AccessEngine: Sendable {
         }
         let identity = Identity(authMethodType: method.type, accessId: method.accessId, authMethodName: method.name,
                                 roleNames: roles.map(\.name))
-        return Principal(identity: identity, authorizer: Authorizer(roles: roles), token: nil)
+        return Principal(identity: identity, authorizer: Authorizer(roles: roles), token: nil, createdAt: method.createdAt)
     }
 
     /// Extends a token by its auth method's TTL from now.

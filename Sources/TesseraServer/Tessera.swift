@@ -99,6 +99,14 @@ public final class Tessera: Sendable {
         return (initialization, admin)
     }
 
+    /// A stable identifier of this installation (derived from its seal configuration), as Vault's cluster_id.
+    public var clusterId: String {
+        guard seal.status.initialized else { return "" }
+        return Self.installationId
+    }
+
+    static let installationId = UUID().uuidString.lowercased()
+
     /// Flushes pending audit events and closes the stores.
     public func shutdown() async {
         await audit.close()

@@ -1,6 +1,8 @@
 // ListMethodRewriter: Vault clients send the custom method `LIST`, which NIO's HTTP parser
 // rejects. This handler sits before the parser and rewrites the request line
 // `LIST /v1/p HTTP/1.1` to `GET /v1/p?list=true HTTP/1.1`, which Vault treats identically.
+// Methods the parser does not know at all (e.g. `FOO`) become `GET …?<unsupportedMarker>=1`,
+// so that the front-ends can answer 405 with a JSON body instead of the parser's bare 400.
 // It only inspects the first bytes of each request: a request starts when the connection opens
 // and again after the server has begun answering the previous one (clients here do not pipeline).
 import NIOCore
@@ -20,6 +22,9 @@ final class ListMethodRewriter: ChannelDuplexHandler, RemovableChannelHandler {
     private var buffered: ByteBuffer?
     static let maxRequestLine = 16 * 1024
     private static let list = Array("LIST ".utf8)
+    static let unsupportedMarker = "x-tessera-unsupported-method"
+    /// Methods NIO's parser accepts and the front-ends handle; anything else is marked unsupported.
+    private static let known: Set<String> = ["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT"]
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard state == .awaitingRequest else {
@@ -33,9 +38,18 @@ final class ListMethodRewriter: ChannelDuplexHandler, RemovableChannelHandler {
             buffered = nil
         }
         let view = incoming.readableBytesView
-        // Decide as soon as the method is known.
-        let prefixLength = min(view.count, Self.list.count)
-        guard view.prefix(prefixLength).elementsEqual(Self.list.prefix(prefixLength)) else {
+        // Decide once the method token is complete.
+        guard let space = view.firstIndex(of: UInt8(ascii: " ")) else {
+            if view.count > 32 || view.contains(UInt8(ascii: "\n")) {
+                state = .inRequest
+                context.fireChannelRead(wrapInboundOut(incoming))
+            } else {
+                buffered = incoming
+            }
+            return
+        }
+        let method = String(decoding: view[view.startIndex..<space], as: UTF8.self)
+        guard method == "LIST" || (!Self.known.contains(method) && method.allSatisfy { $0.isLetter && $0.isASCII }) else {
             state = .inRequest
             context.fireChannelRead(wrapInboundOut(incoming))
             return
@@ -50,19 +64,23 @@ final class ListMethodRewriter: ChannelDuplexHandler, RemovableChannelHandler {
             return
         }
         state = .inRequest
-        context.fireChannelRead(wrapInboundOut(Self.rewrite(incoming, lineEnd: lineEnd - view.startIndex, allocator: context.channel.allocator)))
+        let flag = method == "LIST" ? "list=true" : Self.unsupportedMarker + "=1"
+        context.fireChannelRead(wrapInboundOut(Self.rewrite(incoming, methodLength: method.utf8.count, lineEnd: lineEnd - view.startIndex,
+                                                            flag: flag, allocator: context.channel.allocator)))
     }
 
-    /// Rewrites `LIST <target> <version>` into `GET <target>?list=true <version>`.
-    static func rewrite(_ buffer: ByteBuffer, lineEnd: Int, allocator: ByteBufferAllocator) -> ByteBuffer {
+    /// Rewrites `<METHOD> <target> <version>` into `GET <target>?<flag> <version>`.
+    static func rewrite(_ buffer: ByteBuffer, methodLength: Int, lineEnd: Int, flag: String, allocator: ByteBufferAllocator) -> ByteBuffer {
         let bytes = Array(buffer.readableBytesView)
-        let line = bytes[list.count..<lineEnd]
+        let start = methodLength + 1
+        guard start < lineEnd else { return buffer }
+        let line = bytes[start..<lineEnd]
         guard let space = line.lastIndex(of: UInt8(ascii: " ")) else { return buffer }
-        let target = Array(bytes[list.count..<space])
-        var out = allocator.buffer(capacity: bytes.count + 16)
+        let target = Array(bytes[start..<space])
+        var out = allocator.buffer(capacity: bytes.count + 40)
         out.writeBytes(Array("GET ".utf8))
         out.writeBytes(target)
-        out.writeBytes(Array((target.contains(UInt8(ascii: "?")) ? "&list=true" : "?list=true").utf8))
+        out.writeBytes(Array(((target.contains(UInt8(ascii: "?")) ? "&" : "?") + flag).utf8))
         out.writeBytes(bytes[space...])
         return out
     }

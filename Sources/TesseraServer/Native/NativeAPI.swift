@@ -19,7 +19,7 @@ public struct NativeAPI: Sendable {
         router.post("/api/v2/:verb") { request, context in
             await handle(request, context)
         }
-        for method in [HTTPRequest.Method.get, .put, .delete, .patch, .head] {
+        for method in [HTTPRequest.Method.get, .put, .delete, .patch, .head, .options] {
             router.on("/api/v2/:verb", method: method) { _, _ in
                 Responses.json(.obj(("error", .string("MethodNotAllowed")), ("message", .string("the native API takes POST with a JSON body"))),
                                status: .methodNotAllowed)

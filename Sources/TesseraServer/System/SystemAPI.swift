@@ -23,7 +23,7 @@ public struct SystemAPI: Sendable {
         return .obj(("type", .string("shamir")), ("initialized", .bool(s.initialized)), ("sealed", .bool(s.sealed)),
                     ("t", .int(Int64(s.threshold))), ("n", .int(Int64(s.shares))), ("progress", .int(Int64(s.progress))),
                     ("nonce", .string("")), ("version", .string(Self.version)), ("build_date", .string("")),
-                    ("migration", .bool(false)), ("cluster_name", .string("tessera")), ("cluster_id", .string("")),
+                    ("migration", .bool(false)), ("cluster_name", .string("tessera")), ("cluster_id", .string(tessera.clusterId)),
                     ("recovery_seal", .bool(false)), ("storage_type", .string(tessera.options.storage)))
     }
 
@@ -34,6 +34,7 @@ public struct SystemAPI: Sendable {
                                    ("performance_standby", .bool(false)), ("replication_performance_mode", .string("disabled")),
                                    ("replication_dr_mode", .string("disabled")),
                                    ("server_time_utc", .int(Int64(tessera.now().timeIntervalSince1970))),
+                                   ("cluster_name", .string("tessera")), ("cluster_id", .string(tessera.clusterId)),
                                    ("version", .string(Self.version))), status: status)
     }
 

@@ -32,6 +32,8 @@ struct VaultAPI: Sendable {
                 vr = try VaultRequest(request, body: body, context: ctx)
             } catch let e as TesseraError where e == VaultRequest.unsupportedMethod {
                 return VaultResponses.errors([], status: .methodNotAllowed)
+            } catch let e as TesseraError where e == VaultRequest.unsupportedPath {
+                return VaultResponses.errors([e.message], status: .notFound)
             }
             let response = try await dispatch(vr, request)
             log(request, response.status.code, context)

@@ -60,7 +60,7 @@ struct VaultAuthAPI: Sendable {
     func currentToken(_ vr: VaultRequest) -> String {
         switch vr.credentials {
         case .token(let t): t
-        case .accessKey(let id, _): id
+        case .accessKey(let id, let key): id + ".." + key
         case .none: ""
         }
     }
@@ -78,9 +78,10 @@ struct VaultAuthAPI: Sendable {
                         ("path", .string("auth/approle/login")), ("policies", policies), ("renewable", .bool(true)),
                         ("ttl", .int(ttl)), ("type", .string("service")))
         }
-        return .obj(("accessor", .string("")), ("creation_time", .int(0)), ("creation_ttl", .int(0)),
+        let created = p.createdAt ?? now
+        return .obj(("accessor", .string("")), ("creation_time", .int(Int64(created.timeIntervalSince1970))), ("creation_ttl", .int(0)),
                     ("display_name", .string(p.identity.authMethodName)), ("entity_id", .string("")), ("expire_time", .null),
-                    ("explicit_max_ttl", .int(0)), ("id", .string(p.identity.accessId)), ("issue_time", .null),
+                    ("explicit_max_ttl", .int(0)), ("id", .string(currentToken(vr))), ("issue_time", .date(created)),
                     ("meta", .obj(("access_id", .string(p.identity.accessId)))), ("num_uses", .int(0)), ("orphan", .bool(true)),
                     ("path", .string("auth/token/create")), ("policies", policies), ("renewable", .bool(false)),
                     ("ttl", .int(0)), ("type", .string("service")))

@@ -29,13 +29,21 @@ struct VaultRequest: Sendable {
         guard p.hasPrefix("/v1/") || p == "/v1" else { throw TesseraError.notFound("") }
         p = String(p.dropFirst(min(p.count, 4)))
         guard p.utf8.count <= Self.maxPathLength else { throw TesseraError.badRequest("path is too long") }
-        hadTrailingSlash = p.hasSuffix("/")
-        while p.hasSuffix("/") { p.removeLast() }
-        path = p
         var q: [String: String] = [:]
         for (k, v) in request.uri.queryParameters { q[String(k)] = String(v) }
         query = q
+        if q[ListMethodRewriter.unsupportedMarker] != nil { throw VaultRequest.unsupportedMethod }
         let listFlag = ["true", "1", "True", "TRUE"].contains(q["list"] ?? "")
+        hadTrailingSlash = p.hasSuffix("/")
+        while p.hasSuffix("/") { p.removeLast() }
+        // A trailing slash is for lists only (`auth/token/lookup-self/` is not a path).
+        if hadTrailingSlash, !listFlag, request.method != .head, p.contains("/"), !p.hasPrefix("sys/") {
+            throw VaultRequest.unsupportedPath
+        }
+        // The same parser as every item path: no `.`/`..` or empty segments, no control
+        // characters, checked in raw and percent-decoded form.
+        if !p.isEmpty { _ = try ItemPath(folder: "/" + p) }
+        path = p
         switch request.method {
         case .get: operation = listFlag ? .list : .read
         case .head: operation = .head
@@ -51,6 +59,7 @@ struct VaultRequest: Sendable {
     }
 
     static let unsupportedMethod = TesseraError.badRequest("unsupported method")
+    static let unsupportedPath = TesseraError.notFound("1 error occurred:\n\t* unsupported path\n\n")
 
     /// The body as fields: empty, `null` → no fields; anything but an object → 400.
     func fields() throws -> RequestFields {
@@ -93,6 +102,7 @@ struct VaultRequest: Sendable {
         case .string(let s): items = s.split(separator: ",").map { .string(String($0)) }
         default: items = [raw]
         }
+        guard !items.isEmpty else { throw TesseraError.badRequest("no version number provided") }
         return try items.map {
             switch $0 {
             case .int(let i): return Int(i)

@@ -1,0 +1,38 @@
+// Native verbs for the Vault-compatible mount table: vault-mount-create, vault-mount-list,
+// vault-mount-delete. Managing mounts is authorized like other system operations, on the item
+// path /sys/mounts.
+import Foundation
+import TesseraCore
+import TesseraEngines
+
+extension NativeVerbs {
+    static let vaultMounts: [NativeVerb] = [
+        NativeVerb("vault-mount-create", action: "create_mount", access: .capability([.create], .item)) { f in
+            let path = try VaultMount.normalizePath(try f.requiredString("path"))
+            let kind = try VaultMount.Kind(wire: try f.string("type") ?? "kv-v2")
+            let folder = try f.string("folder").map { try ItemPath(folder: $0).value }
+            let description = try f.string("description") ?? ""
+            return PreparedVerb(paths: [VaultSysAPI.mountsPath], auditPath: path) { t, _ in
+                let m = try await t.mounts.create(path: path, kind: kind, folder: folder, description: description)
+                return mountJSON(m)
+            }
+        },
+        NativeVerb("vault-mount-list", action: "list_mounts", access: .capability([.read, .list], .item)) { _ in
+            PreparedVerb(paths: [VaultSysAPI.mountsPath]) { t, _ in
+                .obj(("mounts", .array(t.mounts.all.map(mountJSON))))
+            }
+        },
+        NativeVerb("vault-mount-delete", action: "delete_mount", access: .capability([.delete], .item)) { f in
+            let path = try VaultMount.normalizePath(try f.requiredString("path"))
+            return PreparedVerb(paths: [VaultSysAPI.mountsPath], auditPath: path) { t, _ in
+                let m = try await t.mounts.delete(path: path)
+                return .obj(("path", .string(m.path)))
+            }
+        },
+    ]
+
+    static func mountJSON(_ m: VaultMount) -> JSON {
+        .obj(("path", .string(m.path)), ("type", .string(m.kind.rawValue)), ("folder", .string(m.folder.value)),
+             ("description", .string(m.description)), ("accessor", .string(m.accessor)), ("creation_date", .date(m.createdAt)))
+    }
+}
