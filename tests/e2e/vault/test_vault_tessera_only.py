@@ -1,0 +1,113 @@
+"""Tessera-only Vault checks: access control through the Vault API with the audit trail, and
+secrets shared between the native API/CLI and the Vault API/CLI.
+"""
+
+from __future__ import annotations
+
+import json
+
+import pytest
+
+import vaultlib as V
+
+
+@pytest.fixture(scope="module", autouse=True)
+def _real_tessera(tessera_target):
+    if tessera_target.is_bao:
+        pytest.skip("tessera-only test (VAULT_E2E_SELFTEST=1 runs bao in its place)")
+
+
+@pytest.fixture(scope="module")
+def limited(tessera_target):
+    """An API-key identity whose role may only read and list /secret/app/*."""
+    t = tessera_target
+    tok = t.native_token
+    name = V.unique("vlim")
+    am = t.native("create-auth-method", {"token": tok, "name": name})
+    role = f"{name}-role"
+    t.native("create-role", {"token": tok, "name": role})
+    t.native("set-role-rule", {"token": tok, "role-name": role, "path": "/secret/app/*",
+                               "capability": ["read", "list"]})
+    t.native("assoc-role-am", {"token": tok, "role-name": role, "am-name": name})
+    # the admin writes the secrets through the Vault API
+    for path, data in (("app/x", {"app": "x"}), ("other", {"other": "y"})):
+        r = t.bao("kv", "put", f"{t.kv2}/{path}", *[f"{k}={v}" for k, v in data.items()])
+        assert r.rc == 0, r
+    return {"access_id": am["access_id"], "vault_token": f"{am['access_id']}..{am['access_key']}"}
+
+
+def test_denied_read_is_403_and_audited(tessera_target, limited):
+    t = tessera_target
+    lim = limited["vault_token"]
+
+    r = t.bao("kv", "get", "-format=json", f"{t.kv2}/app/x", token=lim)
+    assert r.rc == 0, r
+    assert r.json()["data"]["data"] == {"app": "x"}, r
+
+    r = t.bao("kv", "get", f"{t.kv2}/other", token=lim)
+    assert r.rc == 2, r
+    assert "permission denied" in r.stderr and "403" in r.stderr, r
+    assert r.stdout.strip() == "", r
+
+    # the same through raw HTTP and hvac
+    resp = t.http("GET", f"/v1/{t.kv2}/data/other", token=lim)
+    assert resp.status == 403 and resp.content_type == "application/json", resp
+    assert any("permission denied" in e for e in resp.json()["errors"]), resp
+    resp = t.http("PUT", f"/v1/{t.kv2}/data/app/x", {"data": {"no": "write"}}, token=lim)
+    assert resp.status == 403, resp
+    c = t.hvac(token=lim)
+    assert c.is_authenticated() is True
+    import hvac.exceptions as HE
+    with pytest.raises(HE.Forbidden):
+        c.secrets.kv.v2.read_secret_version(path="other", mount_point=t.kv2, raise_on_deleted_version=True)
+    # the allowed secret is unchanged
+    r = t.bao("kv", "get", "-format=json", f"{t.kv2}/app/x", token=lim)
+    assert r.rc == 0 and r.json()["data"]["data"] == {"app": "x"}, r
+
+    out = t.native("audit-query", {"token": t.native_token, "access-id": limited["access_id"],
+                                   "result": "denied"})
+    events = out["events"]
+    mine = [e for e in events if e["access_id"] == limited["access_id"]]
+    assert mine, f"no denied events for {limited['access_id']}: {json.dumps(events)[:2000]}"
+    vault_other = [e for e in mine if e["interface"] == "vault" and "secret/other" in e["path"]]
+    assert vault_other, f"no denied vault event on secret/other: {json.dumps(mine, indent=1)[:3000]}"
+    e = vault_other[0]
+    assert e["result"] == "denied" and e["status"] == 403, e
+    # and the allowed read was audited as allowed, through the vault interface
+    out = t.native("audit-query", {"token": t.native_token, "access-id": limited["access_id"],
+                                   "result": "allowed"})
+    assert any(e["interface"] == "vault" and "secret/app/x" in e["path"] for e in out["events"]), out
+
+
+def test_native_secret_readable_with_bao(tessera_target):
+    t = tessera_target
+    t.native("create-secret", {"token": t.native_token, "name": "/secret/both/native",
+                               "value": json.dumps({"k": "v"})})
+    r = t.bao("kv", "get", "-format=json", f"{t.kv2}/both/native")
+    assert r.rc == 0, r
+    d = r.json()["data"]
+    assert d["data"] == {"k": "v"}, d
+    assert d["metadata"]["version"] == 1 and d["metadata"]["deletion_time"] == "", d
+    r = t.bao("kv", "get", "-field=k", f"{t.kv2}/both/native")
+    assert r.rc == 0 and r.stdout.strip() == "v", r
+    # and it is listed next to Vault-written secrets
+    r = t.bao("kv", "list", "-format=json", f"{t.kv2}/both")
+    assert r.rc == 0 and "native" in r.json(), r
+
+
+def test_bao_secret_readable_with_tessera_cli(tessera_target):
+    t = tessera_target
+    r = t.bao("kv", "put", f"{t.kv2}/both/cli", "foo=bar")
+    assert r.rc == 0, r
+    p = t.tessera_cli("get-secret-value", "--name", "/secret/both/cli", "--address", t.addr,
+                      "--token", t.native_token)
+    assert p.returncode == 0, (p.stdout, p.stderr)
+    assert json.loads(p.stdout) == {"foo": "bar"}, p.stdout
+    # the native API agrees
+    out = t.native("get-secret-value", {"token": t.native_token, "names": ["/secret/both/cli"]})
+    assert json.loads(out["/secret/both/cli"]) == {"foo": "bar"}, out
+    # a new Vault version is the new native value
+    r = t.bao("kv", "put", f"{t.kv2}/both/cli", "foo=baz", "n=2")
+    assert r.rc == 0, r
+    out = t.native("get-secret-value", {"token": t.native_token, "names": ["/secret/both/cli"]})
+    assert json.loads(out["/secret/both/cli"]) == {"foo": "baz", "n": "2"}, out
