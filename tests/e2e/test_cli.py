@@ -204,11 +204,17 @@ def test_cli_errors_are_one_line(cli_factory, dev_server, dev_admin_key, tmp_pat
                           "--capability", "read"))
 
 
+def _free_port() -> int:
+    import socket
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
 def test_cli_unreachable_server_fails_fast(cli_factory):
     args = ("get-secret-value", "--name", "/x", "--token", "t-abc")
-    from conftest import free_port
     c = cli_factory(None)
-    dead = f"http://127.0.0.1:{free_port()}"
+    dead = f"http://127.0.0.1:{_free_port()}"
     try:
         p = c.run(*args, "--address", dead, timeout=6)
     except subprocess.TimeoutExpired:
