@@ -30,10 +30,17 @@ public struct AccessEngine: Sendable {
     public static let adminRoleName = "admin"
     let store: any Store
     let now: @Sendable () -> Date
+    let cache: PrincipalCache
 
-    public init(store: any Store, now: @escaping @Sendable () -> Date = Date.init) {
+    public init(store: any Store, now: @escaping @Sendable () -> Date = Date.init, cacheLifetime: TimeInterval = 5) {
         self.store = store
         self.now = now
+        self.cache = PrincipalCache(lifetime: cacheLifetime)
+    }
+
+    /// Forgets every cached verification (after any change to access data).
+    func accessChanged() {
+        cache.removeAll()
     }
 
     // MARK: Auth methods
@@ -68,6 +75,7 @@ public struct AccessEngine: Sendable {
             throw TesseraError.conflict("an auth method with this access id already exists")
         }
         try await store.createAuthMethod(method)
+        accessChanged()
         return IssuedAuthMethod(method: method, accessKey: key)
     }
 
@@ -88,6 +96,7 @@ public struct AccessEngine: Sendable {
     public func deleteAuthMethod(named raw: String) async throws -> AuthMethod {
         let m = try await authMethod(named: raw)
         _ = try await store.deleteAuthMethod(accessId: m.accessId)
+        accessChanged()
         return m
     }
 
@@ -124,21 +133,27 @@ public struct AccessEngine: Sendable {
         let invalid = TesseraError.unauthorized("invalid, expired or revoked token")
         guard token.hasPrefix("t-"), token.utf8.count <= 256 else { throw invalid }
         let hash = AccessKeyHasher.tokenHash(token)
+        if let cached = cache.get(hash, now: now()) { return cached }
         guard let record = try await store.token(hash: hash), !record.revoked, record.expiresAt > now() else { throw invalid }
         guard let method = try await store.authMethod(accessId: record.accessId) else { throw invalid }
         var p = try await principal(method: method)
         p.identity.tokenHash = hash
         p.token = record
+        cache.put(hash, p, now: now())
         return p
     }
 
     /// Resolves an access id and key directly (the Vault front-end's `<access-id>..<access-key>` token).
     public func principal(accessId: String, accessKey: String) async throws -> Principal {
         let invalid = TesseraError.unauthorized("invalid access id or access key")
+        let cacheKey = "ak:" + AccessKeyHasher.tokenHash(accessId + ".." + accessKey)
+        if let cached = cache.get(cacheKey, now: now()) { return cached }
         guard Self.isValidAccessId(accessId), let method = try await store.authMethod(accessId: accessId) else { throw invalid }
         guard AccessKeyHasher.verify(key: accessKey, salt: method.keySalt, hash: method.keyHash) else { throw invalid }
         if let expires = method.accessExpires, expires <= now() { throw invalid }
-        return try await principal(method: method)
+        let p = try await principal(method: method)
+        cache.put(cacheKey, p, now: now())
+        return p
     }
 
     func principal(method: AuthMethod) async throws -> Principal {
@@ -162,11 +177,13 @@ public struct AccessEngine: Sendable {
         guard try await store.renewToken(hash: record.tokenHash, expiresAt: record.expiresAt) else {
             throw TesseraError.unauthorized("invalid, expired or revoked token")
         }
+        cache.remove(record.tokenHash)
         return record
     }
 
     public func revoke(token: String) async throws {
         let hash = AccessKeyHasher.tokenHash(token)
+        cache.remove(hash)
         guard try await store.revokeToken(hash: hash) else {
             throw TesseraError.notFound("token not found or already revoked")
         }
@@ -178,6 +195,7 @@ public struct AccessEngine: Sendable {
         let name = try Role.validateName(raw)
         let role = Role(name: name, description: description, rules: [], auditAccess: auditAccess, createdAt: now())
         try await store.createRole(role)
+        accessChanged()
         return role
     }
 
@@ -192,6 +210,7 @@ public struct AccessEngine: Sendable {
     public func deleteRole(named raw: String) async throws -> Role {
         let r = try await role(named: raw)
         _ = try await store.deleteRole(named: r.name)
+        accessChanged()
         return r
     }
 
@@ -202,6 +221,7 @@ public struct AccessEngine: Sendable {
         r.rules.removeAll { $0.pattern == pattern && $0.type == type }
         r.rules.append(Rule(pattern: pattern, capabilities: capabilities, type: type))
         try await store.updateRole(r)
+        accessChanged()
         return r
     }
 
@@ -213,6 +233,7 @@ public struct AccessEngine: Sendable {
             throw TesseraError.notFound("role \(r.name) has no \(type.rawValue) for \(pattern)")
         }
         try await store.updateRole(r)
+        accessChanged()
         return true
     }
 
@@ -221,6 +242,7 @@ public struct AccessEngine: Sendable {
         let m = try await authMethod(named: authMethodName)
         let a = RoleAssociation(id: "ass-" + SecureRandom.string(length: 20), roleName: r.name, accessId: m.accessId, subClaims: subClaims)
         try await store.createAssociation(a)
+        accessChanged()
         return a
     }
 
@@ -234,6 +256,7 @@ public struct AccessEngine: Sendable {
 
     public func deleteAssociation(id: String) async throws {
         guard try await store.deleteAssociation(id: id) else { throw TesseraError.notFound("association \(id) not found") }
+        accessChanged()
     }
 
     /// The admin role: every capability on every path of every rule type, and all of the audit trail.

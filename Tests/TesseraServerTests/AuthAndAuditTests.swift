@@ -35,6 +35,27 @@ import Testing
         }
     }
 
+    @Test func cachedVerificationFollowsRuleChangesAndRevocation() async throws {
+        let h = Harness()
+        defer { h.cleanup() }
+        try await h.withServer { _, c, admin in
+            let t = try await c.login(admin.accessId, admin.accessKey)
+            _ = try await c.native("create-secret", ["name": "/dev/x", "value": "v"], token: t)
+            let dev = try await c.colleague(adminToken: t, name: "/cache-user", rules: [("/dev/*", ["read"])])
+            #expect(try await c.native("get-secret-value", ["names": ["/dev/x"]], token: dev.token).status == 200)
+            // A new deny rule applies to the very next request, although the token was just verified.
+            _ = try await c.native("set-role-rule", ["role-name": "role-cache-user", "path": "/dev/x", "capability": ["deny"]], token: t)
+            #expect(try await c.native("get-secret-value", ["names": ["/dev/x"]], token: dev.token).status == 403)
+            _ = try await c.native("revoke-creds", [:], token: dev.token)
+            #expect(try await c.native("get-secret-value", ["names": ["/dev/x"]], token: dev.token).status == 401)
+            // Deleting the auth method ends its tokens at once.
+            let other = try await c.colleague(adminToken: t, name: "/gone", rules: [("/dev/*", ["read"])])
+            #expect(try await c.native("get-secret-value", ["names": ["/dev/x"]], token: other.token).status == 200)
+            _ = try await c.native("delete-auth-method", ["name": "/gone"], token: t)
+            #expect(try await c.native("get-secret-value", ["names": ["/dev/x"]], token: other.token).status == 401)
+        }
+    }
+
     @Test func customTokenTTL() async throws {
         let h = Harness()
         defer { h.cleanup() }
