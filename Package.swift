@@ -54,6 +54,9 @@ let package = Package(
                 "TesseraCore",
                 "TesseraCrypto",
                 "TesseraStore",
+                .product(name: "AsyncHTTPClient", package: "async-http-client"),
+                .product(name: "NIOCore", package: "swift-nio"),
+                .product(name: "NIOHTTP1", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

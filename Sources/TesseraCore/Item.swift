@@ -106,9 +106,14 @@ public struct VaultMount: Sendable, Equatable {
     public var accessor: String
     public var uuid: String
     public var createdAt: Date
+    /// When set, the mount is backed by this Universal Secret Connector: requests are proxied to
+    /// the upstream Vault after Tessera's authorization on `/<usc-name>/<path>`.
+    public var uscName: String?
 
     public init(path: String, kind: Kind, folder: ItemPath, description: String = "", maxVersions: Int = 0,
-                casRequired: Bool = false, deleteVersionAfter: String = "0s", accessor: String, uuid: String, createdAt: Date) {
+                casRequired: Bool = false, deleteVersionAfter: String = "0s", accessor: String, uuid: String, createdAt: Date,
+                uscName: String? = nil) {
+        self.uscName = uscName
         self.path = path
         self.kind = kind
         self.folder = folder

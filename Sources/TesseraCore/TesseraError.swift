@@ -21,6 +21,10 @@ public enum TesseraError: Error, Sendable, Equatable {
     case sealed
     /// The server cannot serve the request safely right now, e.g. the audit trail is not writable (503).
     case unavailable(String)
+    /// An upstream system (e.g. a governed Vault) answered with an error or could not be reached (502).
+    case badGateway(String)
+    /// An upstream system did not answer in time (504).
+    case gatewayTimeout(String)
     /// Stored data failed its integrity check (500); never caused by input alone.
     case integrity(String)
     /// An unexpected internal failure (500); the message is generic.
@@ -36,6 +40,8 @@ public enum TesseraError: Error, Sendable, Equatable {
         case .payloadTooLarge: 413
         case .tooManyRequests: 429
         case .sealed, .unavailable: 503
+        case .badGateway: 502
+        case .gatewayTimeout: 504
         case .integrity, .internalError: 500
         }
     }
@@ -52,6 +58,8 @@ public enum TesseraError: Error, Sendable, Equatable {
         case .tooManyRequests: "TooManyRequests"
         case .sealed: "Sealed"
         case .unavailable: "ServiceUnavailable"
+        case .badGateway: "BadGateway"
+        case .gatewayTimeout: "GatewayTimeout"
         case .integrity: "IntegrityCheckFailed"
         case .internalError: "InternalError"
         }
@@ -60,7 +68,8 @@ public enum TesseraError: Error, Sendable, Equatable {
     public var message: String {
         switch self {
         case .badRequest(let m), .unauthorized(let m), .notFound(let m), .conflict(let m),
-             .tooManyRequests(let m), .unavailable(let m), .integrity(let m), .internalError(let m):
+             .tooManyRequests(let m), .unavailable(let m), .integrity(let m), .internalError(let m),
+             .badGateway(let m), .gatewayTimeout(let m):
             m
         case .forbidden(let path, let capability):
             "access denied: missing '\(capability)' capability on \(path)"

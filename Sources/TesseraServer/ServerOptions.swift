@@ -17,6 +17,8 @@ public struct ServerOptions: Sendable {
     /// How long SQLite waits for a lock held by another connection before failing.
     public var busyTimeoutMillis = 2000
     public var dev = false
+    /// The longest wait for an upstream Vault (connectors, proxied mounts).
+    public var upstreamTimeout: Duration = .seconds(10)
     /// Vault-compatible mounts to create at start-up if missing.
     public var mounts: [MountSpec] = []
 
@@ -42,6 +44,7 @@ public struct ServerOptions: Sendable {
         var log_level: String?
         var unseal_key_file: String?
         var max_body_bytes: Int?
+        var upstream_timeout: Int?
         var mounts: [Mount]?
 
         struct Mount: Decodable {
@@ -68,6 +71,7 @@ public struct ServerOptions: Sendable {
         if let l = file.log_level { try setLogLevel(l) }
         if let u = file.unseal_key_file { unsealKeyFile = u }
         if let m = file.max_body_bytes, m > 0 { maxBodyBytes = m }
+        if let t = file.upstream_timeout, t > 0 { upstreamTimeout = .seconds(t) }
         for m in file.mounts ?? [] {
             mounts.append(MountSpec(path: try VaultMount.normalizePath(m.path), kind: try VaultMount.Kind(wire: m.type), folder: m.folder))
         }

@@ -15,6 +15,7 @@ public final class Tessera: Sendable {
     public let secrets: StaticSecretEngine
     public let access: AccessEngine
     public let mounts: MountTable
+    public let connectors: ConnectorEngine
     public let audit: AuditTrail
     public let logger: Logger
     public let now: @Sendable () -> Date
@@ -69,6 +70,7 @@ public final class Tessera: Sendable {
         secrets = StaticSecretEngine(store: store, seal: seal, now: now)
         access = AccessEngine(store: store, now: now)
         mounts = MountTable(store: store, now: now)
+        connectors = ConnectorEngine(store: store, seal: seal, upstream: VaultUpstream(timeout: options.upstreamTimeout), now: now)
         audit = AuditTrail(store: auditStore, keyring: { [seal] in try seal.keyring() },
                            writeTimeout: options.auditWriteTimeout, logger: Logger(label: "tessera.audit"))
     }
@@ -110,6 +112,7 @@ public final class Tessera: Sendable {
     /// Flushes pending audit events and closes the stores.
     public func shutdown() async {
         await audit.close()
+        await connectors.upstream.shutdown()
         try? await auditStore.close()
         try? await store.close()
     }

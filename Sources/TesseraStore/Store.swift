@@ -82,8 +82,23 @@ public protocol AccessRepository: Sendable {
     func accessGeneration() async throws -> Int64
 }
 
+/// Targets and the connectors that use them.
+public protocol ConnectorRepository: Sendable {
+    func createTarget(_ target: Target) async throws
+    func target(named name: String) async throws -> Target?
+    func targets() async throws -> [Target]
+    /// Deletes a target; throws `conflict` while a connector uses it.
+    func deleteTarget(named name: String) async throws -> Bool
+
+    func createConnector(_ usc: SecretConnector) async throws
+    func connector(named name: String) async throws -> SecretConnector?
+    func connectors() async throws -> [SecretConnector]
+    /// Deletes a connector; throws `conflict` while a Vault mount uses it.
+    func deleteConnector(named name: String) async throws -> Bool
+}
+
 /// The whole data store of one installation.
-public protocol Store: SealRepository, ItemRepository, AccessRepository, MountRepository {
+public protocol Store: SealRepository, ItemRepository, AccessRepository, MountRepository, ConnectorRepository {
     func close() async throws
 }
 

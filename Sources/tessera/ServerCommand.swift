@@ -29,6 +29,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("unseal-key-file"), help: "Auto-unseal key file (mode 0600 required).")
     var unsealKeyFile: String?
 
+    @Option(name: .customLong("upstream-timeout"), help: "Seconds to wait for an upstream Vault before answering 504 (default 10).")
+    var upstreamTimeout: Int?
+
     @Flag(help: "Development mode: temporary storage, initialized and unsealed, admin credentials printed.")
     var dev = false
 
@@ -47,6 +50,10 @@ struct ServerCommand: AsyncParsableCommand {
             if let storage { try options.setStorage(storage) }
             if let logLevel { try options.setLogLevel(logLevel) }
             if let unsealKeyFile { options.unsealKeyFile = unsealKeyFile }
+            if let upstreamTimeout {
+                guard upstreamTimeout > 0 else { throw TesseraError.badRequest("--upstream-timeout must be positive") }
+                options.upstreamTimeout = .seconds(upstreamTimeout)
+            }
         } catch let e as TesseraError {
             throw ValidationError(e.message)
         }

@@ -13,11 +13,13 @@ struct VaultMountCommand: AsyncParsableCommand {
         @Option(help: "kv-v2 (default) or kv-v1.") var type: String = "kv-v2"
         @Option(help: "Folder of items it maps onto (default: /<path>).") var folder: String?
         @Option var description: String?
+        @Option(name: .customLong("usc-name"), help: "Back the mount by this connector's upstream Vault instead of Tessera's store.")
+        var uscName: String?
 
         func run() async throws {
             try await runCLI {
                 let a = try await APIClient.call("vault-mount-create", ["path": path, "type": type, "folder": folder,
-                                                                        "description": description], options: api)
+                                                                        "description": description, "usc-name": uscName], options: api)
                 if api.json { APIClient.print(a, options: api); return }
                 let o = a as? [String: Any] ?? [:]
                 print("Mounted \(o["path"] as? String ?? path) (\(o["type"] as? String ?? type)) over \(o["folder"] as? String ?? "")")

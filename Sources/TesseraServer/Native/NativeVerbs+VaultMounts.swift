@@ -12,8 +12,10 @@ extension NativeVerbs {
             let kind = try VaultMount.Kind(wire: try f.string("type") ?? "kv-v2")
             let folder = try f.string("folder").map { try ItemPath(folder: $0).value }
             let description = try f.string("description") ?? ""
+            let usc = try f.string("usc-name").map { try Target.validateName($0) }
             return PreparedVerb(paths: [VaultSysAPI.mountsPath], auditPath: path) { t, _ in
-                let m = try await t.mounts.create(path: path, kind: kind, folder: folder, description: description)
+                if let usc { _ = try await t.connectors.connector(named: usc) }
+                let m = try await t.mounts.create(path: path, kind: kind, folder: folder, description: description, uscName: usc)
                 return mountJSON(m)
             }
         },
@@ -33,6 +35,7 @@ extension NativeVerbs {
 
     static func mountJSON(_ m: VaultMount) -> JSON {
         .obj(("path", .string(m.path)), ("type", .string(m.kind.rawValue)), ("folder", .string(m.folder.value)),
-             ("description", .string(m.description)), ("accessor", .string(m.accessor)), ("creation_date", .date(m.createdAt)))
+             ("description", .string(m.description)), ("accessor", .string(m.accessor)), ("creation_date", .date(m.createdAt)),
+             ("usc_name", m.uscName.map(JSON.string) ?? .null))
     }
 }

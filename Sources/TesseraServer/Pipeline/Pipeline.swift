@@ -88,6 +88,10 @@ public final class AuditNotes: Sendable {
     private let state = Mutex<[String: String]>([:])
     public init() {}
     public func set(_ key: String, _ value: String) { state.withLock { $0[key] = value } }
+    /// Records the status the client actually received when the operation passes an upstream's
+    /// answer through (e.g. a 404 from a governed Vault).
+    public func setStatus(_ status: Int) { set(AuditNotes.statusKey, String(status)) }
+    static let statusKey = "status"
     var values: [String: String] { state.withLock { $0 } }
 }
 
@@ -129,7 +133,12 @@ extension Tessera {
             event.result = (e.status == 401 || e.status == 403) ? .denied : .error
             event.error = e.message
         }
-        var parameters = call.parameters.merging(notes.values) { a, _ in a }
+        var noted = notes.values
+        if let s = noted.removeValue(forKey: AuditNotes.statusKey).flatMap(Int.init), case .success = outcome {
+            event.status = s
+            if s >= 400 { event.result = .error }
+        }
+        var parameters = call.parameters.merging(noted) { a, _ in a }
         if !call.sensitive.isEmpty, let keyring = try? seal.keyring() {
             for (k, v) in call.sensitive { parameters[k] = keyring.auditHMAC(v) }
         }

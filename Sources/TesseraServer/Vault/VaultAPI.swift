@@ -55,6 +55,9 @@ struct VaultAPI: Sendable {
             try await tessera.run(call) { _ in () }
             throw TesseraError.notFound("")
         }
+        if let usc = mount.uscName {
+            return try await VaultProxy(tessera: tessera, mount: mount, uscName: usc).handle(vr, rest: rest)
+        }
         let kv = VaultKV(tessera: tessera, mount: mount)
         switch mount.kind {
         case .kvV2: return try await kv.handleV2(vr, rest: rest)

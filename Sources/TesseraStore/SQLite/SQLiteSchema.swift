@@ -96,6 +96,24 @@ enum SQLiteSchema {
             created_at INTEGER NOT NULL
         );
         """,
+        """
+        ALTER TABLE vault_mounts ADD COLUMN usc_name TEXT;
+        CREATE TABLE targets (
+            name TEXT PRIMARY KEY,
+            kind TEXT NOT NULL,
+            settings TEXT NOT NULL DEFAULT '{}',
+            credential BLOB NOT NULL,
+            key_term INTEGER NOT NULL,
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE uscs (
+            name TEXT PRIMARY KEY,
+            target_name TEXT NOT NULL REFERENCES targets(name),
+            prefix TEXT NOT NULL DEFAULT '',
+            description TEXT NOT NULL DEFAULT '',
+            created_at INTEGER NOT NULL
+        );
+        """,
     ]
 
     static let auditMigrations: [String] = [

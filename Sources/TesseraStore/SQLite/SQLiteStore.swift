@@ -183,10 +183,11 @@ public final class SQLiteStore: Store {
     public func createMount(_ m: VaultMount) async throws {
         do {
             try await db.write("""
-                INSERT INTO vault_mounts (path, kind, folder, description, max_versions, cas_required, delete_version_after, accessor, uuid, created_at)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO vault_mounts (path, kind, folder, description, max_versions, cas_required, delete_version_after, accessor, uuid, created_at, usc_name)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [.text(m.path), .text(m.kind.rawValue), .text(m.folder.value), .text(m.description), .int(m.maxVersions),
-                      .bool(m.casRequired), .text(m.deleteVersionAfter), .text(m.accessor), .text(m.uuid), .date(m.createdAt)])
+                      .bool(m.casRequired), .text(m.deleteVersionAfter), .text(m.accessor), .text(m.uuid), .date(m.createdAt),
+                      m.uscName.map { .text($0) } ?? .null])
         } catch TesseraError.conflict {
             throw TesseraError.conflict("path is already in use at \(m.path)")
         }
@@ -199,7 +200,8 @@ public final class SQLiteStore: Store {
             return VaultMount(path: try c.string("path"), kind: kind, folder: try ItemPath(folder: try c.string("folder")),
                               description: try c.string("description"), maxVersions: try c.int("max_versions"),
                               casRequired: try c.bool("cas_required"), deleteVersionAfter: try c.string("delete_version_after"),
-                              accessor: try c.string("accessor"), uuid: try c.string("uuid"), createdAt: try c.date("created_at"))
+                              accessor: try c.string("accessor"), uuid: try c.string("uuid"), createdAt: try c.date("created_at"),
+                              uscName: row.column("usc_name")?.string)
         }
     }
 
@@ -382,5 +384,76 @@ public final class SQLiteStore: Store {
 
     public func purgeExpiredTokens(before cutoff: Date) async throws -> Int {
         try await db.write("DELETE FROM tokens WHERE expires_at < ?", [.date(cutoff)])
+    }
+
+    // MARK: Targets and connectors
+
+    public func createTarget(_ t: Target) async throws {
+        do {
+            try await db.write("INSERT INTO targets (name, kind, settings, credential, key_term, created_at) VALUES (?, ?, ?, ?, ?, ?)",
+                               [.text(t.name), .text(t.kind.rawValue), try .json(t.settings), .bytes(t.credentialCiphertext),
+                                .int(Int(t.keyTerm)), .date(t.createdAt)])
+        } catch TesseraError.conflict {
+            throw TesseraError.conflict("a target named \(t.name) already exists")
+        }
+    }
+
+    public func target(named name: String) async throws -> Target? {
+        try await db.read("SELECT * FROM targets WHERE name = ?", [.text(name)]).first.map(Self.target)
+    }
+
+    public func targets() async throws -> [Target] {
+        try await db.read("SELECT * FROM targets ORDER BY name").map(Self.target)
+    }
+
+    static func target(_ row: SQLiteRow) throws -> Target {
+        let c = Columns(row: row)
+        guard let kind = Target.Kind(rawValue: try c.string("kind")) else { throw TesseraError.integrity("unknown target kind") }
+        return Target(name: try c.string("name"), kind: kind, settings: try c.json([String: String].self, "settings"),
+                      credentialCiphertext: try c.bytes("credential"), keyTerm: UInt32(truncatingIfNeeded: try c.int("key_term")),
+                      createdAt: try c.date("created_at"))
+    }
+
+    public func deleteTarget(named name: String) async throws -> Bool {
+        try await db.transaction { tx in
+            let users = try await tx.query("SELECT name FROM uscs WHERE target_name = ? LIMIT 1", [.text(name)])
+            if let user = users.first?.column("name")?.string {
+                throw TesseraError.conflict("target \(name) is used by the connector \(user)")
+            }
+            return try await tx.execute("DELETE FROM targets WHERE name = ?", [.text(name)]) > 0
+        }
+    }
+
+    public func createConnector(_ u: SecretConnector) async throws {
+        do {
+            try await db.write("INSERT INTO uscs (name, target_name, prefix, description, created_at) VALUES (?, ?, ?, ?, ?)",
+                               [.text(u.name), .text(u.targetName), .text(u.prefix), .text(u.description), .date(u.createdAt)])
+        } catch TesseraError.conflict {
+            throw TesseraError.conflict("a connector named \(u.name) already exists")
+        }
+    }
+
+    public func connector(named name: String) async throws -> SecretConnector? {
+        try await db.read("SELECT * FROM uscs WHERE name = ?", [.text(name)]).first.map(Self.connector)
+    }
+
+    public func connectors() async throws -> [SecretConnector] {
+        try await db.read("SELECT * FROM uscs ORDER BY name").map(Self.connector)
+    }
+
+    static func connector(_ row: SQLiteRow) throws -> SecretConnector {
+        let c = Columns(row: row)
+        return SecretConnector(name: try c.string("name"), targetName: try c.string("target_name"), prefix: try c.string("prefix"),
+                               description: try c.string("description"), createdAt: try c.date("created_at"))
+    }
+
+    public func deleteConnector(named name: String) async throws -> Bool {
+        try await db.transaction { tx in
+            let users = try await tx.query("SELECT path FROM vault_mounts WHERE usc_name = ? LIMIT 1", [.text(name)])
+            if let user = users.first?.column("path")?.string {
+                throw TesseraError.conflict("connector \(name) backs the Vault mount \(user)")
+            }
+            return try await tx.execute("DELETE FROM uscs WHERE name = ?", [.text(name)]) > 0
+        }
     }
 }

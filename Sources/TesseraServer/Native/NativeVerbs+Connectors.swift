@@ -1,0 +1,126 @@
+// Native verbs for targets and the Universal Secret Connector: target-create-hashi-vault,
+// target-get, target-list, target-delete, create-usc, usc-list, usc-get, usc-create, usc-update,
+// usc-delete. USC secrets are authorized on the item path `/<usc-name>/<secret-id>`; a denied
+// request never reaches the upstream Vault.
+import Foundation
+import TesseraCore
+import TesseraEngines
+
+extension NativeVerbs {
+    static let targets: [NativeVerb] = [
+        NativeVerb("target-create-hashi-vault", action: "create_target", access: .capability([.create], .target), sensitive: ["vault-token"]) { f in
+            let name = try Target.validateName(try f.requiredString("name"))
+            let url = try f.requiredString("hashi-url")
+            let token = try f.requiredString("vault-token")
+            let namespace = try f.stringList("namespace")?.first
+            let mount = try f.string("kv-mount")
+            return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in
+                let target = try await t.connectors.createVaultTarget(name: name, url: url, token: token, namespace: namespace, kvMount: mount)
+                return .obj(("target_name", .string(target.name)), ("target_id", .string(target.name)))
+            }
+        },
+        NativeVerb("target-get", action: "get_target", access: .capability([.read, .list], .target)) { f in
+            let name = try Target.validateName(try f.requiredString("name"))
+            return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in targetJSON(try await t.connectors.target(named: name)) }
+        },
+        NativeVerb("target-list", action: "list_targets", access: .listing(.target)) { _ in
+            PreparedVerb(folder: .root) { t, caller in
+                let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
+                let visible = try await t.connectors.targets().filter {
+                    (try? ItemPath($0.name)).map { authorizer.check(.list, on: $0, type: .target).isAllowed } ?? false
+                }
+                return .obj(("targets", .array(visible.map(targetJSON))))
+            }
+        },
+        NativeVerb("target-delete", action: "delete_target", access: .capability([.delete], .target)) { f in
+            let name = try Target.validateName(try f.requiredString("name"))
+            return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in
+                _ = try await t.connectors.deleteTarget(named: name)
+                return .obj()
+            }
+        },
+    ]
+
+    /// A target without its credential.
+    static func targetJSON(_ t: Target) -> JSON {
+        .obj(("target_name", .string(t.name)), ("target_type", .string(t.kind.rawValue)),
+             ("hashi_url", .string(t.settings["url"] ?? "")), ("namespace", .string(t.settings["namespace"] ?? "")),
+             ("kv_mount", .string(t.settings["kv_mount"] ?? "")), ("creation_date", .date(t.createdAt)))
+    }
+
+    static let connectors: [NativeVerb] = [
+        NativeVerb("create-usc", action: "create_usc", access: .capability([.create], .item)) { f in
+            let name = try Target.validateName(try f.requiredString("name"))
+            let target = try f.requiredString("target-to-associate")
+            let prefix = try f.string("usc-prefix")
+            let description = try f.string("description") ?? ""
+            return PreparedVerb(paths: [try ItemPath(name)], extraChecks: [AccessCheck(.read, .target, try ItemPath(target))]) { t, _ in
+                let usc = try await t.connectors.createConnector(name: name, targetName: target, prefix: prefix, description: description)
+                return .obj(("name", .string(usc.name)))
+            }
+        },
+        NativeVerb("usc-list", action: "usc_list", access: .listing(.item)) { f in
+            let name = try Target.validateName(try f.requiredString("usc-name"))
+            let folder = try ItemPath(folder: "/" + name)
+            return PreparedVerb(folder: folder) { t, caller in
+                let binding = try await t.connectors.bind(try await t.connectors.connector(named: name))
+                let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
+                let ids = try await t.connectors.listSecrets(binding).filter {
+                    (try? binding.connector.itemPath(secretId: $0)).map { authorizer.check(.list, on: $0).isAllowed } ?? false
+                }
+                return .obj(("secrets_list", .array(ids.map { .obj(("secret_id", .string($0)), ("name", .string($0)),
+                                                                   ("type", .string("kv")), ("status", .string("active"))) })),
+                            ("next_token", .string("")))
+            }
+        },
+        NativeVerb("usc-get", action: "usc_get", access: .capability([.read], .item)) { f in
+            let (name, id, path) = try uscPath(f, "secret-id")
+            let version = try f.int("version-id")
+            return PreparedVerb(paths: [path]) { t, _ in
+                let binding = try await t.connectors.bind(try await t.connectors.connector(named: name))
+                let s = try await t.connectors.getSecret(binding, secretId: id, version: version)
+                return .obj(("value", .string(Data(s.dataText.utf8).base64EncodedString())), ("id", .string(s.secretId)),
+                            ("name", .string(s.secretId)), ("version_id", .string(String(s.version))),
+                            ("metadata", .obj(("created", .string(s.createdTime)), ("updated", .string(s.updatedTime)))))
+            }
+        },
+        NativeVerb("usc-create", action: "usc_create", access: .capability([.create], .item), sensitive: ["value"]) { f in
+            let (name, id, path) = try uscPath(f, "secret-name")
+            let value = try f.requiredString("value")
+            try validateValue(value, format: nil)
+            return PreparedVerb(paths: [path]) { t, _ in
+                let binding = try await t.connectors.bind(try await t.connectors.connector(named: name))
+                let version = try await t.connectors.putSecret(binding, secretId: id, value: value, mustNotExist: true, mustExist: false)
+                return .obj(("secret_id", .string(id)), ("version_id", .string(String(version))))
+            }
+        },
+        NativeVerb("usc-update", action: "usc_update", access: .capability([.update], .item), sensitive: ["value"]) { f in
+            let (name, id, path) = try uscPath(f, "secret-id")
+            let value = try f.requiredString("value")
+            try validateValue(value, format: nil)
+            return PreparedVerb(paths: [path]) { t, _ in
+                let binding = try await t.connectors.bind(try await t.connectors.connector(named: name))
+                let version = try await t.connectors.putSecret(binding, secretId: id, value: value, mustNotExist: false, mustExist: true)
+                return .obj(("secret_id", .string(id)), ("version_id", .string(String(version))))
+            }
+        },
+        NativeVerb("usc-delete", action: "usc_delete", access: .capability([.delete], .item)) { f in
+            let (name, id, path) = try uscPath(f, "secret-id")
+            let force = try f.bool("force-delete") ?? false
+            return PreparedVerb(paths: [path]) { t, _ in
+                let binding = try await t.connectors.bind(try await t.connectors.connector(named: name))
+                try await t.connectors.deleteSecret(binding, secretId: id, force: force)
+                return .obj()
+            }
+        },
+    ]
+
+    /// The connector name, the secret id (validated as a relative path) and the authorization path.
+    static func uscPath(_ f: RequestFields, _ idField: String) throws -> (String, String, ItemPath) {
+        let name = try Target.validateName(try f.requiredString("usc-name"))
+        var id = try f.requiredString(idField)
+        while id.hasPrefix("/") { id.removeFirst() }
+        let path = try ItemPath("/" + name + "/" + id)
+        return (name, String(path.value.dropFirst(name.count + 2)), path)
+    }
+}

@@ -1,0 +1,153 @@
+// Target and Universal Secret Connector commands: `target create hashi-vault|get|list|delete`,
+// `create-usc`, and `usc list|get|create|update|delete`. Flags follow the Akeyless names.
+import ArgumentParser
+import Foundation
+
+struct TargetCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "target", abstract: "Manage targets (connections to external systems).",
+                                                    subcommands: [Create.self, Get.self, List.self, Delete.self])
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a target.", subcommands: [HashiVault.self])
+    }
+
+    struct HashiVault: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "hashi-vault", abstract: "A HashiCorp Vault / OpenBao target; the connection is checked.")
+        @OptionGroup var api: APIOptions
+        @Option var name: String
+        @Option(name: .customLong("hashi-url")) var hashiURL: String
+        @Option(name: .customLong("vault-token"), help: "Stored encrypted, never shown again.") var vaultToken: String
+        @Option var namespace: [String] = []
+        @Option(name: .customLong("kv-mount"), help: "The upstream KV v2 mount (default secret/).") var kvMount: String?
+
+        func run() async throws {
+            try await runCLI {
+                let a = try await APIClient.call("target-create-hashi-vault", ["name": name, "hashi-url": hashiURL, "vault-token": vaultToken,
+                                                                               "namespace": namespace.first, "kv-mount": kvMount], options: api)
+                if api.json { APIClient.print(a, options: api) } else { print("Created target \(name)") }
+            }
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Show a target (never its credentials).")
+        @OptionGroup var api: APIOptions
+        @Option var name: String
+        func run() async throws {
+            try await runCLI { APIClient.print(try await APIClient.call("target-get", ["name": name], options: api), options: api) }
+        }
+    }
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List targets.")
+        @OptionGroup var api: APIOptions
+        func run() async throws {
+            try await runCLI { APIClient.print(try await APIClient.call("target-list", [:], options: api), options: api) }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a target (refused while a connector uses it).")
+        @OptionGroup var api: APIOptions
+        @Option var name: String
+        func run() async throws {
+            try await runCLI {
+                let a = try await APIClient.call("target-delete", ["name": name], options: api)
+                if api.json { APIClient.print(a, options: api) } else { print("Deleted target \(name)") }
+            }
+        }
+    }
+}
+
+struct CreateUSCCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "create-usc", abstract: "Create a Universal Secret Connector over a target.")
+    @OptionGroup var api: APIOptions
+    @Option var name: String
+    @Option(name: .customLong("target-to-associate")) var target: String
+    @Option(name: .customLong("usc-prefix")) var prefix: String?
+    @Option var description: String?
+
+    func run() async throws {
+        try await runCLI {
+            let a = try await APIClient.call("create-usc", ["name": name, "target-to-associate": target, "usc-prefix": prefix,
+                                                            "description": description], options: api)
+            if api.json { APIClient.print(a, options: api) } else { print("Created connector \(name)") }
+        }
+    }
+}
+
+struct USCCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "usc", abstract: "Read and write secrets through a connector, in place.",
+                                                    subcommands: [List.self, Get.self, Create.self, Update.self, Delete.self])
+
+    struct List: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "List the connector's secrets.")
+        @OptionGroup var api: APIOptions
+        @Option(name: .customLong("usc-name")) var uscName: String
+        func run() async throws {
+            try await runCLI {
+                let a = try await APIClient.call("usc-list", ["usc-name": uscName], options: api)
+                if api.json { APIClient.print(a, options: api); return }
+                for s in (a as? [String: Any])?["secrets_list"] as? [[String: Any]] ?? [] { print(s["secret_id"] as? String ?? "") }
+            }
+        }
+    }
+
+    struct Get: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Read a secret; prints its data as JSON.")
+        @OptionGroup var api: APIOptions
+        @Option(name: .customLong("usc-name")) var uscName: String
+        @Option(name: .customLong("secret-id")) var secretId: String
+        @Option(name: .customLong("version-id")) var versionId: Int?
+        func run() async throws {
+            try await runCLI {
+                let a = try await APIClient.call("usc-get", ["usc-name": uscName, "secret-id": secretId, "version-id": versionId], options: api)
+                if api.json { APIClient.print(a, options: api); return }
+                let encoded = (a as? [String: Any])?["value"] as? String ?? ""
+                print(Data(base64Encoded: encoded).map { String(decoding: $0, as: UTF8.self) } ?? encoded)
+            }
+        }
+    }
+
+    struct Create: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Create a secret (a JSON object is stored as its keys, other text as {\"value\": …}).")
+        @OptionGroup var api: APIOptions
+        @Option(name: .customLong("usc-name")) var uscName: String
+        @Option(name: .customLong("secret-name")) var secretName: String
+        @Option var value: String
+        func run() async throws {
+            try await runCLI {
+                let a = try await APIClient.call("usc-create", ["usc-name": uscName, "secret-name": secretName, "value": value], options: api)
+                if api.json { APIClient.print(a, options: api) } else { print("Created \(secretName) in \(uscName)") }
+            }
+        }
+    }
+
+    struct Update: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Write a new version of an existing secret.")
+        @OptionGroup var api: APIOptions
+        @Option(name: .customLong("usc-name")) var uscName: String
+        @Option(name: .customLong("secret-id")) var secretId: String
+        @Option var value: String
+        func run() async throws {
+            try await runCLI {
+                let a = try await APIClient.call("usc-update", ["usc-name": uscName, "secret-id": secretId, "value": value], options: api)
+                if api.json { APIClient.print(a, options: api) } else { print("Updated \(secretId) in \(uscName)") }
+            }
+        }
+    }
+
+    struct Delete: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(abstract: "Delete a secret (its newest version; all with --force-delete).")
+        @OptionGroup var api: APIOptions
+        @Option(name: .customLong("usc-name")) var uscName: String
+        @Option(name: .customLong("secret-id")) var secretId: String
+        @Flag(name: .customLong("force-delete")) var force = false
+        func run() async throws {
+            try await runCLI {
+                let a = try await APIClient.call("usc-delete", ["usc-name": uscName, "secret-id": secretId, "force-delete": force], options: api)
+                if api.json { APIClient.print(a, options: api) } else { print("Deleted \(secretId) in \(uscName)") }
+            }
+        }
+    }
+}
