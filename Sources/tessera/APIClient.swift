@@ -50,7 +50,8 @@ enum APIClient {
             request.body = .bytes(ByteBuffer(bytes: data))
         }
         var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .seconds(2), read: .seconds(60))
+        configuration.timeout = .init(connect: .seconds(5), read: .seconds(60))
+        configuration.connectionPool.retryConnectionEstablishment = false
         let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
         let server = url.components(separatedBy: "/api/").first.flatMap { $0.components(separatedBy: "/v1/").first } ?? url
         let response: HTTPClientResponse
