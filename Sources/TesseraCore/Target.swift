@@ -5,6 +5,7 @@ import Foundation
 public struct Target: Sendable, Equatable {
     public enum Kind: String, Sendable {
         case hashiVault = "hashi-vault"
+        case database = "db"
     }
 
     public var name: String

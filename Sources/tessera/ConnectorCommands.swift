@@ -151,3 +151,23 @@ struct USCCommand: AsyncParsableCommand {
         }
     }
 }
+
+struct TargetCreateDBCommand: AsyncParsableCommand {
+    static let configuration = CommandConfiguration(commandName: "target-create-db", abstract: "Create a database target (PostgreSQL); the login is checked.")
+    @OptionGroup var api: APIOptions
+    @Option var name: String
+    @Option(name: .customLong("db-type")) var dbType: String = "postgres"
+    @Option var host: String = "127.0.0.1"
+    @Option var port: Int = 5432
+    @Option(name: .customLong("db-name")) var dbName: String = "postgres"
+    @Option(name: .customLong("user-name")) var userName: String
+    @Option(help: "The admin password (stored encrypted, never shown again).") var pwd: String
+
+    func run() async throws {
+        try await runCLI {
+            let a = try await APIClient.call("target-create-db", ["name": name, "db-type": dbType, "host": host, "port": port,
+                                                                  "db-name": dbName, "user-name": userName, "pwd": pwd], options: api)
+            if api.json { APIClient.print(a, options: api) } else { print("Created target \(name)") }
+        }
+    }
+}

@@ -19,6 +19,20 @@ extension NativeVerbs {
                 return .obj(("target_name", .string(target.name)), ("target_id", .string(target.name)))
             }
         },
+        NativeVerb("target-create-db", action: "create_target", access: .capability([.create], .target), sensitive: ["pwd"]) { f in
+            let name = try Target.validateName(try f.requiredString("name"))
+            let dbType = try f.requiredString("db-type")
+            let host = try f.string("host") ?? "127.0.0.1"
+            let port = try f.int("port") ?? 5432
+            let database = try f.string("db-name") ?? "postgres"
+            let user = try f.requiredString("user-name")
+            let password = try f.string("pwd") ?? ""
+            return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in
+                let target = try await t.connectors.createDatabaseTarget(name: name, dbType: dbType, host: host, port: port,
+                                                                         database: database, username: user, password: password)
+                return .obj(("target_name", .string(target.name)), ("target_id", .string(target.name)))
+            }
+        },
         NativeVerb("target-get", action: "get_target", access: .capability([.read, .list], .target)) { f in
             let name = try Target.validateName(try f.requiredString("name"))
             return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in targetJSON(try await t.connectors.target(named: name)) }
@@ -43,9 +57,17 @@ extension NativeVerbs {
 
     /// A target without its credential.
     static func targetJSON(_ t: Target) -> JSON {
-        .obj(("target_name", .string(t.name)), ("target_type", .string(t.kind.rawValue)),
-             ("hashi_url", .string(t.settings["url"] ?? "")), ("namespace", .string(t.settings["namespace"] ?? "")),
-             ("kv_mount", .string(t.settings["kv_mount"] ?? "")), ("creation_date", .date(t.createdAt)))
+        switch t.kind {
+        case .hashiVault:
+            return .obj(("target_name", .string(t.name)), ("target_type", .string(t.kind.rawValue)),
+                        ("hashi_url", .string(t.settings["url"] ?? "")), ("namespace", .string(t.settings["namespace"] ?? "")),
+                        ("kv_mount", .string(t.settings["kv_mount"] ?? "")), ("creation_date", .date(t.createdAt)))
+        case .database:
+            return .obj(("target_name", .string(t.name)), ("target_type", .string("db")), ("db_type", .string(t.settings["db_type"] ?? "")),
+                        ("host", .string(t.settings["host"] ?? "")), ("port", .string(t.settings["port"] ?? "")),
+                        ("db_name", .string(t.settings["db_name"] ?? "")), ("user_name", .string(t.settings["user_name"] ?? "")),
+                        ("creation_date", .date(t.createdAt)))
+        }
     }
 
     static let connectors: [NativeVerb] = [

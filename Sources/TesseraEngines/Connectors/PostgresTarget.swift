@@ -1,0 +1,112 @@
+// PostgresTarget: connections to a PostgreSQL target as its admin user, for verifying a target
+// and, later, for producers and rotators. Errors name the cause (unreachable, authentication,
+// missing database) without echoing the password.
+import Foundation
+import Logging
+import NIOCore
+import PostgresNIO
+import TesseraCore
+
+public struct PostgresTarget: Sendable {
+    public var host: String
+    public var port: Int
+    public var database: String
+    public var username: String
+    let password: String
+
+    public init(host: String, port: Int, database: String, username: String, password: String) {
+        self.host = host
+        self.port = port
+        self.database = database
+        self.username = username
+        self.password = password
+    }
+
+    static let logger: Logger = {
+        var l = Logger(label: "tessera.postgres")
+        l.logLevel = .error
+        return l
+    }()
+
+    /// Opens a connection, runs `body`, and closes it.
+    public func withConnection<T: Sendable>(timeout: Duration = .seconds(10), _ body: (PostgresConnection) async throws -> T) async throws -> T {
+        var configuration = PostgresConnection.Configuration(host: host, port: port, username: username, password: password,
+                                                             database: database, tls: .disable)
+        configuration.options.connectTimeout = .seconds(Int64(timeout.components.seconds))
+        let connection: PostgresConnection
+        do {
+            connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: Self.logger)
+        } catch {
+            throw Self.describe(error, target: self)
+        }
+        do {
+            let result = try await body(connection)
+            try? await connection.close()
+            return result
+        } catch {
+            try? await connection.close()
+            throw Self.describe(error, target: self)
+        }
+    }
+
+    /// Checks that the admin credentials log in.
+    public func verify() async throws {
+        try await withConnection { connection in
+            _ = try await connection.query("SELECT 1", logger: Self.logger).collect()
+        }
+    }
+
+    /// Maps driver errors to messages that say what went wrong and never include the password.
+    static func describe(_ error: any Error, target: PostgresTarget) -> TesseraError {
+        if let e = error as? TesseraError { return e }
+        if let p = error as? PSQLError {
+            if let code = p.serverInfo?[.sqlState] {
+                let message = p.serverInfo?[.message] ?? "error"
+                switch code {
+                case "28P01", "28000": return .badRequest("authentication failed for user \(target.username) on \(target.host):\(target.port)")
+                case "3D000": return .badRequest("database \(target.database) does not exist on \(target.host):\(target.port)")
+                default: return .badRequest("PostgreSQL error \(code): \(message)")
+                }
+            }
+            return .badGateway("cannot reach PostgreSQL at \(target.host):\(target.port) (connection failed)")
+        }
+        return .badGateway("cannot reach PostgreSQL at \(target.host):\(target.port) (connection failed)")
+    }
+}
+
+extension ConnectorEngine {
+    /// Creates a database target after checking that its admin credentials log in.
+    public func createDatabaseTarget(name raw: String, dbType: String, host: String, port: Int, database: String,
+                                     username: String, password: String) async throws -> Target {
+        let keyring = try seal.keyring()
+        let name = try Target.validateName(raw)
+        guard ["postgres", "postgresql"].contains(dbType.lowercased()) else {
+            throw TesseraError.badRequest("unsupported db-type '\(dbType)': this server supports postgres")
+        }
+        guard !host.isEmpty, (1...65535).contains(port), !username.isEmpty else {
+            throw TesseraError.badRequest("host, a port between 1 and 65535, and user-name are required")
+        }
+        let pg = PostgresTarget(host: host, port: port, database: database.isEmpty ? "postgres" : database, username: username, password: password)
+        do {
+            try await pg.verify()
+        } catch let e as TesseraError {
+            throw TesseraError.badRequest("cannot create the target: \(e.message)")
+        }
+        let sealed = try keyring.seal(Array(password.utf8), aad: Self.targetAAD(name))
+        let settings = ["db_type": "postgres", "host": host, "port": String(port), "db_name": pg.database, "user_name": username]
+        let target = Target(name: name, kind: .database, settings: settings, credentialCiphertext: sealed.ciphertext,
+                            keyTerm: sealed.term, createdAt: now())
+        try await store.createTarget(target)
+        return target
+    }
+
+    /// The PostgreSQL connection settings of a database target, with its password decrypted.
+    public func postgres(_ target: Target) throws -> PostgresTarget {
+        guard target.kind == .database else { throw TesseraError.badRequest("target \(target.name) is not a database target") }
+        let keyring = try seal.keyring()
+        let password = String(decoding: try keyring.open(target.credentialCiphertext, term: target.keyTerm, aad: Self.targetAAD(target.name)), as: UTF8.self)
+        return PostgresTarget(host: target.settings["host"] ?? "", port: Int(target.settings["port"] ?? "") ?? 5432,
+                              database: target.settings["db_name"] ?? "postgres", username: target.settings["user_name"] ?? "",
+                              password: password)
+    }
+}
