@@ -16,6 +16,7 @@ public final class Tessera: Sendable {
     public let access: AccessEngine
     public let mounts: MountTable
     public let connectors: ConnectorEngine
+    public let dynamic: DynamicSecretEngine
     public let audit: AuditTrail
     public let logger: Logger
     public let now: @Sendable () -> Date
@@ -42,6 +43,8 @@ public final class Tessera: Sendable {
         do {
             try await seal.load()
             try await t.mounts.load()
+            let interrupted = try await t.dynamic.reconcile()
+            if interrupted > 0 { logger.notice("leases interrupted mid-issue will be revoked", metadata: ["count": "\(interrupted)"]) }
             for m in options.mounts where !t.mounts.all.contains(where: { $0.path == (try? VaultMount.normalizePath(m.path)) }) {
                 _ = try await t.mounts.create(path: m.path, kind: m.kind, folder: m.folder)
             }
@@ -71,6 +74,7 @@ public final class Tessera: Sendable {
         access = AccessEngine(store: store, now: now)
         mounts = MountTable(store: store, now: now)
         connectors = ConnectorEngine(store: store, seal: seal, upstream: VaultUpstream(timeout: options.upstreamTimeout), now: now)
+        dynamic = DynamicSecretEngine(store: store, connectors: connectors, now: now)
         audit = AuditTrail(store: auditStore, keyring: { [seal] in try seal.keyring() },
                            writeTimeout: options.auditWriteTimeout, logger: Logger(label: "tessera.audit"))
     }
@@ -99,6 +103,20 @@ public final class Tessera: Sendable {
         }
         logger.info("initialized", metadata: ["shares": "\(shares)", "threshold": "\(threshold)"])
         return (initialization, admin)
+    }
+
+    /// Revokes due leases and retries failed revocations until cancelled (runs while serving).
+    public func runLeaseWorker(interval: Duration = .milliseconds(250)) async {
+        while !Task.isCancelled {
+            if !seal.isSealed {
+                do {
+                    try await dynamic.processDue()
+                } catch {
+                    logger.warning("lease worker pass failed", metadata: ["reason": "\(Tessera.classify(error, logger: logger).message)"])
+                }
+            }
+            try? await Task.sleep(for: interval)
+        }
     }
 
     /// A stable identifier of this installation (derived from its seal configuration), as Vault's cluster_id.

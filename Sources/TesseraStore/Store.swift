@@ -97,8 +97,28 @@ public protocol ConnectorRepository: Sendable {
     func deleteConnector(named name: String) async throws -> Bool
 }
 
+/// Dynamic-secret producers and their leases. Due leases are found by indexed queries, never by
+/// loading leases into memory.
+public protocol LeaseRepository: Sendable {
+    func createProducer(_ producer: Producer) async throws
+    func producer(path: String) async throws -> Producer?
+    func producers() async throws -> [Producer]
+    /// Deletes a producer; throws `conflict` while it has leases that are not revoked.
+    func deleteProducer(path: String) async throws -> Bool
+
+    /// Inserts a lease if the producer has fewer than `limit` live leases (0 = no limit); returns false at the limit.
+    func insertLease(_ lease: Lease, limit: Int) async throws -> Bool
+    func lease(id: String) async throws -> Lease?
+    func updateLease(_ lease: Lease) async throws
+    /// Leases whose id starts with `prefix`, optionally in one state, ordered by id.
+    func leases(prefix: String, state: Lease.State?, limit: Int) async throws -> [Lease]
+    /// Active leases past their expiry and revoking leases whose retry time has come.
+    func dueLeases(now: Date, limit: Int) async throws -> [Lease]
+    func countLeases(state: Lease.State) async throws -> Int
+}
+
 /// The whole data store of one installation.
-public protocol Store: SealRepository, ItemRepository, AccessRepository, MountRepository, ConnectorRepository {
+public protocol Store: SealRepository, ItemRepository, AccessRepository, MountRepository, ConnectorRepository, LeaseRepository {
     func close() async throws
 }
 

@@ -30,12 +30,15 @@ extension Tessera {
     public func serve(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws {
         let app = application(onServerRunning: onServerRunning)
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
+        let worker = Task { await self.runLeaseWorker() }
         do {
             try await group.run()
         } catch {
+            worker.cancel()
             await shutdown()
             throw error
         }
+        worker.cancel()
         await shutdown()
     }
 }

@@ -114,6 +114,37 @@ enum SQLiteSchema {
             created_at INTEGER NOT NULL
         );
         """,
+        """
+        CREATE TABLE producers (
+            path TEXT PRIMARY KEY,
+            target_name TEXT NOT NULL REFERENCES targets(name),
+            creation_statements TEXT NOT NULL,
+            revocation_statements TEXT NOT NULL DEFAULT '',
+            user_ttl INTEGER NOT NULL,
+            max_ttl INTEGER NOT NULL,
+            password_length INTEGER NOT NULL,
+            username_prefix TEXT NOT NULL,
+            max_leases INTEGER NOT NULL DEFAULT 0,
+            created_at INTEGER NOT NULL
+        );
+        CREATE TABLE leases (
+            id TEXT PRIMARY KEY,
+            producer TEXT NOT NULL,
+            username TEXT NOT NULL,
+            access_id TEXT NOT NULL,
+            issued_at INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            max_expires_at INTEGER NOT NULL,
+            last_renewal INTEGER,
+            state TEXT NOT NULL,
+            attempts INTEGER NOT NULL DEFAULT 0,
+            next_attempt_at INTEGER,
+            last_error TEXT NOT NULL DEFAULT ''
+        );
+        CREATE INDEX leases_due ON leases(state, expires_at);
+        CREATE INDEX leases_retry ON leases(state, next_attempt_at);
+        CREATE INDEX leases_producer ON leases(producer, state);
+        """,
     ]
 
     static let auditMigrations: [String] = [

@@ -456,4 +456,108 @@ public final class SQLiteStore: Store {
             return try await tx.execute("DELETE FROM uscs WHERE name = ?", [.text(name)]) > 0
         }
     }
+
+    // MARK: Producers and leases
+
+    public func createProducer(_ p: Producer) async throws {
+        do {
+            try await db.write("""
+                INSERT INTO producers (path, target_name, creation_statements, revocation_statements, user_ttl, max_ttl, password_length,
+                                       username_prefix, max_leases, created_at) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, [.text(p.path.value), .text(p.targetName), .text(p.creationStatements), .text(p.revocationStatements), .int(p.userTTL),
+                      .int(p.maxTTL), .int(p.passwordLength), .text(p.usernamePrefix), .int(p.maxLeases), .date(p.createdAt)])
+        } catch TesseraError.conflict {
+            throw TesseraError.conflict("a dynamic secret named \(p.path) already exists")
+        }
+    }
+
+    public func producer(path: String) async throws -> Producer? {
+        try await db.read("SELECT * FROM producers WHERE path = ?", [.text(path)]).first.map(Self.producer)
+    }
+
+    public func producers() async throws -> [Producer] {
+        try await db.read("SELECT * FROM producers ORDER BY path").map(Self.producer)
+    }
+
+    static func producer(_ row: SQLiteRow) throws -> Producer {
+        let c = Columns(row: row)
+        return Producer(path: try ItemPath(try c.string("path")), targetName: try c.string("target_name"),
+                        creationStatements: try c.string("creation_statements"), revocationStatements: try c.string("revocation_statements"),
+                        userTTL: try c.int("user_ttl"), maxTTL: try c.int("max_ttl"), passwordLength: try c.int("password_length"),
+                        usernamePrefix: try c.string("username_prefix"), maxLeases: try c.int("max_leases"), createdAt: try c.date("created_at"))
+    }
+
+    public func deleteProducer(path: String) async throws -> Bool {
+        try await db.transaction { tx in
+            let live = try await tx.query("SELECT COUNT(*) AS n FROM leases WHERE producer = ? AND state IN ('pending','active','revoking','irrevocable')",
+                                          [.text(path)])
+            if let n = live.first?.column("n")?.integer, n > 0 {
+                throw TesseraError.conflict("dynamic secret \(path) still has \(n) leases that are not revoked")
+            }
+            return try await tx.execute("DELETE FROM producers WHERE path = ?", [.text(path)]) > 0
+        }
+    }
+
+    public func insertLease(_ l: Lease, limit: Int) async throws -> Bool {
+        try await db.transaction { tx in
+            if limit > 0 {
+                let rows = try await tx.query("SELECT COUNT(*) AS n FROM leases WHERE producer = ? AND state IN ('pending','active')", [.text(l.producer)])
+                if (rows.first?.column("n")?.integer ?? 0) >= limit { return false }
+            }
+            try await tx.execute("""
+                INSERT INTO leases (id, producer, username, access_id, issued_at, expires_at, max_expires_at, last_renewal, state, attempts,
+                                    next_attempt_at, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, Self.leaseBinds(l))
+            return true
+        }
+    }
+
+    static func leaseBinds(_ l: Lease) -> [SQLiteData] {
+        [.text(l.id), .text(l.producer), .text(l.username), .text(l.accessId), .date(l.issuedAt), .date(l.expiresAt), .date(l.maxExpiresAt),
+         .optionalDate(l.lastRenewal), .text(l.state.rawValue), .int(l.attempts), .optionalDate(l.nextAttemptAt), .text(l.lastError)]
+    }
+
+    public func lease(id: String) async throws -> Lease? {
+        try await db.read("SELECT * FROM leases WHERE id = ?", [.text(id)]).first.map(Self.lease)
+    }
+
+    public func updateLease(_ l: Lease) async throws {
+        try await db.write("""
+            UPDATE leases SET expires_at = ?, max_expires_at = ?, last_renewal = ?, state = ?, attempts = ?, next_attempt_at = ?, last_error = ?
+            WHERE id = ?
+            """, [.date(l.expiresAt), .date(l.maxExpiresAt), .optionalDate(l.lastRenewal), .text(l.state.rawValue), .int(l.attempts),
+                  .optionalDate(l.nextAttemptAt), .text(l.lastError), .text(l.id)])
+    }
+
+    public func leases(prefix: String, state: Lease.State?, limit: Int) async throws -> [Lease] {
+        var sql = "SELECT * FROM leases WHERE id >= ? AND id < ?"
+        var binds: [SQLiteData] = [.text(prefix), .text(prefix + "\u{10FFFF}")]
+        if let state { sql += " AND state = ?"; binds.append(.text(state.rawValue)) }
+        sql += " ORDER BY id LIMIT ?"
+        binds.append(.int(limit))
+        return try await db.read(sql, binds).map(Self.lease)
+    }
+
+    public func dueLeases(now: Date, limit: Int) async throws -> [Lease] {
+        try await db.read("""
+            SELECT * FROM (
+                SELECT * FROM leases WHERE state = 'active' AND expires_at <= ?
+                UNION ALL
+                SELECT * FROM leases WHERE state = 'revoking' AND next_attempt_at <= ?
+            ) ORDER BY expires_at LIMIT ?
+            """, [.date(now), .date(now), .int(limit)]).map(Self.lease)
+    }
+
+    public func countLeases(state: Lease.State) async throws -> Int {
+        try await db.read("SELECT COUNT(*) AS n FROM leases WHERE state = ?", [.text(state.rawValue)]).first?.column("n")?.integer ?? 0
+    }
+
+    static func lease(_ row: SQLiteRow) throws -> Lease {
+        let c = Columns(row: row)
+        return Lease(id: try c.string("id"), producer: try c.string("producer"), username: try c.string("username"),
+                     accessId: try c.string("access_id"), issuedAt: try c.date("issued_at"), expiresAt: try c.date("expires_at"),
+                     maxExpiresAt: try c.date("max_expires_at"), lastRenewal: c.optionalDate("last_renewal"),
+                     state: Lease.State(rawValue: try c.string("state")) ?? .active, attempts: try c.int("attempts"),
+                     nextAttemptAt: c.optionalDate("next_attempt_at"), lastError: try c.string("last_error"))
+    }
 }

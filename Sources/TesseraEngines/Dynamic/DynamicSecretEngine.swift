@@ -1,0 +1,252 @@
+// The dynamic-secret engine: PostgreSQL producers and leases. Issuing records the lease as
+// `pending` before creating the role (so a crash can never leave an untracked role), runs the
+// creation statements in one transaction, then marks the lease active. Revocation is retried
+// with exponential backoff and ends `irrevocable` after a bounded number of attempts.
+import Foundation
+import PostgresNIO
+import TesseraCore
+import TesseraCrypto
+import TesseraStore
+
+public struct IssuedCredential: Sendable {
+    public var lease: Lease
+    public var username: String
+    public var password: String
+}
+
+public struct DynamicSecretEngine: Sendable {
+    let store: any Store
+    let connectors: ConnectorEngine
+    let now: @Sendable () -> Date
+    public let maxRevokeAttempts: Int
+
+    public static let defaultCreation = "CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}};"
+    /// Ends the role's sessions, hands what it owns to the admin, drops what remains, then the role.
+    public static let defaultRevocation = """
+        SELECT pg_terminate_backend(pid) FROM pg_stat_activity WHERE usename = {{name_literal}};
+        REASSIGN OWNED BY {{name}} TO CURRENT_USER;
+        DROP OWNED BY {{name}};
+        DROP ROLE IF EXISTS {{name}};
+        """
+
+    public init(store: any Store, connectors: ConnectorEngine, now: @escaping @Sendable () -> Date = Date.init, maxRevokeAttempts: Int = 6) {
+        self.store = store
+        self.connectors = connectors
+        self.now = now
+        self.maxRevokeAttempts = maxRevokeAttempts
+    }
+
+    // MARK: Producers
+
+    public func createProducer(path: ItemPath, targetName: String, creation: String?, revocation: String?, userTTL: Int, maxTTL: Int,
+                               passwordLength: Int, usernamePrefix: String?, maxLeases: Int) async throws -> Producer {
+        let target = try await connectors.target(named: targetName)
+        guard target.kind == .database else { throw TesseraError.badRequest("target \(target.name) is not a database target") }
+        guard userTTL > 0, maxTTL >= userTTL else { throw TesseraError.badRequest("user-ttl must be positive and max-ttl at least user-ttl") }
+        guard (12...128).contains(passwordLength) else { throw TesseraError.badRequest("password-length must be between 12 and 128") }
+        guard maxLeases >= 0 else { throw TesseraError.badRequest("max-leases must not be negative") }
+        let prefix = (usernamePrefix ?? "tmp").lowercased()
+        guard !prefix.isEmpty, prefix.count <= 16, prefix.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || $0 == "_") }) else {
+            throw TesseraError.badRequest("username-template must be 1 to 16 letters, digits or underscores")
+        }
+        let creationSQL = (creation?.isEmpty == false ? creation : nil) ?? Self.defaultCreation
+        guard creationSQL.contains("{{name}}") else { throw TesseraError.badRequest("creation-statements must use {{name}}") }
+        let p = Producer(path: path, targetName: target.name, creationStatements: creationSQL, revocationStatements: revocation ?? "",
+                         userTTL: userTTL, maxTTL: maxTTL, passwordLength: passwordLength, usernamePrefix: prefix, maxLeases: maxLeases,
+                         createdAt: now())
+        try await store.createProducer(p)
+        return p
+    }
+
+    public func producer(_ path: ItemPath) async throws -> Producer {
+        guard let p = try await store.producer(path: path.value) else { throw TesseraError.notFound("dynamic secret \(path) not found") }
+        return p
+    }
+
+    public func producers() async throws -> [Producer] { try await store.producers() }
+
+    public func deleteProducer(_ path: ItemPath) async throws {
+        guard try await store.deleteProducer(path: path.value) else { throw TesseraError.notFound("dynamic secret \(path) not found") }
+    }
+
+    // MARK: Issuing
+
+    public func issue(_ path: ItemPath, actor: String) async throws -> IssuedCredential {
+        let producer = try await producer(path)
+        let target = try await connectors.target(named: producer.targetName)
+        let pg = try connectors.postgres(target)
+        let t = now()
+        let username = producer.usernamePrefix + "_" + SecureRandom.string(length: 16) + "_" + String(Int(t.timeIntervalSince1970))
+        let password = SecureRandom.string(length: producer.passwordLength, alphabet: Self.passwordAlphabet)
+        let expires = t.addingTimeInterval(TimeInterval(producer.userTTL))
+        let lease = Lease(id: String(path.value.dropFirst()) + "/" + SecureRandom.string(length: 24, alphabet: Self.idAlphabet),
+                          producer: path.value, username: username, accessId: actor, issuedAt: t, expiresAt: expires,
+                          maxExpiresAt: t.addingTimeInterval(TimeInterval(producer.maxTTL)), state: .pending)
+        // The intent is durable before the role exists.
+        guard try await store.insertLease(lease, limit: producer.maxLeases) else {
+            throw TesseraError.tooManyRequests("dynamic secret \(path) has reached its limit of \(producer.maxLeases) active leases")
+        }
+        let script = try SQLQuoting.render(producer.creationStatements, identifiers: ["name": username],
+                                           literals: ["password": password, "expiration": Self.pgTimestamp(expires.addingTimeInterval(5))])
+        do {
+            try await pg.withConnection { c in try await Self.runTransaction(SQLQuoting.split(script), on: c) }
+        } catch {
+            var failed = lease
+            failed.state = .revoked
+            failed.lastError = (error as? TesseraError)?.message ?? "creation failed"
+            try? await store.updateLease(failed)
+            if case TesseraError.badRequest(let m) = error { throw TesseraError.badGateway("creating the credential failed: \(m)") }
+            throw error
+        }
+        var active = lease
+        active.state = .active
+        try await store.updateLease(active)
+        return IssuedCredential(lease: active, username: username, password: password)
+    }
+
+    static let passwordAlphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789-".utf8)
+    static let idAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".utf8)
+
+    /// `2026-11-21 20:06:27+0000`, as PostgreSQL's VALID UNTIL accepts.
+    public static func pgTimestamp(_ d: Date) -> String {
+        var calendar = Calendar(identifier: .gregorian)
+        calendar.timeZone = TimeZone(identifier: "UTC") ?? .current
+        let c = calendar.dateComponents([.year, .month, .day, .hour, .minute, .second], from: d)
+        func pad(_ v: Int?, _ n: Int = 2) -> String { let s = String(v ?? 0); return String(repeating: "0", count: max(0, n - s.count)) + s }
+        return "\(pad(c.year, 4))-\(pad(c.month))-\(pad(c.day)) \(pad(c.hour)):\(pad(c.minute)):\(pad(c.second))+0000"
+    }
+
+    static func runTransaction(_ statements: [String], on c: PostgresConnection) async throws {
+        _ = try await c.query("BEGIN", logger: PostgresTarget.logger)
+        do {
+            for s in statements { _ = try await c.query(PostgresQuery(unsafeSQL: s), logger: PostgresTarget.logger).collect() }
+            _ = try await c.query("COMMIT", logger: PostgresTarget.logger)
+        } catch {
+            _ = try? await c.query("ROLLBACK", logger: PostgresTarget.logger)
+            throw error
+        }
+    }
+
+    // MARK: Leases
+
+    public func lease(_ id: String) async throws -> Lease {
+        guard let l = try await store.lease(id: id) else { throw TesseraError.badRequest("invalid lease") }
+        return l
+    }
+
+    public func leases(prefix: String, state: Lease.State?, limit: Int = 10_000) async throws -> [Lease] {
+        try await store.leases(prefix: prefix, state: state, limit: limit)
+    }
+
+    /// Extends a lease by `increment` seconds (default: the producer's TTL), capped at its max TTL.
+    public func renew(_ id: String, increment: Int?) async throws -> (lease: Lease, warning: String?) {
+        guard var l = try await store.lease(id: id), l.state == .active else { throw TesseraError.badRequest("lease not found") }
+        let producer = try await producer(try ItemPath(l.producer))
+        let t = now()
+        let wanted = t.addingTimeInterval(TimeInterval((increment ?? 0) > 0 ? increment ?? 0 : producer.userTTL))
+        var warning: String?
+        var newExpiry = wanted
+        if wanted > l.maxExpiresAt {
+            newExpiry = l.maxExpiresAt
+            warning = "TTL of \"\((increment ?? producer.userTTL))s\" exceeded the effective max_ttl of \"\(producer.maxTTL)s\"; TTL value is capped accordingly"
+        }
+        let pg = try connectors.postgres(try await connectors.target(named: producer.targetName))
+        let sql = "ALTER ROLE \(try SQLQuoting.identifier(l.username)) VALID UNTIL \(try SQLQuoting.literal(Self.pgTimestamp(newExpiry.addingTimeInterval(5))))"
+        try await pg.withConnection { c in _ = try await c.query(PostgresQuery(unsafeSQL: sql), logger: PostgresTarget.logger).collect() }
+        l.expiresAt = newExpiry
+        l.lastRenewal = t
+        try await store.updateLease(l)
+        return (l, warning)
+    }
+
+    /// Revokes a lease now. Idempotent: revoking a revoked or unknown lease succeeds.
+    /// With `force`, a lease whose revocation keeps failing is marked revoked anyway.
+    public func revoke(_ id: String, force: Bool = false) async throws {
+        guard var l = try await store.lease(id: id), l.state != .revoked else { return }
+        do {
+            try await dropCredential(l)
+            l.state = .revoked
+            l.lastError = ""
+            try await store.updateLease(l)
+        } catch {
+            if force {
+                l.state = .revoked
+                l.lastError = "force-revoked: " + ((error as? TesseraError)?.message ?? "revocation failed")
+                try await store.updateLease(l)
+                return
+            }
+            try await recordFailure(&l, error)
+            throw error
+        }
+    }
+
+    /// Revokes every live lease whose id starts with `prefix`; returns how many.
+    public func revokePrefix(_ prefix: String) async throws -> Int {
+        var count = 0
+        for state in [Lease.State.active, .revoking, .pending] {
+            for l in try await store.leases(prefix: prefix, state: state, limit: 100_000) {
+                do {
+                    try await revoke(l.id)
+                    count += 1
+                } catch {
+                    continue
+                }
+            }
+        }
+        return count
+    }
+
+    func dropCredential(_ l: Lease) async throws {
+        let producer = try await store.producer(path: l.producer)
+        let targetName = producer?.targetName ?? ""
+        let pg = try connectors.postgres(try await connectors.target(named: targetName))
+        let template = (producer?.revocationStatements).flatMap { $0.isEmpty ? nil : $0 } ?? Self.defaultRevocation
+        let script = try SQLQuoting.render(template, identifiers: ["name": l.username], literals: ["name_literal": l.username])
+        try await pg.withConnection { c in try await Self.runTransaction(SQLQuoting.split(script), on: c) }
+    }
+
+    func recordFailure(_ l: inout Lease, _ error: any Error) async throws {
+        l.attempts += 1
+        l.lastError = (error as? TesseraError)?.message ?? "revocation failed"
+        if l.attempts >= maxRevokeAttempts {
+            l.state = .irrevocable
+            l.nextAttemptAt = nil
+        } else {
+            l.state = .revoking
+            l.nextAttemptAt = now().addingTimeInterval(min(60, pow(2, Double(l.attempts - 1))))
+        }
+        try await store.updateLease(l)
+    }
+
+    /// One pass of the expiry worker: revokes due leases and retries failed revocations.
+    /// Returns the number of leases handled.
+    @discardableResult
+    public func processDue(limit: Int = 200) async throws -> Int {
+        let due = try await store.dueLeases(now: now(), limit: limit)
+        for var l in due {
+            do {
+                try await dropCredential(l)
+                l.state = .revoked
+                l.lastError = ""
+                try await store.updateLease(l)
+            } catch {
+                try? await recordFailure(&l, error)
+            }
+        }
+        return due.count
+    }
+
+    /// At start-up: a `pending` lease means the server died while issuing. Its role may or may
+    /// not exist, and its client never got the password, so it is revoked (dropping the role
+    /// if it exists) through the normal retrying path.
+    public func reconcile() async throws -> Int {
+        let pending = try await store.leases(prefix: "", state: .pending, limit: 1_000_000)
+        for var l in pending {
+            l.state = .revoking
+            l.nextAttemptAt = now()
+            l.lastError = "issue interrupted by a restart"
+            try await store.updateLease(l)
+        }
+        return pending.count
+    }
+}

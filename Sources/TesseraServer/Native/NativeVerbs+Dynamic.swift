@@ -1,0 +1,145 @@
+// Native verbs for dynamic secrets: dynamic-secret-create-postgresql, dynamic-secret-get,
+// dynamic-secret-list, dynamic-secret-delete, get-dynamic-secret-value, and the lease verbs
+// dynamic-secret-tmp-creds-get|update|delete, plus lease-list and lease-revoke (force) for operators.
+import Foundation
+import TesseraCore
+import TesseraEngines
+
+extension NativeVerbs {
+    static let dynamicSecrets: [NativeVerb] = [
+        NativeVerb("dynamic-secret-create-postgresql", action: "create_dynamic_secret", access: .capability([.create], .item)) { f in
+            let path = try ItemPath(try f.requiredString("name"))
+            let target = try f.requiredString("target-name")
+            let creation = try f.string("creation-statements") ?? f.string("postgresql-statements")
+            let revocation = try f.string("revocation-statement") ?? f.string("postgresql-revoke-statement")
+            let userTTL = try duration(f, "user-ttl") ?? 3600
+            let maxTTL = try duration(f, "max-ttl") ?? max(userTTL, 24 * 3600)
+            let length = try f.int("password-length") ?? 20
+            let prefix = try f.string("username-template") ?? f.string("custom-username-template")
+            let maxLeases = try f.int("max-leases") ?? 0
+            return PreparedVerb(paths: [path], extraChecks: [AccessCheck(.read, .target, try ItemPath(target))]) { t, _ in
+                let p = try await t.dynamic.createProducer(path: path, targetName: target, creation: creation, revocation: revocation,
+                                                           userTTL: userTTL, maxTTL: maxTTL, passwordLength: length,
+                                                           usernamePrefix: prefix, maxLeases: maxLeases)
+                return .obj(("name", .string(p.path.value)))
+            }
+        },
+        NativeVerb("dynamic-secret-get", action: "get_dynamic_secret", access: .capability([.read, .list], .item)) { f in
+            let path = try ItemPath(try f.requiredString("name"))
+            return PreparedVerb(paths: [path]) { t, _ in producerJSON(try await t.dynamic.producer(path)) }
+        },
+        NativeVerb("dynamic-secret-list", action: "list_dynamic_secrets", access: .listing(.item)) { f in
+            let folder = try ItemPath(folder: try f.string("path") ?? "/")
+            return PreparedVerb(folder: folder) { t, caller in
+                let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
+                let visible = try await t.dynamic.producers().filter { folder.contains($0.path) && authorizer.check(.list, on: $0.path).isAllowed }
+                return .obj(("dynamic_secrets", .array(visible.map(producerJSON))))
+            }
+        },
+        NativeVerb("dynamic-secret-delete", action: "delete_dynamic_secret", access: .capability([.delete], .item)) { f in
+            let path = try ItemPath(try f.requiredString("name"))
+            return PreparedVerb(paths: [path]) { t, _ in
+                try await t.dynamic.deleteProducer(path)
+                return .obj(("name", .string(path.value)))
+            }
+        },
+        NativeVerb("get-dynamic-secret-value", action: "get_dynamic_secret_value", access: .capability([.read], .item)) { f in
+            let path = try ItemPath(try f.requiredString("name"))
+            return PreparedVerb(paths: [path]) { t, caller in
+                let c = try await t.dynamic.issue(path, actor: caller.principal?.identity.accessId ?? "")
+                caller.notes.set("lease_id", c.lease.id)
+                let ttl = Int64(c.lease.expiresAt.timeIntervalSince(c.lease.issuedAt))
+                return .obj(("user", .string(c.username)), ("password", .string(c.password)), ("id", .string(c.lease.id)),
+                            ("ttl_in_minutes", .string(String(ttl / 60))), ("lease_id", .string(c.lease.id)),
+                            ("lease_duration", .int(ttl)))
+            }
+        },
+        NativeVerb("dynamic-secret-tmp-creds-get", action: "list_leases", access: .capability([.read, .list], .item)) { f in
+            let path = try ItemPath(try f.requiredString("name"))
+            return PreparedVerb(paths: [path]) { t, _ in
+                let now = t.now()
+                var out: [JSON] = []
+                for state in [Lease.State.active, .revoking, .irrevocable] {
+                    for l in try await t.dynamic.leases(prefix: String(path.value.dropFirst()) + "/", state: state) {
+                        out.append(.obj(("id", .string(l.id)), ("username", .string(l.username)), ("state", .string(l.state.rawValue)),
+                                        ("creation_date", .date(l.issuedAt)), ("expiration_date", .date(l.expiresAt)),
+                                        ("ttl_in_minutes", .int(Int64(max(0, l.expiresAt.timeIntervalSince(now)) / 60)))))
+                    }
+                }
+                return .array(out)
+            }
+        },
+        NativeVerb("dynamic-secret-tmp-creds-update", action: "renew_lease", access: .capability([.update], .item)) { f in
+            let path = try ItemPath(try f.requiredString("name"))
+            let id = try f.requiredString("tmp-creds-id")
+            let minutes = try f.int("new-ttl-min")
+            return PreparedVerb(paths: [path], parameters: ["lease_id": id]) { t, _ in
+                let lease = try await t.dynamic.lease(id)
+                guard lease.producer == path.value else { throw TesseraError.badRequest("lease \(id) does not belong to \(path)") }
+                let r = try await t.dynamic.renew(id, increment: minutes.map { $0 * 60 })
+                return .obj(("lease_id", .string(r.lease.id)), ("expiration_date", .date(r.lease.expiresAt)),
+                            ("warning", r.warning.map(JSON.string) ?? .null))
+            }
+        },
+        NativeVerb("dynamic-secret-tmp-creds-delete", action: "revoke_lease", access: .capability([.delete], .item)) { f in
+            let path = try ItemPath(try f.requiredString("name"))
+            let id = try f.string("tmp-creds-id")
+            let all = try f.bool("revoke-all") ?? false
+            guard id != nil || all else { throw TesseraError.badRequest("tmp-creds-id or revoke-all is required") }
+            return PreparedVerb(paths: [path], parameters: id.map { ["lease_id": $0] } ?? ["revoke_all": "true"]) { t, _ in
+                if let id {
+                    let lease = try await t.dynamic.lease(id)
+                    guard lease.producer == path.value else { throw TesseraError.badRequest("lease \(id) does not belong to \(path)") }
+                    try await t.dynamic.revoke(id)
+                    return .obj(("revoked", .int(1)))
+                }
+                return .obj(("revoked", .int(Int64(try await t.dynamic.revokePrefix(String(path.value.dropFirst()) + "/")))))
+            }
+        },
+        NativeVerb("lease-list", action: "list_leases", access: .capability([.list], .item)) { f in
+            let prefix = try f.string("prefix") ?? ""
+            let state = try f.string("state").map { s -> Lease.State in
+                guard let st = Lease.State(rawValue: s) else { throw TesseraError.badRequest("invalid state '\(s)'") }
+                return st
+            }
+            let path = try ItemPath(folder: "/" + prefix.split(separator: "/").dropLast().joined(separator: "/"))
+            return PreparedVerb(paths: [path]) { t, _ in
+                .obj(("leases", .array(try await t.dynamic.leases(prefix: prefix, state: state).map(leaseJSON))))
+            }
+        },
+        NativeVerb("lease-revoke", action: "revoke_lease", access: .capability([.delete], .item)) { f in
+            let id = try f.requiredString("lease-id")
+            let force = try f.bool("force") ?? false
+            let producerPath = try ItemPath("/" + id.split(separator: "/").dropLast().joined(separator: "/"))
+            return PreparedVerb(paths: [producerPath], parameters: ["lease_id": id, "force": String(force)]) { t, _ in
+                try await t.dynamic.revoke(id, force: force)
+                return .obj(("lease_id", .string(id)))
+            }
+        },
+    ]
+
+    /// Durations as Akeyless and Vault write them: `60m`, `1h`, `3600s`, or a bare number of minutes.
+    static func duration(_ f: RequestFields, _ key: String) throws -> Int? {
+        guard let raw = f.raw(key), raw != .null else { return nil }
+        if case .int(let minutes) = raw { return Int(minutes) * 60 }
+        if case .string(let s) = raw, let minutes = Int(s) { return minutes * 60 }
+        let seconds = try VaultKV.seconds(raw)
+        guard seconds > 0 else { throw TesseraError.badRequest("\(key) must be positive") }
+        return Int(seconds)
+    }
+
+    static func producerJSON(_ p: Producer) -> JSON {
+        .obj(("name", .string(p.path.value)), ("type", .string("postgresql")), ("target_name", .string(p.targetName)),
+             ("creation_statements", .string(p.creationStatements)), ("revocation_statement", .string(p.revocationStatements)),
+             ("user_ttl", .string("\(p.userTTL / 60)m")), ("max_ttl", .string("\(p.maxTTL / 60)m")),
+             ("password_length", .int(Int64(p.passwordLength))), ("username_template", .string(p.usernamePrefix)),
+             ("max_leases", .int(Int64(p.maxLeases))), ("creation_date", .date(p.createdAt)))
+    }
+
+    static func leaseJSON(_ l: Lease) -> JSON {
+        .obj(("lease_id", .string(l.id)), ("producer", .string(l.producer)), ("username", .string(l.username)),
+             ("access_id", .string(l.accessId)), ("state", .string(l.state.rawValue)), ("issue_time", .date(l.issuedAt)),
+             ("expire_time", .date(l.expiresAt)), ("max_expire_time", .date(l.maxExpiresAt)), ("attempts", .int(Int64(l.attempts))),
+             ("last_error", .string(l.lastError)))
+    }
+}
