@@ -24,7 +24,7 @@ import requests
 REPO = Path(__file__).resolve().parents[2]
 DEFAULT_BIN = REPO / ".build" / "debug" / "tessera"
 
-DEV_ADMIN_ID = "p-e2eadmin0001"
+from e2e_support import DEV_ADMIN_ID, unique  # noqa: F401  (shared with the tests)
 
 READY_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
@@ -40,11 +40,6 @@ def free_port() -> int:
     with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
         s.bind(("127.0.0.1", 0))
         return s.getsockname()[1]
-
-
-def unique(prefix: str = "e2e") -> str:
-    """A unique, easily greppable marker string."""
-    return f"{prefix}-{secrets.token_hex(12)}"
 
 
 def wait_until(pred, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):

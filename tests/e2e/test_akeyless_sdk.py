@@ -8,7 +8,7 @@ import akeyless
 import pytest
 from akeyless.exceptions import ApiException
 
-from conftest import unique
+from e2e_support import unique
 
 
 def make_api(server) -> akeyless.V2Api:

@@ -8,7 +8,7 @@ import subprocess
 
 import pytest
 
-from conftest import DEV_ADMIN_ID, unique
+from e2e_support import DEV_ADMIN_ID, unique
 
 
 def _one_error_line(p):

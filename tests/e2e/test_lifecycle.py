@@ -12,7 +12,7 @@ import subprocess
 import pytest
 import requests
 
-from conftest import unique
+from e2e_support import unique
 
 
 def _unseal(srv, key: str) -> requests.Response:

@@ -7,7 +7,7 @@ import secrets
 
 import requests
 
-from conftest import unique
+from e2e_support import unique
 
 
 def _db_files(data_dir):
