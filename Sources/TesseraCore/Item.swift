@@ -82,13 +82,16 @@ public struct VaultMount: Sendable, Equatable {
     public enum Kind: String, Sendable, CaseIterable {
         case kvV1 = "kv-v1"
         case kvV2 = "kv-v2"
+        /// Dynamic-secret producers under the folder, served as `<mount>/creds/<name>`.
+        case database
 
-        /// Accepts `kv-v1`, `kv-v2`, `kv` (version 1), `kv1`, `kv2`.
+        /// Accepts `kv-v1`, `kv-v2`, `kv` (version 1), `kv1`, `kv2`, `database`.
         public init(wire: String) throws {
             switch wire.lowercased() {
             case "kv-v1", "kv1", "kv": self = .kvV1
             case "kv-v2", "kv2": self = .kvV2
-            default: throw TesseraError.badRequest("invalid mount type '\(wire)': expected kv-v1 or kv-v2")
+            case "database", "db": self = .database
+            default: throw TesseraError.badRequest("invalid mount type '\(wire)': expected kv-v1, kv-v2 or database")
             }
         }
     }

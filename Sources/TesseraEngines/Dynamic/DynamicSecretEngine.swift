@@ -104,6 +104,14 @@ public struct DynamicSecretEngine: Sendable {
         return IssuedCredential(lease: active, username: username, password: password)
     }
 
+    /// Seconds as Go prints a duration: `3h0m0s`, `2m30s`, `45s`.
+    public static func goDuration(_ seconds: Int) -> String {
+        let h = seconds / 3600, m = (seconds % 3600) / 60, s = seconds % 60
+        if h > 0 { return "\(h)h\(m)m\(s)s" }
+        if m > 0 { return "\(m)m\(s)s" }
+        return "\(s)s"
+    }
+
     static let passwordAlphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789-".utf8)
     static let idAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".utf8)
 
@@ -148,7 +156,8 @@ public struct DynamicSecretEngine: Sendable {
         var newExpiry = wanted
         if wanted > l.maxExpiresAt {
             newExpiry = l.maxExpiresAt
-            warning = "TTL of \"\((increment ?? producer.userTTL))s\" exceeded the effective max_ttl of \"\(producer.maxTTL)s\"; TTL value is capped accordingly"
+            let requested = (increment ?? 0) > 0 ? increment ?? 0 : producer.userTTL
+            warning = "TTL of \"\(Self.goDuration(requested))\" exceeded the effective max_ttl of \"\(Self.goDuration(producer.maxTTL))\"; TTL value is capped accordingly"
         }
         let pg = try connectors.postgres(try await connectors.target(named: producer.targetName))
         let sql = "ALTER ROLE \(try SQLQuoting.identifier(l.username)) VALID UNTIL \(try SQLQuoting.literal(Self.pgTimestamp(newExpiry.addingTimeInterval(5))))"

@@ -62,6 +62,7 @@ struct VaultAPI: Sendable {
         switch mount.kind {
         case .kvV2: return try await kv.handleV2(vr, rest: rest)
         case .kvV1: return try await kv.handleV1(vr, rest: rest)
+        case .database: return try await VaultLeases(tessera: tessera).creds(vr, mount: mount, rest: rest)
         }
     }
 
@@ -96,12 +97,12 @@ extension VaultMount {
              ("description", .string(description)),
              ("external_entropy_access", .bool(false)),
              ("local", .bool(false)),
-             ("options", .obj(("version", .string(kind == .kvV2 ? "2" : "1")))),
+             ("options", kind == .database ? .null : .obj(("version", .string(kind == .kvV2 ? "2" : "1")))),
              ("plugin_version", .string("")),
              ("running_plugin_version", .string("v\(SystemAPI.version)+builtin.tessera")),
              ("running_sha256", .string("")),
              ("seal_wrap", .bool(false)),
-             ("type", .string("kv")),
+             ("type", .string(kind == .database ? "database" : "kv")),
              ("uuid", .string(uuid)))
     }
 }

@@ -37,6 +37,8 @@ struct VaultSysAPI: Sendable {
                 _ = try? await tessera.mounts.delete(path: mountPath)
             }
             return VaultResponses.noContent()
+        case (let p, _) where p.hasPrefix("sys/leases/"):
+            return try await VaultLeases(tessera: tessera).handle(vr)
         case (let p, .read) where p == "sys/internal/ui/mounts" || p.hasPrefix("sys/internal/ui/mounts/"):
             return try await preflight(vr, p == "sys/internal/ui/mounts" ? "" : String(p.dropFirst("sys/internal/ui/mounts/".count)))
         case ("sys/seal-status", _), ("sys/health", _), ("sys/leader", _), ("sys/init", _):

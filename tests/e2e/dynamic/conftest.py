@@ -47,7 +47,7 @@ def server(tmp_path_factory):
         except requests.RequestException:
             time.sleep(0.05)
     token = requests.post(base + "/api/v2/auth", json={"access-id": "p-dbtadmin0001", "access-key": key}).json()["token"]
-    yield {"base": base, "token": token}
+    yield {"base": base, "token": token, "vault_token": "p-dbtadmin0001.." + key}
     p.send_signal(signal.SIGTERM)
     p.wait(timeout=10)
 

