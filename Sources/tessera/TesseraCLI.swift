@@ -15,6 +15,8 @@ struct TesseraCLI: AsyncParsableCommand {
             CreateRoleCommand.self, GetRoleCommand.self, ListRolesCommand.self, DeleteRoleCommand.self,
             SetRoleRuleCommand.self, DeleteRoleRuleCommand.self, AssocRoleAMCommand.self,
             AuditCommand.self, VaultMountCommand.self, TargetCommand.self, TargetCreateDBCommand.self, CreateUSCCommand.self, USCCommand.self,
+            DynamicSecretCreatePostgreSQLCommand.self, GetDynamicSecretValueCommand.self, DynamicSecretTmpCredsGetCommand.self,
+            DynamicSecretTmpCredsUpdateCommand.self, DynamicSecretTmpCredsDeleteCommand.self, LeasesCommand.self,
         ]
     )
 

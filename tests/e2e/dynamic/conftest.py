@@ -26,7 +26,7 @@ def postgres():
     d = tempfile.mkdtemp(prefix="tessera-pg-")
     os.chmod(d, 0o755)
     out = subprocess.run([str(REPO / "scripts/test-postgres"), "start", d], check=True, capture_output=True, text=True).stdout.split()
-    yield {"port": int(out[0]), "password": out[1]}
+    yield {"port": int(out[0]), "password": out[1], "dir": d}
     subprocess.run([str(REPO / "scripts/test-postgres"), "stop", d], check=False)
     shutil.rmtree(d, ignore_errors=True)
 
