@@ -17,6 +17,8 @@ public struct ServerOptions: Sendable {
     /// How long SQLite waits for a lock held by another connection before failing.
     public var busyTimeoutMillis = 2000
     public var dev = false
+    /// Failed revocations are retried with backoff this many times before a lease is irrevocable.
+    public var leaseRevokeAttempts = 6
     /// The longest wait for an upstream Vault (connectors, proxied mounts).
     public var upstreamTimeout: Duration = .seconds(10)
     /// Vault-compatible mounts to create at start-up if missing.

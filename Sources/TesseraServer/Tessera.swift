@@ -74,7 +74,7 @@ public final class Tessera: Sendable {
         access = AccessEngine(store: store, now: now)
         mounts = MountTable(store: store, now: now)
         connectors = ConnectorEngine(store: store, seal: seal, upstream: VaultUpstream(timeout: options.upstreamTimeout), now: now)
-        dynamic = DynamicSecretEngine(store: store, connectors: connectors, now: now)
+        dynamic = DynamicSecretEngine(store: store, connectors: connectors, now: now, maxRevokeAttempts: options.leaseRevokeAttempts)
         audit = AuditTrail(store: auditStore, keyring: { [seal] in try seal.keyring() },
                            writeTimeout: options.auditWriteTimeout, logger: Logger(label: "tessera.audit"))
     }

@@ -32,6 +32,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("upstream-timeout"), help: "Seconds to wait for an upstream Vault before answering 504 (default 10).")
     var upstreamTimeout: Int?
 
+    @Option(name: .customLong("lease-revoke-attempts"), help: "Revocation attempts before a lease becomes irrevocable (default 6).")
+    var leaseRevokeAttempts: Int?
+
     @Flag(help: "Development mode: temporary storage, initialized and unsealed, admin credentials printed.")
     var dev = false
 
@@ -50,6 +53,10 @@ struct ServerCommand: AsyncParsableCommand {
             if let storage { try options.setStorage(storage) }
             if let logLevel { try options.setLogLevel(logLevel) }
             if let unsealKeyFile { options.unsealKeyFile = unsealKeyFile }
+            if let leaseRevokeAttempts {
+                guard leaseRevokeAttempts > 0 else { throw TesseraError.badRequest("--lease-revoke-attempts must be positive") }
+                options.leaseRevokeAttempts = leaseRevokeAttempts
+            }
             if let upstreamTimeout {
                 guard upstreamTimeout > 0 else { throw TesseraError.badRequest("--upstream-timeout must be positive") }
                 options.upstreamTimeout = .seconds(upstreamTimeout)

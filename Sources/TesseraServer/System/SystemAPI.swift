@@ -3,6 +3,7 @@
 import Foundation
 import HTTPTypes
 import Hummingbird
+import NIOCore
 import TesseraCore
 import TesseraCrypto
 
@@ -12,10 +13,25 @@ public struct SystemAPI: Sendable {
 
     /// Only `/health` is routed here; the `/v1/sys/*` endpoints are reached through the Vault front-end.
     func register(on router: Router<TesseraRequestContext>) {
+        router.get("/metrics") { _, _ in await metrics() }
         router.get("/health") { _, _ in
             Responses.json(.obj(("status", .string(tessera.seal.isSealed ? "sealed" : "ok"))),
                            status: tessera.seal.isSealed ? .serviceUnavailable : .ok)
         }
+    }
+
+    /// Prometheus text: seal state and leases by state (indexed counts, nothing held in memory).
+    func metrics() async -> Response {
+        var out = "# HELP tessera_sealed 1 when the server is sealed.\n# TYPE tessera_sealed gauge\n"
+        out += "tessera_sealed \(tessera.seal.isSealed ? 1 : 0)\n"
+        out += "# HELP tessera_leases Dynamic-secret leases by state.\n# TYPE tessera_leases gauge\n"
+        for state in Lease.State.allCases {
+            let n = (try? await tessera.store.countLeases(state: state)) ?? 0
+            out += "tessera_leases{state=\"\(state.rawValue)\"} \(n)\n"
+        }
+        var headers: HTTPFields = [.contentType: "text/plain; version=0.0.4"]
+        headers[.contentLength] = String(out.utf8.count)
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: out)))
     }
 
     func sealStatusJSON() -> JSON {

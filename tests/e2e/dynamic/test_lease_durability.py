@@ -39,11 +39,12 @@ class Node:
         self.port = free_port()
         self.base = f"http://127.0.0.1:{self.port}"
         self.proc = None
+        self.extra = []
 
     def start(self):
         f = open(self.log, "ab")
         self.proc = subprocess.Popen([BIN, "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.dir),
-                                      "--unseal-key-file", str(self.key)], stdout=f, stderr=subprocess.STDOUT)
+                                      "--unseal-key-file", str(self.key), *self.extra], stdout=f, stderr=subprocess.STDOUT)
         for _ in range(300):
             try:
                 requests.get(self.base + "/v1/sys/health", timeout=1)
@@ -141,5 +142,37 @@ def test_leases_expiring_while_postgres_is_down_are_revoked_when_it_returns(post
         assert roles(postgres, "downs") == set()
         leases = node.call("lease-list", prefix="down/short/").json()["leases"]
         assert len(leases) == 3 and {l["state"] for l in leases} == {"revoked"}
+    finally:
+        node.stop(signal.SIGKILL)
+
+
+def test_revocation_that_keeps_failing_becomes_irrevocable_then_force_revoke(postgres, tmp_path):
+    node = Node(tmp_path)
+    node.extra = ["--lease-revoke-attempts", "2"]
+    node.start()
+    try:
+        init = requests.put(node.base + "/v1/sys/init", json={"secret_shares": 1, "secret_threshold": 1}).json()
+        node.admin_id, node.admin_key = init["admin_access_id"], init["admin_access_key"]
+        node.login()
+        assert node.call("target-create-db", name="irr-pg", db_type="postgres", host="127.0.0.1", port=postgres["port"],
+                         user_name="postgres", pwd=postgres["password"]).status_code == 200
+        assert node.call("dynamic-secret-create-postgresql", name="/irr/broken", target_name="irr-pg", user_ttl="1s",
+                         revocation_statement="SELECT 1/0;", username_template="irrb").status_code == 200
+        cred = node.call("get-dynamic-secret-value", name="/irr/broken").json()
+        deadline = time.time() + 15
+        state = None
+        while time.time() < deadline:
+            leases = node.call("lease-list", prefix="irr/broken/").json()["leases"]
+            state = leases[0]["state"]
+            if state == "irrevocable":
+                break
+            time.sleep(0.2)
+        assert state == "irrevocable"
+        assert leases[0]["last_error"]
+        metrics = requests.get(node.base + "/metrics").text
+        assert 'tessera_leases{state="irrevocable"} 1' in metrics
+        r = node.call("lease-revoke", lease_id=cred["lease_id"], force=True)
+        assert r.status_code == 200, r.text
+        assert node.call("lease-list", prefix="irr/broken/", state="irrevocable").json()["leases"] == []
     finally:
         node.stop(signal.SIGKILL)
