@@ -58,6 +58,12 @@ class Node:
         body["token"] = self.token
         return requests.post(self.base + "/api/v2/" + verb, json=body, timeout=30)
 
+    def initialize(self):
+        """Initializes the installation and logs in as the first admin."""
+        init = requests.put(self.base + "/v1/sys/init", json={"secret_shares": 1, "secret_threshold": 1}).json()
+        self.admin_id, self.admin_key = init["admin_access_id"], init["admin_access_key"]
+        self.login()
+
     def login(self):
         self.token = requests.post(self.base + "/api/v2/auth", json={"access-id": self.admin_id, "access-key": self.admin_key}).json()["token"]
 
@@ -71,9 +77,7 @@ def test_sigkill_during_issue_burst_leaves_no_untracked_role(postgres, tmp_path)
     node = Node(tmp_path)
     node.start()
     try:
-        init = requests.put(node.base + "/v1/sys/init", json={"secret_shares": 1, "secret_threshold": 1}).json()
-        node.admin_id, node.admin_key = init["admin_access_id"], init["admin_access_key"]
-        node.login()
+        node.initialize()
         assert node.call("target-create-db", name="crash-pg", db_type="postgres", host="127.0.0.1", port=postgres["port"],
                          user_name="postgres", pwd=postgres["password"]).status_code == 200
         assert node.call("dynamic-secret-create-postgresql", name="/crash/burst", target_name="crash-pg", user_ttl="1h",
@@ -120,9 +124,7 @@ def test_leases_expiring_while_postgres_is_down_are_revoked_when_it_returns(post
     node = Node(tmp_path)
     node.start()
     try:
-        init = requests.put(node.base + "/v1/sys/init", json={"secret_shares": 1, "secret_threshold": 1}).json()
-        node.admin_id, node.admin_key = init["admin_access_id"], init["admin_access_key"]
-        node.login()
+        node.initialize()
         assert node.call("target-create-db", name="down-pg", db_type="postgres", host="127.0.0.1", port=postgres["port"],
                          user_name="postgres", pwd=postgres["password"]).status_code == 200
         assert node.call("dynamic-secret-create-postgresql", name="/down/short", target_name="down-pg", user_ttl="2s",
@@ -151,9 +153,7 @@ def test_revocation_that_keeps_failing_becomes_irrevocable_then_force_revoke(pos
     node.extra = ["--lease-revoke-attempts", "2"]
     node.start()
     try:
-        init = requests.put(node.base + "/v1/sys/init", json={"secret_shares": 1, "secret_threshold": 1}).json()
-        node.admin_id, node.admin_key = init["admin_access_id"], init["admin_access_key"]
-        node.login()
+        node.initialize()
         assert node.call("target-create-db", name="irr-pg", db_type="postgres", host="127.0.0.1", port=postgres["port"],
                          user_name="postgres", pwd=postgres["password"]).status_code == 200
         assert node.call("dynamic-secret-create-postgresql", name="/irr/broken", target_name="irr-pg", user_ttl="1s",
