@@ -6,6 +6,7 @@ public struct Target: Sendable, Equatable {
     public enum Kind: String, Sendable {
         case hashiVault = "hashi-vault"
         case database = "db"
+        case ssh = "ssh"
     }
 
     public var name: String

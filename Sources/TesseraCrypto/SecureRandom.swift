@@ -1,6 +1,7 @@
 // Cryptographically secure random bytes and identifiers (access ids, keys, tokens).
 import Crypto
 import Foundation
+import TesseraCore
 
 public enum SecureRandom {
     public static func bytes(_ count: Int) -> [UInt8] {
@@ -16,6 +17,22 @@ public enum SecureRandom {
         var generator = SystemRandomNumberGenerator()
         let chars = (0..<length).map { _ in alphabet[Int.random(in: 0..<alphabet.count, using: &generator)] }
         return String(decoding: chars, as: UTF8.self)
+    }
+
+    /// A password following `policy`: every allowed class appears at least once, and the
+    /// first character is a letter or digit where the policy allows one (some tools dislike a
+    /// leading symbol).
+    public static func password(_ policy: PasswordPolicy) -> String {
+        let classes = policy.classes
+        let all = classes.flatMap { $0 }
+        guard !all.isEmpty, policy.length >= classes.count else { return string(length: policy.length, alphabet: all) }
+        var generator = SystemRandomNumberGenerator()
+        while true {
+            let chars = (0..<policy.length).map { _ in all[Int.random(in: 0..<all.count, using: &generator)] }
+            let hasEvery = classes.allSatisfy { set in chars.contains(where: set.contains) }
+            let leadOK = !policy.special || classes.count == 1 || !PasswordPolicy.specialSet.contains(chars[0])
+            if hasEvery && leadOK { return String(decoding: chars, as: UTF8.self) }
+        }
     }
 
     /// An access id: `p-` and 12 lower-case alphanumerics.

@@ -19,6 +19,9 @@ public struct ServerOptions: Sendable {
     public var dev = false
     /// Failed revocations are retried with backoff this many times before a lease is irrevocable.
     public var leaseRevokeAttempts = 6
+    /// A pause between applying a rotated password and storing it: a test hook for crash tests
+    /// (`TESSERA_TEST_ROTATION_PAUSE_MS`), never set in production.
+    public var rotationPauseAfterApply: Duration?
     /// The longest wait for an upstream Vault (connectors, proxied mounts).
     public var upstreamTimeout: Duration = .seconds(10)
     /// Vault-compatible mounts to create at start-up if missing.

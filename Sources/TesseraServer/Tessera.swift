@@ -17,6 +17,7 @@ public final class Tessera: Sendable {
     public let mounts: MountTable
     public let connectors: ConnectorEngine
     public let dynamic: DynamicSecretEngine
+    public let rotation: RotationEngine
     public let audit: AuditTrail
     public let logger: Logger
     public let now: @Sendable () -> Date
@@ -75,6 +76,8 @@ public final class Tessera: Sendable {
         mounts = MountTable(store: store, now: now)
         connectors = ConnectorEngine(store: store, seal: seal, upstream: VaultUpstream(timeout: options.upstreamTimeout), now: now)
         dynamic = DynamicSecretEngine(store: store, connectors: connectors, now: now, maxRevokeAttempts: options.leaseRevokeAttempts)
+        rotation = RotationEngine(store: store, seal: seal, connectors: connectors, secrets: secrets, now: now,
+                                  pauseAfterApply: options.rotationPauseAfterApply)
         audit = AuditTrail(store: auditStore, keyring: { [seal] in try seal.keyring() },
                            writeTimeout: options.auditWriteTimeout, logger: Logger(label: "tessera.audit"))
     }
@@ -110,12 +113,64 @@ public final class Tessera: Sendable {
         while !Task.isCancelled {
             if !seal.isSealed {
                 do {
-                    try await dynamic.processDue()
+                    for (lease, error) in try await dynamic.processDue() {
+                        await auditLeaseExpiry(lease, error: error)
+                    }
                 } catch {
                     logger.warning("lease worker pass failed", metadata: ["reason": "\(Tessera.classify(error, logger: logger).message)"])
                 }
             }
             try? await Task.sleep(for: interval)
+        }
+    }
+
+    /// Resolves rotations interrupted by a crash, then runs due rotations, until cancelled.
+    /// Each rotation is audited with the actor `scheduler` (or the actor of the interrupted one).
+    public func runRotationWorker(interval: Duration = .seconds(1)) async {
+        while !Task.isCancelled {
+            if !seal.isSealed {
+                do {
+                    for r in try await rotation.recoverInterrupted() { await auditBackground("recover_rotation", r.path, r.outcome) }
+                    for r in try await rotation.processDue() { await auditBackground("rotate_secret", r.path, r.outcome) }
+                } catch {
+                    logger.warning("rotation worker pass failed", metadata: ["reason": "\(Tessera.classify(error, logger: logger).message)"])
+                }
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
+    /// Records a background action (no request, no caller) in the audit trail as the `scheduler`.
+    func auditBackground(_ action: String, _ path: ItemPath, _ outcome: Result<Int, TesseraError>) async {
+        var event = AuditEvent(time: now(), requestId: UUID().uuidString.lowercased(), interface: .system, authMethodType: "internal",
+                               accessId: "scheduler", actorName: "scheduler", action: action, path: path.value, result: .allowed, status: 200)
+        switch outcome {
+        case .success(let version):
+            event.parameters = ["version": String(version)]
+        case .failure(let error):
+            event.result = .error
+            event.status = error.status
+            event.error = error.message
+            logger.warning("rotation failed", metadata: ["path": "\(path.value)", "reason": "\(error.message)"])
+        }
+        do {
+            try await audit.record(event)
+        } catch {
+            logger.error("the audit trail refused a background event", metadata: ["action": "\(action)"])
+        }
+    }
+
+    /// Records the expiry worker's revocation of a lease (or its failed attempt) as the `scheduler`.
+    func auditLeaseExpiry(_ lease: Lease, error: String?) async {
+        var event = AuditEvent(time: now(), requestId: UUID().uuidString.lowercased(), interface: .system, authMethodType: "internal",
+                               accessId: "scheduler", actorName: "scheduler", action: "revoke_lease", path: lease.producer,
+                               result: error == nil ? .allowed : .error, status: error == nil ? 200 : 502, error: error ?? "",
+                               parameters: ["lease_id": lease.id, "state": lease.state.rawValue])
+        event.durationMicros = 0
+        do {
+            try await audit.record(event)
+        } catch {
+            logger.error("the audit trail refused a background event", metadata: ["action": "revoke_lease"])
         }
     }
 

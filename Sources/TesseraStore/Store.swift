@@ -117,8 +117,30 @@ public protocol LeaseRepository: Sendable {
     func countLeases(state: Lease.State) async throws -> Int
 }
 
+/// Rotated secrets: their settings and state (their values are item versions). Due rotations are
+/// found by an indexed query on the next rotation time.
+public protocol RotationRepository: Sendable {
+    /// Inserts the item, its first version and its rotator atomically.
+    func createRotatedSecret(_ item: Item, firstVersion: ItemVersion, rotator: Rotator) async throws
+    func rotator(itemId: Int64) async throws -> Rotator?
+    func rotators() async throws -> [Rotator]
+    /// Replaces the rotator's settings and state.
+    func updateRotator(_ rotator: Rotator) async throws
+    /// Records the pending rotation if none is pending; returns false if one is.
+    func beginRotation(itemId: Int64, pending: PendingRotation) async throws -> Bool
+    /// Atomically appends `version` (if any; `expectedLastVersion` must still be the item's last)
+    /// and stores the rotator's new state, which clears the pending record.
+    func finishRotation(_ rotator: Rotator, version: ItemVersion?, expectedLastVersion: Int) async throws
+    /// Auto-rotated secrets whose next rotation time has come and that have no pending rotation.
+    func dueRotations(now: Date, limit: Int) async throws -> [Rotator]
+    /// Rotators with a pending record (a rotation in flight, or interrupted by a crash).
+    func pendingRotations() async throws -> [Rotator]
+    func countRotators(status: Rotator.Status) async throws -> Int
+}
+
 /// The whole data store of one installation.
-public protocol Store: SealRepository, ItemRepository, AccessRepository, MountRepository, ConnectorRepository, LeaseRepository {
+public protocol Store: SealRepository, ItemRepository, AccessRepository, MountRepository, ConnectorRepository, LeaseRepository,
+                       RotationRepository {
     func close() async throws
 }
 

@@ -57,6 +57,9 @@ struct ServerCommand: AsyncParsableCommand {
                 guard leaseRevokeAttempts > 0 else { throw TesseraError.badRequest("--lease-revoke-attempts must be positive") }
                 options.leaseRevokeAttempts = leaseRevokeAttempts
             }
+            if let pause = ProcessInfo.processInfo.environment["TESSERA_TEST_ROTATION_PAUSE_MS"].flatMap(Int.init), pause > 0 {
+                options.rotationPauseAfterApply = .milliseconds(pause)
+            }
             if let upstreamTimeout {
                 guard upstreamTimeout > 0 else { throw TesseraError.badRequest("--upstream-timeout must be positive") }
                 options.upstreamTimeout = .seconds(upstreamTimeout)

@@ -17,6 +17,9 @@ struct TesseraCLI: AsyncParsableCommand {
             AuditCommand.self, VaultMountCommand.self, TargetCommand.self, TargetCreateDBCommand.self, CreateUSCCommand.self, USCCommand.self,
             DynamicSecretCreatePostgreSQLCommand.self, GetDynamicSecretValueCommand.self, DynamicSecretTmpCredsGetCommand.self,
             DynamicSecretTmpCredsUpdateCommand.self, DynamicSecretTmpCredsDeleteCommand.self, LeasesCommand.self,
+            TargetCreateSSHCommand.self, RotatedSecretCreatePostgreSQLCommand.self, RotatedSecretCreateSSHCommand.self,
+            RotatedSecretUpdatePostgreSQLCommand.self, RotatedSecretUpdateSSHCommand.self, RotatedSecretListCommand.self,
+            RotatedSecretGetCommand.self, GetRotatedSecretValueCommand.self, RotateSecretCommand.self, RotationsCommand.self,
         ]
     )
 

@@ -162,3 +162,56 @@ class ManagedServer:
                 except subprocess.TimeoutExpired:
                     pass
         return self.proc.returncode
+
+
+# ------------------------------------------------------------------------------------------
+# a durable (non-dev) node that can be killed and restarted
+# ------------------------------------------------------------------------------------------
+
+class DurableNode:
+    """A non-dev server on a fixed data directory with an auto-unseal key file, so it can be
+    killed and restarted. `env` adds environment variables (e.g. test hooks) to the process."""
+
+    def __init__(self, tmp: Path, env: dict | None = None):
+        self.dir = Path(tmp) / "data"
+        self.key = Path(tmp) / "unseal.key"
+        self.log = Path(tmp) / "server.log"
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.proc = None
+        self.extra: list[str] = []
+        self.env = env or {}
+        self.token = ""
+
+    def start(self) -> None:
+        with open(self.log, "ab") as f:
+            self.proc = subprocess.Popen([tessera_binary(), "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.dir),
+                                          "--unseal-key-file", str(self.key), *self.extra], stdout=f, stderr=subprocess.STDOUT,
+                                         env=clean_env(self.env))
+        deadline = time.time() + READY_TIMEOUT
+        while time.time() < deadline:
+            try:
+                requests.get(self.base + "/v1/sys/health", timeout=1)
+                return
+            except requests.RequestException:
+                time.sleep(0.05)
+        raise AssertionError("server did not start")
+
+    def call(self, verb: str, **fields) -> requests.Response:
+        body = {k.replace("_", "-"): v for k, v in fields.items()}
+        body["token"] = self.token
+        return requests.post(self.base + "/api/v2/" + verb, json=body, timeout=60)
+
+    def initialize(self) -> None:
+        """Initializes the installation and logs in as the first admin."""
+        init = requests.put(self.base + "/v1/sys/init", json={"secret_shares": 1, "secret_threshold": 1}).json()
+        self.admin_id, self.admin_key = init["admin_access_id"], init["admin_access_key"]
+        self.login()
+
+    def login(self) -> None:
+        self.token = requests.post(self.base + "/api/v2/auth", json={"access-id": self.admin_id, "access-key": self.admin_key}).json()["token"]
+
+    def stop(self, sig=signal.SIGTERM) -> None:
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(sig)
+            self.proc.wait(timeout=15)

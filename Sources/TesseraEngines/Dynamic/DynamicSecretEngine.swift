@@ -228,21 +228,24 @@ public struct DynamicSecretEngine: Sendable {
     }
 
     /// One pass of the expiry worker: revokes due leases and retries failed revocations.
-    /// Returns the number of leases handled.
+    /// Returns each lease handled with its outcome (the new state, and the error if it failed).
     @discardableResult
-    public func processDue(limit: Int = 200) async throws -> Int {
+    public func processDue(limit: Int = 200) async throws -> [(lease: Lease, error: String?)] {
         let due = try await store.dueLeases(now: now(), limit: limit)
+        var out: [(Lease, String?)] = []
         for var l in due {
             do {
                 try await dropCredential(l)
                 l.state = .revoked
                 l.lastError = ""
                 try await store.updateLease(l)
+                out.append((l, nil))
             } catch {
                 try? await recordFailure(&l, error)
+                out.append((l, l.lastError))
             }
         }
-        return due.count
+        return out
     }
 
     /// At start-up: a `pending` lease means the server died while issuing. Its role may or may

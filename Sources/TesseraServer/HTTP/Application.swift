@@ -31,14 +31,17 @@ extension Tessera {
         let app = application(onServerRunning: onServerRunning)
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         let worker = Task { await self.runLeaseWorker() }
+        let rotator = Task { await self.runRotationWorker() }
         do {
             try await group.run()
         } catch {
             worker.cancel()
+            rotator.cancel()
             await shutdown()
             throw error
         }
         worker.cancel()
+        rotator.cancel()
         await shutdown()
     }
 }

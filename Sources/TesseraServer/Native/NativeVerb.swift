@@ -105,7 +105,7 @@ public struct NativeVerbRegistry: Sendable {
 
     public static let standard = NativeVerbRegistry([
         NativeVerbs.authentication, NativeVerbs.items, NativeVerbs.authMethods, NativeVerbs.roles, NativeVerbs.audit, NativeVerbs.vaultMounts,
-        NativeVerbs.targets, NativeVerbs.connectors, NativeVerbs.dynamicSecrets,
+        NativeVerbs.targets, NativeVerbs.connectors, NativeVerbs.dynamicSecrets, NativeVerbs.rotatedSecrets,
     ])
 }
 

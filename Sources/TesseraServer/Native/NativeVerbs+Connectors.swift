@@ -33,6 +33,22 @@ extension NativeVerbs {
                 return .obj(("target_name", .string(target.name)), ("target_id", .string(target.name)))
             }
         },
+        NativeVerb("target-create-ssh", action: "create_target", access: .capability([.create], .target),
+                   sensitive: ["ssh-password", "private-key", "private-key-password"]) { f in
+            let name = try Target.validateName(try f.requiredString("name"))
+            let host = try f.requiredString("host")
+            let port = try f.int("port") ?? 22
+            let user = try f.requiredString("ssh-username")
+            let password = try f.string("ssh-password")
+            let key = try f.string("private-key")
+            let hostKey = try f.string("host-key")
+            return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in
+                let target = try await t.connectors.createSSHTarget(name: name, host: host, port: port, username: user, password: password,
+                                                                    privateKey: key, hostKey: hostKey)
+                return .obj(("target_name", .string(target.name)), ("target_id", .string(target.name)),
+                            ("host_key", .string(target.settings["host_key"] ?? "")))
+            }
+        },
         NativeVerb("target-get", action: "get_target", access: .capability([.read, .list], .target)) { f in
             let name = try Target.validateName(try f.requiredString("name"))
             return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in targetJSON(try await t.connectors.target(named: name)) }
@@ -62,6 +78,11 @@ extension NativeVerbs {
             return .obj(("target_name", .string(t.name)), ("target_type", .string(t.kind.rawValue)),
                         ("hashi_url", .string(t.settings["url"] ?? "")), ("namespace", .string(t.settings["namespace"] ?? "")),
                         ("kv_mount", .string(t.settings["kv_mount"] ?? "")), ("creation_date", .date(t.createdAt)))
+        case .ssh:
+            return .obj(("target_name", .string(t.name)), ("target_type", .string("ssh")), ("host", .string(t.settings["host"] ?? "")),
+                        ("port", .string(t.settings["port"] ?? "")), ("ssh_username", .string(t.settings["user_name"] ?? "")),
+                        ("auth", .string(t.settings["auth"] ?? "")), ("host_key", .string(t.settings["host_key"] ?? "")),
+                        ("creation_date", .date(t.createdAt)))
         case .database:
             return .obj(("target_name", .string(t.name)), ("target_type", .string("db")), ("db_type", .string(t.settings["db_type"] ?? "")),
                         ("host", .string(t.settings["host"] ?? "")), ("port", .string(t.settings["port"] ?? "")),

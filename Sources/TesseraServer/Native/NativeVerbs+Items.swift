@@ -83,7 +83,9 @@ extension NativeVerbs {
             return PreparedVerb(paths: [path]) { t, _ in
                 let item = try await t.secrets.item(path)
                 let versions = try await t.secrets.versions(of: item)
-                return itemJSON(item, versions: versions, minimal: false)
+                let described = itemJSON(item, versions: versions, minimal: false)
+                guard item.type == .rotatedSecret, case .object(let pairs) = described else { return described }
+                return .object(pairs + rotatedItemFields(try await t.rotation.get(path).1))
             }
         },
         NativeVerb("delete-item", action: "delete_item", access: .capability([.delete], .item)) { f in

@@ -29,6 +29,11 @@ public struct SystemAPI: Sendable {
             let n = (try? await tessera.store.countLeases(state: state)) ?? 0
             out += "tessera_leases{state=\"\(state.rawValue)\"} \(n)\n"
         }
+        out += "# HELP tessera_rotated_secrets Rotated secrets by the status of their last rotation.\n# TYPE tessera_rotated_secrets gauge\n"
+        for status in Rotator.Status.allCases {
+            let n = (try? await tessera.store.countRotators(status: status)) ?? 0
+            out += "tessera_rotated_secrets{status=\"\(status.rawValue)\"} \(n)\n"
+        }
         var headers: HTTPFields = [.contentType: "text/plain; version=0.0.4"]
         headers[.contentLength] = String(out.utf8.count)
         return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: out)))

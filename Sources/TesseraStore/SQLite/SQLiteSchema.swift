@@ -145,6 +145,34 @@ enum SQLiteSchema {
         CREATE INDEX leases_retry ON leases(state, next_attempt_at);
         CREATE INDEX leases_producer ON leases(producer, state);
         """,
+        """
+        CREATE TABLE rotators (
+            item_id INTEGER PRIMARY KEY,
+            path TEXT NOT NULL UNIQUE,
+            kind TEXT NOT NULL,
+            target_name TEXT NOT NULL REFERENCES targets(name),
+            username TEXT NOT NULL,
+            credentials TEXT NOT NULL,
+            policy TEXT NOT NULL,
+            custom_command TEXT NOT NULL DEFAULT '',
+            verify_port INTEGER NOT NULL DEFAULT 0,
+            auto_rotate INTEGER NOT NULL,
+            interval_minutes INTEGER NOT NULL,
+            rotation_hour INTEGER,
+            next_rotation_at INTEGER,
+            status TEXT NOT NULL,
+            last_rotation_at INTEGER,
+            last_error TEXT NOT NULL DEFAULT '',
+            failures INTEGER NOT NULL DEFAULT 0,
+            pending_ciphertext BLOB,
+            pending_key_term INTEGER,
+            pending_started_at INTEGER,
+            pending_actor TEXT,
+            created_at INTEGER NOT NULL
+        );
+        CREATE INDEX rotators_due ON rotators(next_rotation_at);
+        CREATE INDEX rotators_target ON rotators(target_name);
+        """,
     ]
 
     static let auditMigrations: [String] = [

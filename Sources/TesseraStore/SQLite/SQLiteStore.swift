@@ -91,16 +91,20 @@ public final class SQLiteStore: Store {
 
     public func appendVersion(_ version: ItemVersion, expectedLastVersion: Int, updatedAt: Date) async throws {
         try await db.transaction { tx in
-            let changed = try await tx.execute(
-                "UPDATE items SET last_version = ?, updated_at = ? WHERE id = ? AND last_version = ?",
-                [.int(version.version), .date(updatedAt), .int64(version.itemId), .int(expectedLastVersion)])
-            guard changed == 1 else { throw TesseraError.conflict("the item changed concurrently; retry") }
-            try await Self.insertVersion(version, tx)
-            // Keep only the newest max_versions versions.
-            try await tx.execute("""
-                DELETE FROM item_versions WHERE item_id = ? AND version <= ? - (SELECT max_versions FROM items WHERE id = ?)
-                """, [.int64(version.itemId), .int(version.version), .int64(version.itemId)])
+            try await Self.appendVersion(version, expectedLastVersion: expectedLastVersion, updatedAt: updatedAt, tx)
         }
+    }
+
+    static func appendVersion(_ version: ItemVersion, expectedLastVersion: Int, updatedAt: Date, _ tx: SQLiteTransaction) async throws {
+        let changed = try await tx.execute(
+            "UPDATE items SET last_version = ?, updated_at = ? WHERE id = ? AND last_version = ?",
+            [.int(version.version), .date(updatedAt), .int64(version.itemId), .int(expectedLastVersion)])
+        guard changed == 1 else { throw TesseraError.conflict("the item changed concurrently; retry") }
+        try await Self.insertVersion(version, tx)
+        // Keep only the newest max_versions versions.
+        try await tx.execute("""
+            DELETE FROM item_versions WHERE item_id = ? AND version <= ? - (SELECT max_versions FROM items WHERE id = ?)
+            """, [.int64(version.itemId), .int(version.version), .int64(version.itemId)])
     }
 
     public func version(itemId: Int64, number: Int) async throws -> ItemVersion? {
@@ -128,6 +132,7 @@ public final class SQLiteStore: Store {
     public func deleteItem(id: Int64) async throws -> Bool {
         try await db.transaction { tx in
             try await tx.execute("DELETE FROM item_versions WHERE item_id = ?", [.int64(id)])
+            try await tx.execute("DELETE FROM rotators WHERE item_id = ?", [.int64(id)])
             return try await tx.execute("DELETE FROM items WHERE id = ?", [.int64(id)]) > 0
         }
     }
@@ -419,6 +424,14 @@ public final class SQLiteStore: Store {
             let users = try await tx.query("SELECT name FROM uscs WHERE target_name = ? LIMIT 1", [.text(name)])
             if let user = users.first?.column("name")?.string {
                 throw TesseraError.conflict("target \(name) is used by the connector \(user)")
+            }
+            let producers = try await tx.query("SELECT path FROM producers WHERE target_name = ? LIMIT 1", [.text(name)])
+            if let user = producers.first?.column("path")?.string {
+                throw TesseraError.conflict("target \(name) is used by the dynamic secret \(user)")
+            }
+            let rotators = try await tx.query("SELECT path FROM rotators WHERE target_name = ? LIMIT 1", [.text(name)])
+            if let user = rotators.first?.column("path")?.string {
+                throw TesseraError.conflict("target \(name) is used by the rotated secret \(user)")
             }
             return try await tx.execute("DELETE FROM targets WHERE name = ?", [.text(name)]) > 0
         }

@@ -6,11 +6,15 @@ import os
 import signal
 import socket
 import subprocess
+import sys
 import time
 
 import pathlib
 
 import requests
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from e2e_servers import DurableNode as Node  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 BIN = os.environ.get("TESSERA_BIN", str(REPO / ".build/debug/tessera"))
@@ -27,50 +31,6 @@ def roles(pg, prefix):
     out = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(pg["port"]), "-U", "postgres", "-tAc",
                           f"select rolname from pg_roles where rolname like '{prefix}\\_%'"], env=env, capture_output=True, text=True)
     return set(filter(None, out.stdout.split()))
-
-
-class Node:
-    """A non-dev server on a fixed data directory with an auto-unseal key file, so it can be killed and restarted."""
-
-    def __init__(self, tmp):
-        self.dir = tmp / "data"
-        self.key = tmp / "unseal.key"
-        self.log = tmp / "server.log"
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.proc = None
-        self.extra = []
-
-    def start(self):
-        f = open(self.log, "ab")
-        self.proc = subprocess.Popen([BIN, "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir", str(self.dir),
-                                      "--unseal-key-file", str(self.key), *self.extra], stdout=f, stderr=subprocess.STDOUT)
-        for _ in range(300):
-            try:
-                requests.get(self.base + "/v1/sys/health", timeout=1)
-                return
-            except requests.RequestException:
-                time.sleep(0.05)
-        raise AssertionError("server did not start")
-
-    def call(self, verb, **fields):
-        body = {k.replace("_", "-"): v for k, v in fields.items()}
-        body["token"] = self.token
-        return requests.post(self.base + "/api/v2/" + verb, json=body, timeout=30)
-
-    def initialize(self):
-        """Initializes the installation and logs in as the first admin."""
-        init = requests.put(self.base + "/v1/sys/init", json={"secret_shares": 1, "secret_threshold": 1}).json()
-        self.admin_id, self.admin_key = init["admin_access_id"], init["admin_access_key"]
-        self.login()
-
-    def login(self):
-        self.token = requests.post(self.base + "/api/v2/auth", json={"access-id": self.admin_id, "access-key": self.admin_key}).json()["token"]
-
-    def stop(self, sig=signal.SIGTERM):
-        if self.proc and self.proc.poll() is None:
-            self.proc.send_signal(sig)
-            self.proc.wait(timeout=15)
 
 
 def test_sigkill_during_issue_burst_leaves_no_untracked_role(postgres, tmp_path):
