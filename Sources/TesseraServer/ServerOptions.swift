@@ -2,6 +2,7 @@
 import Foundation
 import Logging
 import TesseraCore
+import TesseraStore
 
 public struct ServerOptions: Sendable {
     public var host = "127.0.0.1"
@@ -19,6 +20,9 @@ public struct ServerOptions: Sendable {
     public var dev = false
     /// Failed revocations are retried with backoff this many times before a lease is irrevocable.
     public var leaseRevokeAttempts = 6
+    /// `process` (default): acknowledged writes survive the server being killed; `fsync`: they
+    /// also survive an OS crash or power loss (one fsync per commit).
+    public var durability: Durability = .process
     /// A pause between applying a rotated password and storing it: a test hook for crash tests
     /// (`TESSERA_TEST_ROTATION_PAUSE_MS`), never set in production.
     public var rotationPauseAfterApply: Duration?
@@ -50,6 +54,7 @@ public struct ServerOptions: Sendable {
         var unseal_key_file: String?
         var max_body_bytes: Int?
         var upstream_timeout: Int?
+        var durability: String?
         var mounts: [Mount]?
 
         struct Mount: Decodable {
@@ -77,6 +82,7 @@ public struct ServerOptions: Sendable {
         if let u = file.unseal_key_file { unsealKeyFile = u }
         if let m = file.max_body_bytes, m > 0 { maxBodyBytes = m }
         if let t = file.upstream_timeout, t > 0 { upstreamTimeout = .seconds(t) }
+        if let d = file.durability { try setDurability(d) }
         for m in file.mounts ?? [] {
             mounts.append(MountSpec(path: try VaultMount.normalizePath(m.path), kind: try VaultMount.Kind(wire: m.type), folder: m.folder))
         }
@@ -105,5 +111,12 @@ public struct ServerOptions: Sendable {
             throw TesseraError.badRequest("invalid log level '\(text)': expected trace, debug, info, notice, warning, error or critical")
         }
         logLevel = l
+    }
+
+    public mutating func setDurability(_ raw: String) throws {
+        guard let d = Durability(rawValue: raw.lowercased()) else {
+            throw TesseraError.badRequest("durability must be process or fsync")
+        }
+        durability = d
     }
 }

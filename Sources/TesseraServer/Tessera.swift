@@ -30,11 +30,12 @@ public final class Tessera: Sendable {
         if let keyFile = options.unsealKeyFile { try UnsealKeyFile.checkMode(keyFile) }
         var storeLogger = Logger(label: "tessera.store")
         storeLogger.logLevel = max(.info, options.logLevel)
-        let store = try await SQLiteStore.open(path: options.dataDirectory + "/tessera.db", logger: storeLogger)
+        let store = try await SQLiteStore.open(path: options.dataDirectory + "/tessera.db", durability: options.durability, logger: storeLogger)
         let auditStore: SQLiteAuditStore
         do {
             auditStore = try await SQLiteAuditStore.open(path: options.dataDirectory + "/audit.db",
-                                                         busyTimeoutMillis: options.busyTimeoutMillis, logger: storeLogger)
+                                                         busyTimeoutMillis: options.busyTimeoutMillis, durability: options.durability,
+                                                         logger: storeLogger)
         } catch {
             try? await store.close()
             throw error

@@ -6,6 +6,15 @@ import Foundation
 import TesseraCore
 import TesseraCrypto
 
+/// How far an acknowledged write is guaranteed to survive.
+public enum Durability: String, Sendable {
+    /// Survives the server process being killed (kill -9, crash): the commit is written to the
+    /// OS before it is acknowledged. An OS crash or power loss can lose the last commits.
+    case process
+    /// Also survives an OS crash or power loss: every commit is fsynced before it is acknowledged.
+    case fsync
+}
+
 /// The seal configuration (one per installation).
 public protocol SealRepository: Sendable {
     func sealConfig() async throws -> SealConfig?

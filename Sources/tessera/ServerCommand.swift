@@ -35,6 +35,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("lease-revoke-attempts"), help: "Revocation attempts before a lease becomes irrevocable (default 6).")
     var leaseRevokeAttempts: Int?
 
+    @Option(help: "process (default: acknowledged writes survive the server being killed) or fsync (also an OS crash or power loss).")
+    var durability: String?
+
     @Flag(help: "Development mode: temporary storage, initialized and unsealed, admin credentials printed.")
     var dev = false
 
@@ -53,6 +56,7 @@ struct ServerCommand: AsyncParsableCommand {
             if let storage { try options.setStorage(storage) }
             if let logLevel { try options.setLogLevel(logLevel) }
             if let unsealKeyFile { options.unsealKeyFile = unsealKeyFile }
+            if let durability { try options.setDurability(durability) }
             if let leaseRevokeAttempts {
                 guard leaseRevokeAttempts > 0 else { throw TesseraError.badRequest("--lease-revoke-attempts must be positive") }
                 options.leaseRevokeAttempts = leaseRevokeAttempts

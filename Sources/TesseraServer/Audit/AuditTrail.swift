@@ -15,12 +15,12 @@ public actor AuditTrail {
     private let writeTimeout: Duration
     private let logger: Logger
 
-    private var pending: [(AuditEvent, Waiter)] = []
-    private var flushing = false
+    /// Events waiting for the next batch; taken without a hop onto the actor.
+    private let queue = Mutex(AuditQueue())
     private var chainLoaded = false
     private var lastSequence: Int64 = 0
     private var lastHash = ""
-    private var closed = false
+    private let deadlines = AuditDeadlines()
 
     public init(store: any AuditStore, keyring: @escaping @Sendable () throws -> Keyring,
                 writeTimeout: Duration = .seconds(5), logger: Logger) {
@@ -31,31 +31,34 @@ public actor AuditTrail {
     }
 
     /// Appends an event and returns once it is durable. Throws `unavailable` if it cannot be written.
-    public func record(_ event: AuditEvent) async throws {
-        if closed { throw TesseraError.unavailable("the audit trail is closed; the request was not served") }
+    public nonisolated func record(_ event: AuditEvent) async throws {
         let waiter = Waiter()
-        pending.append((event, waiter))
-        if !flushing {
-            flushing = true
-            Task { await self.flushLoop() }
+        let startFlush: Bool = try queue.withLock { q in
+            if q.closed { throw TesseraError.unavailable("the audit trail is closed; the request was not served") }
+            q.pending.append((event, waiter))
+            if q.flushing { return false }
+            q.flushing = true
+            return true
         }
-        // Bound the wait whether the event is queued or its batch is being written.
-        let timeout = writeTimeout
-        let watchdog = Task {
-            try await Task.sleep(for: timeout)
-            waiter.fail(TesseraError.unavailable("the audit trail did not confirm the write in time; the request was not served"))
-        }
-        defer { watchdog.cancel() }
+        if startFlush { Task { await self.flushLoop() } }
+        // Bound the wait whether the event is queued or its batch is being written: one shared
+        // watchdog fails waiters past their deadline (no timer per request).
+        if deadlines.add(waiter, deadline: .now + writeTimeout) { deadlines.startWatchdog() }
+        defer { deadlines.remove(waiter) }
         try await waiter.wait()
     }
 
     private func flushLoop() async {
-        while !pending.isEmpty {
-            let batch = pending
-            pending = []
+        while true {
+            let batch: [(AuditEvent, Waiter)] = queue.withLock { q in
+                let batch = q.pending
+                q.pending = []
+                if batch.isEmpty { q.flushing = false }
+                return batch
+            }
+            if batch.isEmpty { return }
             await write(batch)
         }
-        flushing = false
     }
 
     private func write(_ batch: [(AuditEvent, Waiter)]) async {
@@ -104,8 +107,8 @@ public actor AuditTrail {
 
     /// Waits for queued events to be written and refuses new ones (graceful shutdown).
     public func close() async {
-        closed = true
-        while flushing || !pending.isEmpty {
+        queue.withLock { $0.closed = true }
+        while queue.withLock({ $0.flushing || !$0.pending.isEmpty }) {
             try? await Task.sleep(for: .milliseconds(5))
         }
     }
@@ -152,6 +155,56 @@ public actor AuditTrail {
 
     static func describe(_ error: any Error) -> String {
         (error as? TesseraError)?.description ?? String(describing: type(of: error))
+    }
+}
+
+/// The events waiting to be written and whether a flush is running.
+struct AuditQueue {
+    var pending: [(AuditEvent, Waiter)] = []
+    var flushing = false
+    var closed = false
+}
+
+/// The deadlines of requests waiting for their audit event, and the one watchdog that fails
+/// those that wait too long (the trail itself may be stuck in a write, so this lives outside it).
+final class AuditDeadlines: Sendable {
+    private struct State {
+        var waiting: [ObjectIdentifier: (Waiter, ContinuousClock.Instant)] = [:]
+        var watchdogRunning = false
+    }
+    private let state = Mutex(State())
+
+    /// Registers a waiter; returns true if the caller must start the watchdog.
+    func add(_ w: Waiter, deadline: ContinuousClock.Instant) -> Bool {
+        state.withLock { s in
+            s.waiting[ObjectIdentifier(w)] = (w, deadline)
+            if s.watchdogRunning { return false }
+            s.watchdogRunning = true
+            return true
+        }
+    }
+
+    func remove(_ w: Waiter) {
+        _ = state.withLock { $0.waiting.removeValue(forKey: ObjectIdentifier(w)) }
+    }
+
+    func startWatchdog() {
+        Task.detached { [self] in
+            while true {
+                try? await Task.sleep(for: .milliseconds(100))
+                let now = ContinuousClock.now
+                let (expired, stop): ([Waiter], Bool) = state.withLock { s in
+                    let expired = s.waiting.values.filter { $0.1 <= now }.map(\.0)
+                    for w in expired { s.waiting.removeValue(forKey: ObjectIdentifier(w)) }
+                    if s.waiting.isEmpty { s.watchdogRunning = false }
+                    return (expired, s.waiting.isEmpty)
+                }
+                for w in expired {
+                    w.fail(TesseraError.unavailable("the audit trail did not confirm the write in time; the request was not served"))
+                }
+                if stop { return }
+            }
+        }
     }
 }
 

@@ -8,8 +8,8 @@ import TesseraCore
 public final class SQLiteAuditStore: AuditStore {
     let db: SQLiteDatabaseFile
 
-    public static func open(path: String, busyTimeoutMillis: Int = 2000, logger: Logger) async throws -> SQLiteAuditStore {
-        let db = try await SQLiteDatabaseFile.open(path: path, readers: 1, busyTimeoutMillis: busyTimeoutMillis, logger: logger)
+    public static func open(path: String, busyTimeoutMillis: Int = 2000, durability: Durability = .process, logger: Logger) async throws -> SQLiteAuditStore {
+        let db = try await SQLiteDatabaseFile.open(path: path, readers: 1, busyTimeoutMillis: busyTimeoutMillis, durability: durability, logger: logger)
         do {
             try await SQLiteSchema.migrate(db, SQLiteSchema.auditMigrations)
         } catch {
@@ -25,18 +25,33 @@ public final class SQLiteAuditStore: AuditStore {
 
     public func append(_ events: [AuditEvent]) async throws {
         guard !events.isEmpty else { return }
-        try await db.transaction { tx in
-            for e in events {
-                try await tx.execute("""
-                    INSERT INTO audit_events (seq, time, request_id, interface, auth_method_type, access_id, actor_name,
-                        client_address, action, path, result, status, duration_us, error, parameters, prev_hash, hash)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, [.int64(e.sequence), .date(e.time), .text(e.requestId), .text(e.interface.rawValue),
-                          .text(e.authMethodType), .text(e.accessId), .text(e.actorName), .text(e.clientAddress),
-                          .text(e.action), .text(e.path), .text(e.result.rawValue), .int(e.status),
-                          .int64(e.durationMicros), .text(e.error), try .json(e.parameters), .text(e.prevHash), .text(e.hash)])
-            }
+        // One multi-row INSERT per chunk: a batch of up to `chunk` events is a single statement,
+        // atomic on its own, and one trip to the database thread.
+        let chunk = 100
+        let statements = try stride(from: 0, to: events.count, by: chunk).map { start in
+            let slice = events[start..<min(start + chunk, events.count)]
+            let sql = Self.insertPrefix + Array(repeating: Self.rowPlaceholders, count: slice.count).joined(separator: ", ")
+            return (sql, try slice.flatMap(Self.binds))
         }
+        if statements.count == 1, let (sql, binds) = statements.first {
+            try await db.write(sql, binds)
+            return
+        }
+        try await db.transaction { tx in
+            for (sql, binds) in statements { _ = try await tx.query(sql, binds) }
+        }
+    }
+
+    static let insertPrefix = """
+        INSERT INTO audit_events (seq, time, request_id, interface, auth_method_type, access_id, actor_name, client_address,
+            action, path, result, status, duration_us, error, parameters, prev_hash, hash) VALUES
+        """
+    static let rowPlaceholders = "(?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)"
+
+    static func binds(_ e: AuditEvent) throws -> [SQLiteData] {
+        [.int64(e.sequence), .date(e.time), .text(e.requestId), .text(e.interface.rawValue), .text(e.authMethodType),
+         .text(e.accessId), .text(e.actorName), .text(e.clientAddress), .text(e.action), .text(e.path), .text(e.result.rawValue),
+         .int(e.status), .int64(e.durationMicros), .text(e.error), try .json(e.parameters), .text(e.prevHash), .text(e.hash)]
     }
 
     public func lastEvent() async throws -> AuditEvent? {

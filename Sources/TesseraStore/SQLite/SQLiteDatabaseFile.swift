@@ -19,7 +19,11 @@ final class SQLiteDatabaseFile: Sendable {
 
     /// - Parameter busyTimeoutMillis: how long a statement waits for another connection's lock
     ///   before failing; keeps a stuck or locked file from hanging requests.
-    static func open(path: String, readers readerCount: Int = 2, busyTimeoutMillis: Int = 2000, logger: Logger) async throws -> SQLiteDatabaseFile {
+    /// - Parameter durability: `.process` (WAL, synchronous=NORMAL): a commit is in the OS before
+    ///   it is acknowledged, so it survives the server being killed; `.fsync` (synchronous=FULL)
+    ///   also survives an OS crash or power loss, at the cost of one fsync per commit.
+    static func open(path: String, readers readerCount: Int = 2, busyTimeoutMillis: Int = 2000, durability: Durability = .process,
+                     logger: Logger) async throws -> SQLiteDatabaseFile {
         let pool = NIOThreadPool(numberOfThreads: readerCount + 2)
         pool.start()
         let loop = MultiThreadedEventLoopGroup.singleton.any()
@@ -27,7 +31,7 @@ final class SQLiteDatabaseFile: Sendable {
             let writer = try await SQLiteConnection.open(storage: .file(path: path), threadPool: pool, logger: logger, on: loop)
             _ = try await writer.query("PRAGMA busy_timeout = \(busyTimeoutMillis)")
             _ = try await writer.query("PRAGMA journal_mode = WAL")
-            _ = try await writer.query("PRAGMA synchronous = FULL")
+            _ = try await writer.query("PRAGMA synchronous = \(durability == .fsync ? "FULL" : "NORMAL")")
             _ = try await writer.query("PRAGMA foreign_keys = ON")
             var readers: [SQLiteConnection] = []
             for _ in 0..<readerCount {
@@ -80,10 +84,16 @@ final class SQLiteDatabaseFile: Sendable {
         }
     }
 
-    /// Runs one write statement in its own transaction.
+    /// Runs one write statement, atomically on its own (SQLite's autocommit), under the write lock.
     @discardableResult
     func write(_ sql: String, _ binds: [SQLiteData] = []) async throws -> Int {
-        try await transaction { tx in try await tx.execute(sql, binds) }
+        try await writeLock.withLock {
+            do {
+                return try await SQLiteTransaction(connection: writer).execute(sql, binds)
+            } catch {
+                throw SQLiteDatabaseFile.map(error)
+            }
+        }
     }
 
     func close() async {
@@ -120,9 +130,15 @@ struct SQLiteTransaction: Sendable {
         try await connection.query(sql, binds)
     }
 
-    /// Executes a statement and returns the number of rows it changed.
+    /// Executes a statement and returns the number of rows it changed. INSERT, UPDATE and DELETE
+    /// count their rows with RETURNING, in the same call (one trip to the database thread).
     @discardableResult
     func execute(_ sql: String, _ binds: [SQLiteData] = []) async throws -> Int {
+        let trimmed = sql.trimmingCharacters(in: .whitespacesAndNewlines)
+        let verb = trimmed.prefix(6).uppercased()
+        if ["INSERT", "UPDATE", "DELETE"].contains(verb), !trimmed.uppercased().contains("RETURNING") {
+            return try await connection.query(trimmed + " RETURNING 1", binds).count
+        }
         _ = try await connection.query(sql, binds)
         let rows = try await connection.query("SELECT changes() AS n")
         return rows.first?.column("n")?.integer ?? 0

@@ -6,6 +6,7 @@ import TesseraCore
 
 extension SQLiteStore {
     public func createRotatedSecret(_ item: Item, firstVersion: ItemVersion, rotator: Rotator) async throws {
+        defer { cache.invalidate(path: item.path.value) }
         do {
             try await db.transaction { tx in
                 try await tx.execute("""
@@ -69,6 +70,7 @@ extension SQLiteStore {
     }
 
     public func finishRotation(_ r: Rotator, version: ItemVersion?, expectedLastVersion: Int) async throws {
+        defer { cache.invalidate(itemId: r.itemId) }
         try await db.transaction { tx in
             if let version {
                 try await Self.appendVersion(version, expectedLastVersion: expectedLastVersion, updatedAt: version.createdAt, tx)

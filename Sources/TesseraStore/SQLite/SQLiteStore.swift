@@ -7,10 +7,11 @@ import TesseraCrypto
 
 public final class SQLiteStore: Store {
     let db: SQLiteDatabaseFile
+    let cache = SQLiteItemCache()
 
     /// Opens (creating if needed) the database file and applies migrations.
-    public static func open(path: String, logger: Logger) async throws -> SQLiteStore {
-        let db = try await SQLiteDatabaseFile.open(path: path, logger: logger)
+    public static func open(path: String, durability: Durability = .process, logger: Logger) async throws -> SQLiteStore {
+        let db = try await SQLiteDatabaseFile.open(path: path, durability: durability, logger: logger)
         do {
             try await SQLiteSchema.migrate(db, SQLiteSchema.dataMigrations)
         } catch {
@@ -49,6 +50,7 @@ public final class SQLiteStore: Store {
     // MARK: Items
 
     public func createItem(_ item: Item, firstVersion: ItemVersion?) async throws {
+        defer { cache.invalidate(path: item.path.value) }
         do {
             try await db.transaction { tx in
                 try await tx.execute("""
@@ -75,7 +77,11 @@ public final class SQLiteStore: Store {
     }
 
     public func item(at path: ItemPath) async throws -> Item? {
-        try await db.read("SELECT * FROM items WHERE path = ?", [.text(path.value)]).first.map(Self.item)
+        if let cached = cache.item(path.value) { return cached }
+        let generation = cache.generation
+        let item = try await db.read("SELECT * FROM items WHERE path = ?", [.text(path.value)]).first.map(Self.item)
+        if let item { cache.store(item, generation: generation) }
+        return item
     }
 
     static func item(_ row: SQLiteRow) throws -> Item {
@@ -90,6 +96,7 @@ public final class SQLiteStore: Store {
     }
 
     public func appendVersion(_ version: ItemVersion, expectedLastVersion: Int, updatedAt: Date) async throws {
+        defer { cache.invalidate(itemId: version.itemId) }
         try await db.transaction { tx in
             try await Self.appendVersion(version, expectedLastVersion: expectedLastVersion, updatedAt: updatedAt, tx)
         }
@@ -108,8 +115,12 @@ public final class SQLiteStore: Store {
     }
 
     public func version(itemId: Int64, number: Int) async throws -> ItemVersion? {
-        try await db.read("SELECT * FROM item_versions WHERE item_id = ? AND version = ?", [.int64(itemId), .int(number)])
+        if let cached = cache.version(itemId, number) { return cached }
+        let generation = cache.generation
+        let version = try await db.read("SELECT * FROM item_versions WHERE item_id = ? AND version = ?", [.int64(itemId), .int(number)])
             .first.map(Self.version)
+        if let version { cache.store(version, generation: generation) }
+        return version
     }
 
     public func versions(itemId: Int64) async throws -> [ItemVersion] {
@@ -130,7 +141,8 @@ public final class SQLiteStore: Store {
     }
 
     public func deleteItem(id: Int64) async throws -> Bool {
-        try await db.transaction { tx in
+        defer { cache.invalidate(itemId: id) }
+        return try await db.transaction { tx in
             try await tx.execute("DELETE FROM item_versions WHERE item_id = ?", [.int64(id)])
             try await tx.execute("DELETE FROM rotators WHERE item_id = ?", [.int64(id)])
             return try await tx.execute("DELETE FROM items WHERE id = ?", [.int64(id)]) > 0
@@ -138,13 +150,15 @@ public final class SQLiteStore: Store {
     }
 
     public func deleteVersion(itemId: Int64, number: Int, at: Date) async throws -> Bool {
-        try await db.write("""
+        defer { cache.invalidate(itemId: itemId) }
+        return try await db.write("""
             UPDATE item_versions SET ciphertext = NULL, destroyed = 1, deleted_at = COALESCE(deleted_at, ?)
             WHERE item_id = ? AND version = ? AND destroyed = 0
             """, [.date(at), .int64(itemId), .int(number)]) > 0
     }
 
     public func setVersionsDeleted(itemId: Int64, numbers: [Int], at: Date?) async throws {
+        defer { cache.invalidate(itemId: itemId) }
         guard !numbers.isEmpty else { return }
         try await db.transaction { tx in
             for n in numbers {
@@ -160,6 +174,7 @@ public final class SQLiteStore: Store {
     }
 
     public func destroyVersions(itemId: Int64, numbers: [Int], at: Date) async throws {
+        defer { cache.invalidate(itemId: itemId) }
         guard !numbers.isEmpty else { return }
         try await db.transaction { tx in
             for n in numbers {
@@ -171,6 +186,7 @@ public final class SQLiteStore: Store {
     }
 
     public func updateItemMetadata(_ item: Item) async throws {
+        defer { cache.invalidate(itemId: item.id) }
         try await db.transaction { tx in
             let n = try await tx.execute("""
                 UPDATE items SET max_versions = ?, cas_required = ?, delete_version_after = ?, custom_metadata = ?, description = ?, updated_at = ?
