@@ -257,6 +257,8 @@ class Bench:
                                                "username": js["data"]["username"]}
         for c in DB_C:   # table order
             self.R.row(f"db/{c}", "db: GET database/creds/bench", f"c={c}", "rate")
+        for c in DB_C:
+            self.R.row(f"db/pg/{c}", "db: PostgreSQL CPU per credential", f"c={c}", "value", unit="µs")
         for s in (t, o):
             self.wrk(s, "get.lua", CREDS, 4, duration=self.warm)
             time.sleep(2)
@@ -269,6 +271,8 @@ class Bench:
                     r["pg_cpu_s"] = round(pg.cpu_s() - p0, 2)
                     if r["requests"]:
                         r["pg_cpu_us_per_req"] = round(r["pg_cpu_s"] * 1e6 / r["requests"], 1)
+                        self.R.add(f"db/pg/{c}", "db: PostgreSQL CPU per credential", f"c={c}", "value", s.kind,
+                                   r["pg_cpu_us_per_req"], unit="µs")
                     self.R.add(f"db/{c}", "db: GET database/creds/bench", f"c={c}", "rate", s.kind, r)
                     time.sleep(2)   # requests wrk abandoned at its end finish before the clean-up
                     out = self.revoke_all(s, f"after wrk c={c}")
