@@ -215,3 +215,21 @@ class DurableNode:
         if self.proc and self.proc.poll() is None:
             self.proc.send_signal(sig)
             self.proc.wait(timeout=15)
+
+
+# ------------------------------------------------------------------------------------------
+# a throwaway PostgreSQL cluster (scripts/test-postgres)
+# ------------------------------------------------------------------------------------------
+
+def postgres_cluster(prefix: str = "tessera-pg-"):
+    """Starts a PostgreSQL cluster on a free loopback port; yields {"port", "password", "dir"},
+    then stops and removes it. Use as the body of a pytest fixture (`yield from`)."""
+    import tempfile
+    d = tempfile.mkdtemp(prefix=prefix)
+    os.chmod(d, 0o755)
+    out = subprocess.run([str(REPO / "scripts/test-postgres"), "start", d], check=True, capture_output=True, text=True).stdout.split()
+    try:
+        yield {"port": int(out[0]), "password": out[1], "dir": d}
+    finally:
+        subprocess.run([str(REPO / "scripts/test-postgres"), "stop", d], check=False)
+        shutil.rmtree(d, ignore_errors=True)

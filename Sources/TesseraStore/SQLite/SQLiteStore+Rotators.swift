@@ -9,14 +9,7 @@ extension SQLiteStore {
         defer { cache.invalidate(path: item.path.value) }
         do {
             try await db.transaction { tx in
-                try await tx.execute("""
-                    INSERT INTO items (id, path, type, description, tags, max_versions, delete_protection, last_version, created_at, updated_at,
-                                       custom_metadata, cas_required, delete_version_after)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, [.int64(item.id), .text(item.path.value), .text(item.type.rawValue), .text(item.description),
-                          try .json(item.tags), .int(item.maxVersions), .bool(item.deleteProtection),
-                          .int(item.lastVersion), .date(item.createdAt), .date(item.updatedAt),
-                          try .json(item.customMetadata), .bool(item.casRequired), .text(item.deleteVersionAfter)])
+                try await Self.insertItem(item, tx)
                 try await Self.insertVersion(firstVersion, tx)
                 try await tx.execute("""
                     INSERT INTO rotators (item_id, path, kind, target_name, username, credentials, policy, custom_command, verify_port,

@@ -53,19 +53,23 @@ public final class SQLiteStore: Store {
         defer { cache.invalidate(path: item.path.value) }
         do {
             try await db.transaction { tx in
-                try await tx.execute("""
-                    INSERT INTO items (id, path, type, description, tags, max_versions, delete_protection, last_version, created_at, updated_at,
-                                       custom_metadata, cas_required, delete_version_after)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                    """, [.int64(item.id), .text(item.path.value), .text(item.type.rawValue), .text(item.description),
-                          try .json(item.tags), .int(item.maxVersions), .bool(item.deleteProtection),
-                          .int(item.lastVersion), .date(item.createdAt), .date(item.updatedAt),
-                          try .json(item.customMetadata), .bool(item.casRequired), .text(item.deleteVersionAfter)])
+                try await Self.insertItem(item, tx)
                 if let v = firstVersion { try await Self.insertVersion(v, tx) }
             }
         } catch TesseraError.conflict {
             throw TesseraError.conflict("item \(item.path) already exists")
         }
+    }
+
+    static func insertItem(_ item: Item, _ tx: SQLiteTransaction) async throws {
+        try await tx.execute("""
+            INSERT INTO items (id, path, type, description, tags, max_versions, delete_protection, last_version, created_at, updated_at,
+                               custom_metadata, cas_required, delete_version_after)
+            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+            """, [.int64(item.id), .text(item.path.value), .text(item.type.rawValue), .text(item.description),
+                  try .json(item.tags), .int(item.maxVersions), .bool(item.deleteProtection),
+                  .int(item.lastVersion), .date(item.createdAt), .date(item.updatedAt),
+                  try .json(item.customMetadata), .bool(item.casRequired), .text(item.deleteVersionAfter)])
     }
 
     static func insertVersion(_ v: ItemVersion, _ tx: SQLiteTransaction) async throws {

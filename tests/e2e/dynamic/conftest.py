@@ -1,15 +1,17 @@
 """Fixtures for the dynamic-secret tests: a throwaway PostgreSQL and a Tessera dev server."""
 import os
 import pathlib
-import shutil
 import signal
+import sys
 import socket
 import subprocess
-import tempfile
 import time
 
 import pytest
 import requests
+
+sys.path.insert(0, str(pathlib.Path(__file__).resolve().parents[1]))
+from e2e_servers import postgres_cluster  # noqa: E402
 
 REPO = pathlib.Path(__file__).resolve().parents[3]
 BIN = os.environ.get("TESSERA_BIN", str(REPO / ".build/debug/tessera"))
@@ -23,12 +25,7 @@ def _free_port() -> int:
 
 @pytest.fixture(scope="session")
 def postgres():
-    d = tempfile.mkdtemp(prefix="tessera-pg-")
-    os.chmod(d, 0o755)
-    out = subprocess.run([str(REPO / "scripts/test-postgres"), "start", d], check=True, capture_output=True, text=True).stdout.split()
-    yield {"port": int(out[0]), "password": out[1], "dir": d}
-    subprocess.run([str(REPO / "scripts/test-postgres"), "stop", d], check=False)
-    shutil.rmtree(d, ignore_errors=True)
+    yield from postgres_cluster()
 
 
 @pytest.fixture(scope="session")

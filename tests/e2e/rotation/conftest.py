@@ -10,16 +10,12 @@ import pytest
 
 sys.path.insert(0, str(Path(__file__).resolve().parent))
 from rotlib import REPO, DurableNode  # noqa: E402
+from e2e_servers import postgres_cluster  # noqa: E402
 
 
 @pytest.fixture(scope="session")
 def postgres():
-    d = tempfile.mkdtemp(prefix="tessera-rot-pg-")
-    Path(d).chmod(0o755)
-    out = subprocess.run([str(REPO / "scripts/test-postgres"), "start", d], check=True, capture_output=True, text=True).stdout.split()
-    yield {"port": int(out[0]), "password": out[1], "dir": d}
-    subprocess.run([str(REPO / "scripts/test-postgres"), "stop", d], check=False)
-    shutil.rmtree(d, ignore_errors=True)
+    yield from postgres_cluster("tessera-rot-pg-")
 
 
 @pytest.fixture(scope="session")
