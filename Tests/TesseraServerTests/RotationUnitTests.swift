@@ -92,4 +92,9 @@ import Testing
         r.customCommand = "echo {{username}}:{{password}} | sudo chpasswd"
         #expect(try AccountPasswordChanger.sshCommand(r, password: "a'b;rm -rf /") == #"echo 'svc':'a'\''b;rm -rf /' | sudo chpasswd"#)
     }
+
+    @Test func rotationErrorsNeverKeepPasswords() {
+        let text = RotationEngine.redact("command failed: echo svc:Secret-1 / old Old-2", ["Secret-1", "Old-2", ""])
+        #expect(text == "command failed: echo svc:[redacted] / old [redacted]")
+    }
 }

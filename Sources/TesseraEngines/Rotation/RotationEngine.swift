@@ -257,7 +257,8 @@ public struct RotationEngine: Sendable {
         if let failure {
             let (kept, note) = await rollBack(changer, current: current, attempted: new)
             done.status = .failed
-            done.lastError = failure + note
+            // A custom command could echo its input: never keep either password in the error.
+            done.lastError = Self.redact(failure + note, [new, current.password])
             done.failures += 1
             done.nextRotationAt = done.autoRotate ? now().addingTimeInterval(done.retryDelay()) : r.nextRotationAt
             var version: ItemVersion?
@@ -312,6 +313,10 @@ public struct RotationEngine: Sendable {
 
     static func describe(_ error: any Error) -> String {
         (error as? TesseraError)?.message ?? "unexpected error"
+    }
+
+    static func redact(_ text: String, _ secrets: [String]) -> String {
+        secrets.filter { !$0.isEmpty }.reduce(text) { $0.replacingOccurrences(of: $1, with: "[redacted]") }
     }
 
     // MARK: Background work
