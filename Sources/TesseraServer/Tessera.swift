@@ -187,6 +187,7 @@ public final class Tessera: Sendable {
     public func shutdown() async {
         await audit.close()
         await connectors.upstream.shutdown()
+        await connectors.postgresPool.closeAll()
         try? await auditStore.close()
         try? await store.close()
     }

@@ -35,6 +35,8 @@ public struct ConnectorEngine: Sendable {
     let store: any Store
     let seal: SealManager
     public let upstream: VaultUpstream
+    /// Reused PostgreSQL connections of database targets (producers, renewals, revocations, rotations).
+    public let postgresPool = PostgresConnectionPool()
     let now: @Sendable () -> Date
 
     public init(store: any Store, seal: SealManager, upstream: VaultUpstream, now: @escaping @Sendable () -> Date = Date.init) {

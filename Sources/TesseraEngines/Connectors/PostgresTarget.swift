@@ -1,6 +1,6 @@
 // PostgresTarget: connections to a PostgreSQL target as its admin user, for verifying a target
-// and, later, for producers and rotators. Errors name the cause (unreachable, authentication,
-// missing database) without echoing the password.
+// and for producers and rotators (through the connector engine's pool). Errors name the cause
+// (unreachable, authentication, missing database) without echoing the password.
 import Foundation
 import Logging
 import NIOCore
@@ -13,13 +13,16 @@ public struct PostgresTarget: Sendable {
     public var database: String
     public var username: String
     let password: String
+    /// Where connections are reused; nil opens a new connection every time (used to prove a login).
+    var pool: PostgresConnectionPool?
 
-    public init(host: String, port: Int, database: String, username: String, password: String) {
+    public init(host: String, port: Int, database: String, username: String, password: String, pool: PostgresConnectionPool? = nil) {
         self.host = host
         self.port = port
         self.database = database
         self.username = username
         self.password = password
+        self.pool = pool
     }
 
     static let logger: Logger = {
@@ -28,20 +31,37 @@ public struct PostgresTarget: Sendable {
         return l
     }()
 
-    /// Opens a connection, runs `body`, and closes it.
+    /// Runs `body` on a connection: a pooled one when this target has a pool, else a new one
+    /// that is closed afterwards.
     public func withConnection<T: Sendable>(timeout: Duration = .seconds(10), _ body: (PostgresConnection) async throws -> T) async throws -> T {
-        var configuration = PostgresConnection.Configuration(host: host, port: port, username: username, password: password,
-                                                             database: database, tls: .disable)
-        configuration.options.connectTimeout = .seconds(Int64(timeout.components.seconds))
-        let connection: PostgresConnection
-        do {
-            connection = try await PostgresConnection.connect(configuration: configuration, id: 1, logger: Self.logger)
-        } catch {
-            throw Self.describe(error, target: self)
+        guard let pool else {
+            let connection = try await connect(timeout: timeout, id: 1)
+            do {
+                let result = try await body(connection)
+                try? await connection.close()
+                return result
+            } catch {
+                try? await connection.close()
+                throw Self.describe(error, target: self)
+            }
         }
+        let key = PostgresConnectionPool.Key(host: host, port: port, database: database, username: username, password: password)
+        if let reused = await pool.checkout(key) {
+            do {
+                let result = try await body(reused)
+                await pool.checkin(reused, key: key)
+                return result
+            } catch {
+                try? await reused.close()
+                // A connection the server closed while it sat idle fails on its first message:
+                // run the body once more on a new connection. Any other failure is the caller's.
+                guard Self.isConnectionFailure(error) else { throw Self.describe(error, target: self) }
+            }
+        }
+        let connection = try await connect(timeout: timeout, id: await pool.connectionId())
         do {
             let result = try await body(connection)
-            try? await connection.close()
+            await pool.checkin(connection, key: key)
             return result
         } catch {
             try? await connection.close()
@@ -49,9 +69,28 @@ public struct PostgresTarget: Sendable {
         }
     }
 
-    /// Checks that the admin credentials log in.
+    private func connect(timeout: Duration, id: Int) async throws -> PostgresConnection {
+        var configuration = PostgresConnection.Configuration(host: host, port: port, username: username, password: password,
+                                                             database: database, tls: .disable)
+        configuration.options.connectTimeout = .seconds(Int64(timeout.components.seconds))
+        do {
+            return try await PostgresConnection.connect(configuration: configuration, id: id, logger: Self.logger)
+        } catch {
+            throw Self.describe(error, target: self)
+        }
+    }
+
+    /// True for errors of the connection itself (closed, reset), not of a statement.
+    static func isConnectionFailure(_ error: any Error) -> Bool {
+        guard let p = error as? PSQLError else { return false }
+        return p.serverInfo == nil
+    }
+
+    /// Checks that the credentials log in, always on a new connection (a pooled one proves nothing).
     public func verify() async throws {
-        try await withConnection { connection in
+        var fresh = self
+        fresh.pool = nil
+        try await fresh.withConnection { connection in
             _ = try await connection.query("SELECT 1", logger: Self.logger).collect()
         }
     }
@@ -107,6 +146,6 @@ extension ConnectorEngine {
         let password = String(decoding: try keyring.open(target.credentialCiphertext, term: target.keyTerm, aad: Self.targetAAD(target.name)), as: UTF8.self)
         return PostgresTarget(host: target.settings["host"] ?? "", port: Int(target.settings["port"] ?? "") ?? 5432,
                               database: target.settings["db_name"] ?? "postgres", username: target.settings["user_name"] ?? "",
-                              password: password)
+                              password: password, pool: postgresPool)
     }
 }

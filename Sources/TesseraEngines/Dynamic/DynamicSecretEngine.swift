@@ -124,7 +124,12 @@ public struct DynamicSecretEngine: Sendable {
         return "\(pad(c.year, 4))-\(pad(c.month))-\(pad(c.day)) \(pad(c.hour)):\(pad(c.minute)):\(pad(c.second))+0000"
     }
 
+    /// Runs the statements as one transaction (a single statement commits on its own).
     static func runTransaction(_ statements: [String], on c: PostgresConnection) async throws {
+        if statements.count == 1, let only = statements.first {
+            _ = try await c.query(PostgresQuery(unsafeSQL: only), logger: PostgresTarget.logger).collect()
+            return
+        }
         _ = try await c.query("BEGIN", logger: PostgresTarget.logger)
         do {
             for s in statements { _ = try await c.query(PostgresQuery(unsafeSQL: s), logger: PostgresTarget.logger).collect() }
@@ -189,20 +194,43 @@ public struct DynamicSecretEngine: Sendable {
         }
     }
 
+    /// How many revocations run at once (each on its own pooled connection).
+    public static let revocationParallelism = 8
+
     /// Revokes every live lease whose id starts with `prefix`; returns how many.
     public func revokePrefix(_ prefix: String) async throws -> Int {
-        var count = 0
+        var ids: [String] = []
         for state in [Lease.State.active, .revoking, .pending] {
-            for l in try await store.leases(prefix: prefix, state: state, limit: 100_000) {
-                do {
-                    try await revoke(l.id)
-                    count += 1
-                } catch {
-                    continue
-                }
+            ids += try await store.leases(prefix: prefix, state: state, limit: 100_000).map(\.id)
+        }
+        let outcomes = await Self.concurrentMap(ids, width: Self.revocationParallelism) { id -> Bool in
+            do {
+                try await revoke(id)
+                return true
+            } catch {
+                return false
             }
         }
-        return count
+        return outcomes.filter { $0 }.count
+    }
+
+    /// Runs `body` on every element with at most `width` running at once; results in any order.
+    static func concurrentMap<E: Sendable, R: Sendable>(_ elements: [E], width: Int,
+                                                        _ body: @escaping @Sendable (E) async -> R) async -> [R] {
+        await withTaskGroup(of: R.self) { group in
+            var results: [R] = []
+            results.reserveCapacity(elements.count)
+            var iterator = elements.makeIterator()
+            for _ in 0..<max(1, width) {
+                guard let e = iterator.next() else { break }
+                group.addTask { await body(e) }
+            }
+            while let r = await group.next() {
+                results.append(r)
+                if let e = iterator.next() { group.addTask { await body(e) } }
+            }
+            return results
+        }
     }
 
     func dropCredential(_ l: Lease) async throws {
@@ -232,20 +260,19 @@ public struct DynamicSecretEngine: Sendable {
     @discardableResult
     public func processDue(limit: Int = 200) async throws -> [(lease: Lease, error: String?)] {
         let due = try await store.dueLeases(now: now(), limit: limit)
-        var out: [(Lease, String?)] = []
-        for var l in due {
+        return await Self.concurrentMap(due, width: Self.revocationParallelism) { lease -> (lease: Lease, error: String?) in
+            var l = lease
             do {
                 try await dropCredential(l)
                 l.state = .revoked
                 l.lastError = ""
                 try await store.updateLease(l)
-                out.append((l, nil))
+                return (l, nil)
             } catch {
                 try? await recordFailure(&l, error)
-                out.append((l, l.lastError))
+                return (l, l.lastError)
             }
         }
-        return out
     }
 
     /// At start-up: a `pending` lease means the server died while issuing. Its role may or may
