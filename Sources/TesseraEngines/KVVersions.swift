@@ -31,12 +31,18 @@ extension StaticSecretEngine {
 
     /// Writes a new version, creating the item if needed. `cas` 0 means "only if absent";
     /// N means "only if the current version is N". Returns the item and the new version.
+    /// `lookedUp` is what the caller just read at `path` (`.some(nil)`: no item), saving a read;
+    /// a stale value only costs a retry, as the write itself checks the version.
     public func writeKV(path: ItemPath, value: String, cas: Int?, mountCASRequired: Bool, mountMaxVersions: Int,
-                        actor: String) async throws -> (item: Item, version: ItemVersion) {
+                        actor: String, lookedUp: Item?? = .none) async throws -> (item: Item, version: ItemVersion) {
         let keyring = try seal.keyring()
+        var known = lookedUp
         for _ in 0..<5 {
             let t = now()
-            if let item = try await store.item(at: path) {
+            let current: Item?
+            if let k = known { current = k } else { current = try await store.item(at: path) }
+            known = .none
+            if let item = current {
                 guard item.type == .staticSecret else { throw TesseraError.badRequest("item \(path) is not a static secret") }
                 if (item.casRequired || mountCASRequired) && cas == nil {
                     throw TesseraError.badRequest("check-and-set parameter required for this call")

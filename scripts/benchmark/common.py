@@ -75,7 +75,7 @@ def ensure_swift_binaries():
     out = {}
     for product, var in (("tessera", "TESSERA_BIN"), ("bare-http", "BARE_HTTP_BIN")):
         if os.environ.get(var):
-            out[product] = os.environ[var]
+            out[product] = os.path.abspath(os.environ[var])
             continue
         log(f"building {product} (swift build -c release --product {product})")
         subprocess.run(["swift", "build", "-c", "release", "--product", product], cwd=REPO, check=True,

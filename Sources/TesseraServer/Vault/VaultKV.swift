@@ -92,12 +92,14 @@ struct VaultKV: Sendable {
 
     func store(_ vr: VaultRequest, _ path: ItemPath, value: String, cas: Int?, action: String) async throws -> Response {
         guard value.utf8.count <= NativeVerbs.maxValueBytes else { throw TesseraError.badRequest("value is too large") }
-        let exists = try await tessera.secrets.find(path) != nil
+        let existing = try await tessera.secrets.find(path)
+        let exists = existing != nil
         let call = vr.pipelineCall(action: exists ? "update_item" : "create_item", auditPath: path.value,
                                    checks: [AccessCheck(exists ? .update : .create, .item, path)])
         let (item, version) = try await tessera.run(call) { caller in
             let r = try await tessera.secrets.writeKV(path: path, value: value, cas: cas, mountCASRequired: mount.casRequired,
-                                                      mountMaxVersions: mount.maxVersions, actor: caller.principal?.identity.accessId ?? "")
+                                                      mountMaxVersions: mount.maxVersions, actor: caller.principal?.identity.accessId ?? "",
+                                                      lookedUp: .some(existing))
             caller.notes.set("version", String(r.version.version))
             return r
         }

@@ -96,6 +96,17 @@ final class SQLiteDatabaseFile: Sendable {
         }
     }
 
+    /// Runs one statement as is (no row count), atomically on its own, under the write lock.
+    func run(_ sql: String, _ binds: [SQLiteData] = []) async throws {
+        try await writeLock.withLock {
+            do {
+                _ = try await writer.query(sql, binds)
+            } catch {
+                throw SQLiteDatabaseFile.map(error)
+            }
+        }
+    }
+
     func close() async {
         for r in readers { try? await r.close() }
         try? await writer.close()
@@ -134,14 +145,28 @@ struct SQLiteTransaction: Sendable {
     /// count their rows with RETURNING, in the same call (one trip to the database thread).
     @discardableResult
     func execute(_ sql: String, _ binds: [SQLiteData] = []) async throws -> Int {
-        let trimmed = sql.trimmingCharacters(in: .whitespacesAndNewlines)
-        let verb = trimmed.prefix(6).uppercased()
-        if ["INSERT", "UPDATE", "DELETE"].contains(verb), !trimmed.uppercased().contains("RETURNING") {
-            return try await connection.query(trimmed + " RETURNING 1", binds).count
+        if Self.canCountWithReturning(sql) {
+            return try await connection.query(sql + " RETURNING 1", binds).count
         }
         _ = try await connection.query(sql, binds)
         let rows = try await connection.query("SELECT changes() AS n")
         return rows.first?.column("n")?.integer ?? 0
+    }
+
+    /// True for an INSERT, UPDATE or DELETE without its own RETURNING clause (checked on the
+    /// bytes: this runs on every write).
+    static func canCountWithReturning(_ sql: String) -> Bool {
+        let bytes = Array(sql.utf8)
+        guard let start = bytes.firstIndex(where: { $0 != 0x20 && $0 != 0x0A && $0 != 0x0D && $0 != 0x09 }),
+              bytes.count - start >= 6 else { return false }
+        let verb = bytes[start..<start + 6].map { $0 & 0xDF }   // ASCII upper case
+        guard verb == Array("INSERT".utf8) || verb == Array("UPDATE".utf8) || verb == Array("DELETE".utf8) else { return false }
+        let returning = Array("RETURNING".utf8)
+        guard bytes.count >= returning.count else { return true }
+        for i in start...(bytes.count - returning.count) where bytes[i] & 0xDF == returning[0] {
+            if zip(bytes[i..<i + returning.count], returning).allSatisfy({ $0.0 & 0xDF == $0.1 }) { return false }
+        }
+        return true
     }
 }
 

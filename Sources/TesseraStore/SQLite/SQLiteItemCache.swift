@@ -12,7 +12,15 @@ final class SQLiteItemCache: Sendable {
         var items: [String: Item] = [:]
         var versions: [Int64: [Int: ItemVersion]] = [:]
         var pathOfItem: [Int64: String] = [:]
+        /// Paths known to have no item (so that writing a new secret does not read the file twice).
+        var missing: Set<String> = []
         var versionCount = 0
+    }
+
+    enum Lookup {
+        case item(Item)
+        case missing
+        case unknown
     }
 
     private let state = Mutex(State())
@@ -24,6 +32,22 @@ final class SQLiteItemCache: Sendable {
     var generation: UInt64 { state.withLock { $0.generation } }
 
     func item(_ path: String) -> Item? { state.withLock { $0.items[path] } }
+
+    func lookup(_ path: String) -> Lookup {
+        state.withLock { s in
+            if let item = s.items[path] { return .item(item) }
+            return s.missing.contains(path) ? .missing : .unknown
+        }
+    }
+
+    /// Records that `path` has no item, unless a write happened since `generation` was taken.
+    func storeMissing(_ path: String, generation: UInt64) {
+        state.withLock { s in
+            guard s.generation == generation else { return }
+            if s.missing.count >= capacity { s.missing.removeAll(keepingCapacity: true) }
+            s.missing.insert(path)
+        }
+    }
 
     func version(_ itemId: Int64, _ number: Int) -> ItemVersion? { state.withLock { $0.versions[itemId]?[number] } }
 
@@ -56,6 +80,7 @@ final class SQLiteItemCache: Sendable {
     func invalidate(path: String) {
         state.withLock { s in
             s.generation &+= 1
+            s.missing.remove(path)
             if let item = s.items.removeValue(forKey: path) {
                 s.pathOfItem.removeValue(forKey: item.id)
                 if let v = s.versions.removeValue(forKey: item.id) { s.versionCount -= v.count }

@@ -49,13 +49,24 @@ public final class SQLiteStore: Store {
 
     // MARK: Items
 
+    /// Inserts the item and its first version in one statement (the `item_creations` trigger).
     public func createItem(_ item: Item, firstVersion: ItemVersion?) async throws {
         defer { cache.invalidate(path: item.path.value) }
+        let v = firstVersion
         do {
-            try await db.transaction { tx in
-                try await Self.insertItem(item, tx)
-                if let v = firstVersion { try await Self.insertVersion(v, tx) }
-            }
+            try await db.run("""
+                INSERT INTO item_creations (id, path, type, description, tags, max_versions, delete_protection, last_version,
+                                            created_at, updated_at, custom_metadata, cas_required, delete_version_after,
+                                            version, ciphertext, key_term, created_by, version_created_at, deleted_at, destroyed)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, [.int64(item.id), .text(item.path.value), .text(item.type.rawValue), .text(item.description),
+                      try .json(item.tags), .int(item.maxVersions), .bool(item.deleteProtection),
+                      .int(item.lastVersion), .date(item.createdAt), .date(item.updatedAt),
+                      try .json(item.customMetadata), .bool(item.casRequired), .text(item.deleteVersionAfter),
+                      v.map { .int($0.version) } ?? .null, v.flatMap { .optionalBytes($0.ciphertext) } ?? .null,
+                      v.map { .int(Int($0.keyTerm)) } ?? .null, v.map { .text($0.createdBy) } ?? .null,
+                      v.map { .date($0.createdAt) } ?? .null, v.flatMap { .optionalDate($0.deletedAt) } ?? .null,
+                      v.map { .bool($0.destroyed) } ?? .null])
         } catch TesseraError.conflict {
             throw TesseraError.conflict("item \(item.path) already exists")
         }
@@ -81,10 +92,14 @@ public final class SQLiteStore: Store {
     }
 
     public func item(at path: ItemPath) async throws -> Item? {
-        if let cached = cache.item(path.value) { return cached }
+        switch cache.lookup(path.value) {
+        case .item(let cached): return cached
+        case .missing: return nil
+        case .unknown: break
+        }
         let generation = cache.generation
         let item = try await db.read("SELECT * FROM items WHERE path = ?", [.text(path.value)]).first.map(Self.item)
-        if let item { cache.store(item, generation: generation) }
+        if let item { cache.store(item, generation: generation) } else { cache.storeMissing(path.value, generation: generation) }
         return item
     }
 
@@ -99,10 +114,20 @@ public final class SQLiteStore: Store {
                     deleteVersionAfter: try c.string("delete_version_after"))
     }
 
+    /// Appends a version in one statement (the `version_appends` trigger): fails with a conflict
+    /// unless the item's last version is still `expectedLastVersion`; prunes beyond max_versions.
     public func appendVersion(_ version: ItemVersion, expectedLastVersion: Int, updatedAt: Date) async throws {
         defer { cache.invalidate(itemId: version.itemId) }
-        try await db.transaction { tx in
-            try await Self.appendVersion(version, expectedLastVersion: expectedLastVersion, updatedAt: updatedAt, tx)
+        do {
+            try await db.run("""
+                INSERT INTO version_appends (item_id, version, expected_last_version, updated_at, ciphertext, key_term, created_by,
+                                             created_at, deleted_at, destroyed)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                """, [.int64(version.itemId), .int(version.version), .int(expectedLastVersion), .date(updatedAt),
+                      .optionalBytes(version.ciphertext), .int(Int(version.keyTerm)), .text(version.createdBy),
+                      .date(version.createdAt), .optionalDate(version.deletedAt), .bool(version.destroyed)])
+        } catch TesseraError.conflict {
+            throw TesseraError.conflict("the item changed concurrently; retry")
         }
     }
 
