@@ -58,15 +58,13 @@ public indirect enum JSON: Sendable, Equatable {
     public static let maxDepth = 32
 
     /// Parses a request body. Rejects malformed JSON and nesting deeper than `maxDepth` with a 400.
+    /// Object keys come out sorted (a repeated key keeps its last value), as Go's encoder writes maps.
     public static func parse(_ bytes: some Collection<UInt8>) throws -> JSON {
         try checkDepth(bytes)
-        do {
-            return try JSONDecoder().decode(JSON.self, from: Data(bytes))
-        } catch let e as TesseraError {
-            throw e
-        } catch {
-            throw TesseraError.badRequest("malformed JSON body")
-        }
+        let input = Array(bytes)
+        var parser = JSONParser(input)
+        guard let value = parser.document() else { throw TesseraError.badRequest("malformed JSON body") }
+        return value
     }
 
     /// A linear scan that counts nesting outside strings, so that deep input is refused before
@@ -93,63 +91,83 @@ public indirect enum JSON: Sendable, Equatable {
 
     // MARK: Serialization
 
-    public var serialized: String {
-        var out = ""
+    public var serialized: String { String(decoding: bytes, as: UTF8.self) }
+
+    public var bytes: [UInt8] {
+        var out: [UInt8] = []
+        out.reserveCapacity(256)
         write(into: &out)
         return out
     }
 
-    public var bytes: [UInt8] { Array(serialized.utf8) }
-
-    func write(into out: inout String) {
+    func write(into out: inout [UInt8]) {
         switch self {
-        case .null: out += "null"
-        case .bool(let b): out += b ? "true" : "false"
-        case .int(let i): out += String(i)
+        case .null: out.append(contentsOf: "null".utf8)
+        case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
+        case .int(let i): out.append(contentsOf: String(i).utf8)
         case .double(let d):
-            if d.isFinite { out += d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d) } else { out += "null" }
+            if d.isFinite {
+                out.append(contentsOf: (d == d.rounded() && abs(d) < 1e15 ? String(Int64(d)) : String(d)).utf8)
+            } else {
+                out.append(contentsOf: "null".utf8)
+            }
         case .string(let s): JSON.writeString(s, into: &out)
         case .array(let items):
-            out += "["
+            out.append(UInt8(ascii: "["))
             for (i, item) in items.enumerated() {
-                if i > 0 { out += "," }
+                if i > 0 { out.append(UInt8(ascii: ",")) }
                 item.write(into: &out)
             }
-            out += "]"
+            out.append(UInt8(ascii: "]"))
         case .object(let pairs):
-            out += "{"
+            out.append(UInt8(ascii: "{"))
             for (i, pair) in pairs.enumerated() {
-                if i > 0 { out += "," }
+                if i > 0 { out.append(UInt8(ascii: ",")) }
                 JSON.writeString(pair.0, into: &out)
-                out += ":"
+                out.append(UInt8(ascii: ":"))
                 pair.1.write(into: &out)
             }
-            out += "}"
+            out.append(UInt8(ascii: "}"))
         }
     }
 
-    static func writeString(_ s: String, into out: inout String) {
-        out += "\""
-        for scalar in s.unicodeScalars {
-            switch scalar {
-            case "\"": out += "\\\""
-            case "\\": out += "\\\\"
-            case "\n": out += "\\n"
-            case "\r": out += "\\r"
-            case "\t": out += "\\t"
-            case "<": out += "\\u003c"
-            case ">": out += "\\u003e"
-            case "&": out += "\\u0026"
-            default:
-                if scalar.value < 0x20 || scalar.value == 0x2028 || scalar.value == 0x2029 {
-                    let hex = String(scalar.value, radix: 16)
-                    out += "\\u" + String(repeating: "0", count: 4 - hex.count) + hex
+    private static let hexDigits = Array("0123456789abcdef".utf8)
+
+    /// Writes a string literal with the escapes Go's encoder uses (`<`, `>`, `&`, U+2028 and
+    /// U+2029 as `\uXXXX`), working on UTF-8 bytes.
+    static func writeString(_ s: String, into out: inout [UInt8]) {
+        out.append(UInt8(ascii: "\""))
+        var utf8 = s.utf8.makeIterator()
+        var pending: [UInt8] = []
+        while let b = utf8.next() {
+            switch b {
+            case UInt8(ascii: "\""): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\"")])
+            case UInt8(ascii: "\\"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "\\")])
+            case UInt8(ascii: "\n"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "n")])
+            case UInt8(ascii: "\r"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "r")])
+            case UInt8(ascii: "\t"): out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "t")])
+            case UInt8(ascii: "<"), UInt8(ascii: ">"), UInt8(ascii: "&"), 0x00..<0x20:
+                writeEscape(UInt32(b), into: &out)
+            case 0xE2:
+                // U+2028 and U+2029 are E2 80 A8 / E2 80 A9.
+                pending.removeAll(keepingCapacity: true)
+                pending.append(b)
+                if let b1 = utf8.next() { pending.append(b1) }
+                if let b2 = utf8.next() { pending.append(b2) }
+                if pending.count == 3, pending[1] == 0x80, pending[2] == 0xA8 || pending[2] == 0xA9 {
+                    writeEscape(pending[2] == 0xA8 ? 0x2028 : 0x2029, into: &out)
                 } else {
-                    out.unicodeScalars.append(scalar)
+                    out.append(contentsOf: pending)
                 }
+            default: out.append(b)
             }
         }
-        out += "\""
+        out.append(UInt8(ascii: "\""))
+    }
+
+    private static func writeEscape(_ value: UInt32, into out: inout [UInt8]) {
+        out.append(contentsOf: [UInt8(ascii: "\\"), UInt8(ascii: "u")])
+        for shift in stride(from: 12, through: 0, by: -4) { out.append(hexDigits[Int((value >> UInt32(shift)) & 0xF)]) }
     }
 }
 

@@ -120,7 +120,7 @@ final class SQLiteDatabaseFile: Sendable {
             return TesseraError.unavailable("storage error")
         }
         switch e.reason {
-        case .constraint, .constraintUniqueFailed, .constraintPrimaryKeyFailed:
+        case .constraint, .constraintUniqueFailed, .constraintPrimaryKeyFailed, .constraintTriggerFailed:
             return TesseraError.conflict("already exists")
         default:
             return TesseraError.unavailable("storage error: \(describe(e))")
