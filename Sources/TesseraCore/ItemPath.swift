@@ -65,7 +65,7 @@ public struct ItemPath: Hashable, Sendable, Comparable, CustomStringConvertible 
         try checkCharacters(raw)
         // Check the percent-decoded form too, so that an encoded `..` or control character cannot
         // slip through a layer that decodes later.
-        if raw.contains("%") {
+        if raw.utf8.contains(UInt8(ascii: "%")) {
             guard let decoded = raw.removingPercentEncoding else {
                 throw TesseraError.badRequest("invalid path: malformed percent-encoding")
             }

@@ -8,11 +8,34 @@ public struct RequestContext: Sendable {
     public var clientAddress: String
     public var startedAt: Date
 
-    public init(requestId: String = UUID().uuidString.lowercased(), interface: Interface, clientAddress: String, startedAt: Date = Date()) {
+    public init(requestId: String = RequestContext.newRequestId(), interface: Interface, clientAddress: String, startedAt: Date = Date()) {
         self.requestId = requestId
         self.interface = interface
         self.clientAddress = clientAddress
         self.startedAt = startedAt
+    }
+
+    /// A random (version 4) UUID in lower case, from the system generator (`getrandom`);
+    /// Foundation's `UUID()` opens /dev/urandom on every call here.
+    public static func newRequestId() -> String {
+        var generator = SystemRandomNumberGenerator()
+        var bytes: [UInt8] = []
+        bytes.reserveCapacity(16)
+        for _ in 0..<2 {
+            let word = generator.next()
+            for shift in stride(from: 0, to: 64, by: 8) { bytes.append(UInt8(truncatingIfNeeded: word >> UInt64(shift))) }
+        }
+        bytes[6] = (bytes[6] & 0x0F) | 0x40
+        bytes[8] = (bytes[8] & 0x3F) | 0x80
+        let digits = Array("0123456789abcdef".utf8)
+        var out: [UInt8] = []
+        out.reserveCapacity(36)
+        for (i, b) in bytes.enumerated() {
+            if i == 4 || i == 6 || i == 8 || i == 10 { out.append(UInt8(ascii: "-")) }
+            out.append(digits[Int(b >> 4)])
+            out.append(digits[Int(b & 0x0F)])
+        }
+        return String(decoding: out, as: UTF8.self)
     }
 }
 

@@ -46,12 +46,17 @@ public enum SecureRandom {
 }
 
 extension Sequence where Element == UInt8 {
+    /// Lower-case hex, two digits per byte.
     public var hexString: String {
-        var s = ""
-        for b in self {
-            s += String(b >> 4, radix: 16)
-            s += String(b & 0x0F, radix: 16)
+        let digits: StaticString = "0123456789abcdef"
+        var out: [UInt8] = []
+        out.reserveCapacity(underestimatedCount * 2)
+        digits.withUTF8Buffer { d in
+            for b in self {
+                out.append(d[Int(b >> 4)])
+                out.append(d[Int(b & 0x0F)])
+            }
         }
-        return s
+        return String(decoding: out, as: UTF8.self)
     }
 }

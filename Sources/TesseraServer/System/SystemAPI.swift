@@ -133,11 +133,26 @@ public struct SystemAPI: Sendable {
         if text == nil, let auth = request.headers[.authorization], auth.hasPrefix("Bearer ") {
             text = String(auth.dropFirst(7))
         }
-        guard let t = text?.trimmingCharacters(in: .whitespaces), !t.isEmpty else { return .none }
-        if let range = t.range(of: "..") {
-            return .accessKey(id: String(t[..<range.lowerBound]), key: String(t[range.upperBound...]))
+        return credentials(fromHeader: text)
+    }
+
+    /// The credential in an `X-Vault-Token` value: a token, or `<access-id>..<access-key>`.
+    /// Byte-level: this runs on every Vault request.
+    static func credentials(fromHeader text: String?) -> Credentials {
+        guard let raw = text?.utf8 else { return .none }
+        let isBlank = { (b: UInt8) in b == 0x20 || b == 0x09 }
+        guard let first = raw.firstIndex(where: { !isBlank($0) }), let last = raw.lastIndex(where: { !isBlank($0) }) else { return .none }
+        let t = raw[first...last]
+        var i = t.startIndex
+        while i < t.endIndex {
+            let next = t.index(after: i)
+            if t[i] == UInt8(ascii: "."), next < t.endIndex, t[next] == UInt8(ascii: ".") {
+                return .accessKey(id: String(decoding: t[t.startIndex..<i], as: UTF8.self),
+                                  key: String(decoding: t[t.index(after: next)...], as: UTF8.self))
+            }
+            i = next
         }
-        return .token(t)
+        return .token(String(decoding: t, as: UTF8.self))
     }
 }
 
