@@ -556,18 +556,19 @@ public final class SQLiteStore: Store {
         }
     }
 
+    /// Inserts a lease unless its producer already has `limit` live leases (0: no limit); the
+    /// count and the insert are one statement, so concurrent issues cannot overshoot the limit.
     public func insertLease(_ l: Lease, limit: Int) async throws -> Bool {
-        try await db.transaction { tx in
-            if limit > 0 {
-                let rows = try await tx.query("SELECT COUNT(*) AS n FROM leases WHERE producer = ? AND state IN ('pending','active')", [.text(l.producer)])
-                if (rows.first?.column("n")?.integer ?? 0) >= limit { return false }
-            }
-            try await tx.execute("""
-                INSERT INTO leases (id, producer, username, access_id, issued_at, expires_at, max_expires_at, last_renewal, state, attempts,
-                                    next_attempt_at, last_error) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, Self.leaseBinds(l))
+        let columns = "id, producer, username, access_id, issued_at, expires_at, max_expires_at, last_renewal, state, attempts, next_attempt_at, last_error"
+        if limit <= 0 {
+            try await db.write("INSERT INTO leases (\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", Self.leaseBinds(l))
             return true
         }
+        let inserted = try await db.write("""
+            INSERT INTO leases (\(columns)) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
+            WHERE (SELECT COUNT(*) FROM leases WHERE producer = ? AND state IN ('pending','active')) < ?
+            """, Self.leaseBinds(l) + [.text(l.producer), .int(limit)])
+        return inserted == 1
     }
 
     static func leaseBinds(_ l: Lease) -> [SQLiteData] {
