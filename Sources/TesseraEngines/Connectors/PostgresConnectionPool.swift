@@ -1,8 +1,9 @@
 // PostgresConnectionPool: keeps a few authenticated connections per PostgreSQL target (host,
 // port, database, user and password) so that issuing, renewing and revoking credentials does
-// not pay a TCP connect and SCRAM login each time. A connection goes back to the pool only
-// after a body that succeeded; any failure closes it. Idle connections are closed after a
-// minute. Logins that prove a password (verification) never use the pool.
+// not pay a TCP connect and SCRAM login each time, and caps how many are open to one target at
+// once (more callers wait their turn, as with Vault's max_open_connections). A connection goes
+// back to the pool only after a body that succeeded; any failure closes it. Idle connections
+// are closed after a minute. Logins that prove a password (verification) never use the pool.
 import Foundation
 import Logging
 import NIOCore
@@ -22,26 +23,64 @@ public actor PostgresConnectionPool {
         var since: ContinuousClock.Instant
     }
 
-    /// Idle connections kept per target.
-    let maxIdlePerTarget: Int
+    /// Connections open (in use or idle) per target at most.
+    let maxOpenPerTarget: Int
     /// How long a connection may sit unused before it is closed.
     let idleTimeout: Duration
     private var idle: [Key: [Idle]] = [:]
+    private var open: [Key: Int] = [:]
+    private var waiting: [Key: [CheckedContinuation<Void, Never>]] = [:]
     private var nextId = 1
 
-    public init(maxIdlePerTarget: Int = 8, idleTimeout: Duration = .seconds(60)) {
-        self.maxIdlePerTarget = maxIdlePerTarget
+    public init(maxOpenPerTarget: Int = 8, idleTimeout: Duration = .seconds(60)) {
+        self.maxOpenPerTarget = max(1, maxOpenPerTarget)
         self.idleTimeout = idleTimeout
     }
 
+    enum Lease {
+        /// An idle connection to reuse.
+        case reuse(PostgresConnection)
+        /// A slot for a new connection: connect, then `checkin` it or `release` the slot.
+        case connect
+    }
+
+    /// An idle connection, or a slot to open one; waits while the target has its maximum open.
+    func acquire(_ key: Key) async -> Lease {
+        while true {
+            if let c = checkout(key) { return .reuse(c) }
+            if open[key, default: 0] < maxOpenPerTarget {
+                open[key, default: 0] += 1
+                return .connect
+            }
+            await withCheckedContinuation { waiting[key, default: []].append($0) }
+        }
+    }
+
+    /// Gives up a slot whose connection failed or was closed.
+    func release(_ key: Key) {
+        open[key] = max(0, open[key, default: 0] - 1)
+        wakeOne(key)
+    }
+
+    private func wakeOne(_ key: Key) {
+        guard var list = waiting[key], !list.isEmpty else { return }
+        let next = list.removeFirst()
+        waiting[key] = list.isEmpty ? nil : list
+        next.resume()
+    }
+
     /// An open idle connection for `key`, if one is kept; stale and closed ones are dropped.
-    func checkout(_ key: Key) -> PostgresConnection? {
+    private func checkout(_ key: Key) -> PostgresConnection? {
         let now = ContinuousClock.now
         while var list = idle[key], let last = list.popLast() {
             idle[key] = list.isEmpty ? nil : list
-            if last.connection.isClosed { continue }
+            if last.connection.isClosed {
+                open[key] = max(0, open[key, default: 0] - 1)
+                continue
+            }
             if now - last.since > idleTimeout {
                 Self.close(last.connection)
+                open[key] = max(0, open[key, default: 0] - 1)
                 continue
             }
             return last.connection
@@ -49,23 +88,26 @@ public actor PostgresConnectionPool {
         return nil
     }
 
-    /// Returns a healthy connection to the pool, or closes it when the pool for its target is full.
+    /// Returns a healthy connection to the pool (and wakes a waiting caller).
     func checkin(_ connection: PostgresConnection, key: Key) {
-        guard !connection.isClosed else { return }
+        guard !connection.isClosed else {
+            release(key)
+            return
+        }
         var list = idle[key] ?? []
         let now = ContinuousClock.now
         // Close what has been idle too long while we are here.
         list.removeAll { entry in
             let stale = now - entry.since > idleTimeout || entry.connection.isClosed
-            if stale { Self.close(entry.connection) }
+            if stale {
+                Self.close(entry.connection)
+                open[key] = max(0, open[key, default: 0] - 1)
+            }
             return stale
         }
-        if list.count >= maxIdlePerTarget {
-            Self.close(connection)
-        } else {
-            list.append(Idle(connection: connection, since: now))
-        }
-        idle[key] = list.isEmpty ? nil : list
+        list.append(Idle(connection: connection, since: now))
+        idle[key] = list
+        wakeOne(key)
     }
 
     func connectionId() -> Int {
@@ -76,6 +118,7 @@ public actor PostgresConnectionPool {
     /// Closes every idle connection (at shutdown).
     public func closeAll() async {
         let all = idle.values.flatMap { $0 }
+        for (key, list) in idle { open[key] = max(0, open[key, default: 0] - list.count) }
         idle = [:]
         for entry in all { try? await entry.connection.close() }
     }
