@@ -123,9 +123,6 @@ public actor PostgresConnectionPool {
         for entry in all { try? await entry.connection.close() }
     }
 
-    /// How many idle connections are kept (for tests and metrics).
-    public var idleCount: Int { idle.values.reduce(0) { $0 + $1.count } }
-
     private static func close(_ connection: PostgresConnection) {
         Task { try? await connection.close() }
     }

@@ -46,55 +46,37 @@ public struct PostgresTarget: Sendable {
             }
         }
         let key = PostgresConnectionPool.Key(host: host, port: port, database: database, username: username, password: password)
-        if case .reuse(let reused) = await pool.acquire(key) {
-            do {
-                let result = try await body(reused)
-                await pool.checkin(reused, key: key)
-                return result
-            } catch {
-                try? await reused.close()
-                await pool.release(key)
-                // A connection the server closed while it sat idle fails on its first message:
-                // run the body once more on a new connection. Any other failure is the caller's.
-                guard Self.isConnectionFailure(error) else { throw Self.describe(error, target: self) }
-                return try await withNewPooledConnection(pool, key: key, timeout: timeout, body)
-            }
-        }
-        // acquire returned a slot for a new connection.
-        return try await withNewPooledConnection(pool, key: key, timeout: timeout, body, slotHeld: true)
-    }
-
-    private func withNewPooledConnection<T: Sendable>(_ pool: PostgresConnectionPool, key: PostgresConnectionPool.Key, timeout: Duration,
-                                                      _ body: (PostgresConnection) async throws -> T, slotHeld: Bool = false) async throws -> T {
-        if !slotHeld {
-            // Wait for a slot; an idle connection offered instead is fine too.
-            if case .reuse(let c) = await pool.acquire(key) {
+        var retried = false
+        while true {
+            let connection: PostgresConnection
+            var reused = false
+            switch await pool.acquire(key) {
+            case .reuse(let idle):
+                connection = idle
+                reused = true
+            case .connect:
                 do {
-                    let result = try await body(c)
-                    await pool.checkin(c, key: key)
-                    return result
+                    connection = try await connect(timeout: timeout, id: await pool.connectionId())
                 } catch {
-                    try? await c.close()
                     await pool.release(key)
-                    throw Self.describe(error, target: self)
+                    throw error
                 }
             }
-        }
-        let connection: PostgresConnection
-        do {
-            connection = try await connect(timeout: timeout, id: await pool.connectionId())
-        } catch {
-            await pool.release(key)
-            throw error
-        }
-        do {
-            let result = try await body(connection)
-            await pool.checkin(connection, key: key)
-            return result
-        } catch {
-            try? await connection.close()
-            await pool.release(key)
-            throw Self.describe(error, target: self)
+            do {
+                let result = try await body(connection)
+                await pool.checkin(connection, key: key)
+                return result
+            } catch {
+                try? await connection.close()
+                await pool.release(key)
+                // A connection the server closed while it sat idle fails on its first message:
+                // run the body once more. Any other failure is the caller's.
+                if reused, !retried, Self.isConnectionFailure(error) {
+                    retried = true
+                    continue
+                }
+                throw Self.describe(error, target: self)
+            }
         }
     }
 

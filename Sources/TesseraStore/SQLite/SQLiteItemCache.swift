@@ -31,8 +31,6 @@ final class SQLiteItemCache: Sendable {
     /// The generation to pass to `store…` after reading from the file.
     var generation: UInt64 { state.withLock { $0.generation } }
 
-    func item(_ path: String) -> Item? { state.withLock { $0.items[path] } }
-
     func lookup(_ path: String) -> Lookup {
         state.withLock { s in
             if let item = s.items[path] { return .item(item) }

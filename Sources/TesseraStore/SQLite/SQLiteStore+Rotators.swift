@@ -9,8 +9,8 @@ extension SQLiteStore {
         defer { cache.invalidate(path: item.path.value) }
         do {
             try await db.transaction { tx in
-                try await Self.insertItem(item, tx)
-                try await Self.insertVersion(firstVersion, tx)
+                let creation = try Self.itemCreation(item, firstVersion: firstVersion)
+                _ = try await tx.query(creation.sql, creation.binds)
                 try await tx.execute("""
                     INSERT INTO rotators (item_id, path, kind, target_name, username, credentials, policy, custom_command, verify_port,
                                           auto_rotate, interval_minutes, rotation_hour, next_rotation_at, status, last_rotation_at,
@@ -64,11 +64,16 @@ extension SQLiteStore {
 
     public func finishRotation(_ r: Rotator, version: ItemVersion?, expectedLastVersion: Int) async throws {
         defer { cache.invalidate(itemId: r.itemId) }
-        try await db.transaction { tx in
-            if let version {
-                try await Self.appendVersion(version, expectedLastVersion: expectedLastVersion, updatedAt: version.createdAt, tx)
+        do {
+            try await db.transaction { tx in
+                if let version {
+                    let append = Self.versionAppend(version, expectedLastVersion: expectedLastVersion, updatedAt: version.createdAt)
+                    _ = try await tx.query(append.sql, append.binds)
+                }
+                try await tx.execute(Self.rotatorUpdateSQL, try Self.rotatorStateBinds(r) + [.int64(r.itemId)])
             }
-            try await tx.execute(Self.rotatorUpdateSQL, try Self.rotatorStateBinds(r) + [.int64(r.itemId)])
+        } catch TesseraError.conflict {
+            throw TesseraError.conflict("the item changed concurrently; retry")
         }
     }
 

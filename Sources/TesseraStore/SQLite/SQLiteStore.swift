@@ -52,43 +52,31 @@ public final class SQLiteStore: Store {
     /// Inserts the item and its first version in one statement (the `item_creations` trigger).
     public func createItem(_ item: Item, firstVersion: ItemVersion?) async throws {
         defer { cache.invalidate(path: item.path.value) }
-        let v = firstVersion
         do {
-            try await db.run("""
-                INSERT INTO item_creations (id, path, type, description, tags, max_versions, delete_protection, last_version,
-                                            created_at, updated_at, custom_metadata, cas_required, delete_version_after,
-                                            version, ciphertext, key_term, created_by, version_created_at, deleted_at, destroyed)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, [.int64(item.id), .text(item.path.value), .text(item.type.rawValue), .text(item.description),
-                      try .json(item.tags), .int(item.maxVersions), .bool(item.deleteProtection),
-                      .int(item.lastVersion), .date(item.createdAt), .date(item.updatedAt),
-                      try .json(item.customMetadata), .bool(item.casRequired), .text(item.deleteVersionAfter),
-                      v.map { .int($0.version) } ?? .null, v.flatMap { .optionalBytes($0.ciphertext) } ?? .null,
-                      v.map { .int(Int($0.keyTerm)) } ?? .null, v.map { .text($0.createdBy) } ?? .null,
-                      v.map { .date($0.createdAt) } ?? .null, v.flatMap { .optionalDate($0.deletedAt) } ?? .null,
-                      v.map { .bool($0.destroyed) } ?? .null])
+            let statement = try Self.itemCreation(item, firstVersion: firstVersion)
+            try await db.run(statement.sql, statement.binds)
         } catch TesseraError.conflict {
             throw TesseraError.conflict("item \(item.path) already exists")
         }
     }
 
-    static func insertItem(_ item: Item, _ tx: SQLiteTransaction) async throws {
-        try await tx.execute("""
-            INSERT INTO items (id, path, type, description, tags, max_versions, delete_protection, last_version, created_at, updated_at,
-                               custom_metadata, cas_required, delete_version_after)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-            """, [.int64(item.id), .text(item.path.value), .text(item.type.rawValue), .text(item.description),
-                  try .json(item.tags), .int(item.maxVersions), .bool(item.deleteProtection),
-                  .int(item.lastVersion), .date(item.createdAt), .date(item.updatedAt),
-                  try .json(item.customMetadata), .bool(item.casRequired), .text(item.deleteVersionAfter)])
-    }
-
-    static func insertVersion(_ v: ItemVersion, _ tx: SQLiteTransaction) async throws {
-        try await tx.execute("""
-            INSERT INTO item_versions (item_id, version, ciphertext, key_term, created_by, created_at, deleted_at, destroyed)
-            VALUES (?, ?, ?, ?, ?, ?, ?, ?)
-            """, [.int64(v.itemId), .int(v.version), .optionalBytes(v.ciphertext), .int(Int(v.keyTerm)),
-                  .text(v.createdBy), .date(v.createdAt), .optionalDate(v.deletedAt), .bool(v.destroyed)])
+    /// The statement that creates an item with its optional first version, atomically: an
+    /// INSERT into the write-only view `item_creations`, whose trigger writes both tables.
+    static func itemCreation(_ item: Item, firstVersion v: ItemVersion?) throws -> (sql: String, binds: [SQLiteData]) {
+        ("""
+         INSERT INTO item_creations (id, path, type, description, tags, max_versions, delete_protection, last_version,
+                                     created_at, updated_at, custom_metadata, cas_required, delete_version_after,
+                                     version, ciphertext, key_term, created_by, version_created_at, deleted_at, destroyed)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         """,
+         [.int64(item.id), .text(item.path.value), .text(item.type.rawValue), .text(item.description),
+          try .json(item.tags), .int(item.maxVersions), .bool(item.deleteProtection),
+          .int(item.lastVersion), .date(item.createdAt), .date(item.updatedAt),
+          try .json(item.customMetadata), .bool(item.casRequired), .text(item.deleteVersionAfter),
+          v.map { .int($0.version) } ?? .null, v.flatMap { .optionalBytes($0.ciphertext) } ?? .null,
+          v.map { .int(Int($0.keyTerm)) } ?? .null, v.map { .text($0.createdBy) } ?? .null,
+          v.map { .date($0.createdAt) } ?? .null, v.flatMap { .optionalDate($0.deletedAt) } ?? .null,
+          v.map { .bool($0.destroyed) } ?? .null])
     }
 
     public func item(at path: ItemPath) async throws -> Item? {
@@ -119,28 +107,24 @@ public final class SQLiteStore: Store {
     public func appendVersion(_ version: ItemVersion, expectedLastVersion: Int, updatedAt: Date) async throws {
         defer { cache.invalidate(itemId: version.itemId) }
         do {
-            try await db.run("""
-                INSERT INTO version_appends (item_id, version, expected_last_version, updated_at, ciphertext, key_term, created_by,
-                                             created_at, deleted_at, destroyed)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
-                """, [.int64(version.itemId), .int(version.version), .int(expectedLastVersion), .date(updatedAt),
-                      .optionalBytes(version.ciphertext), .int(Int(version.keyTerm)), .text(version.createdBy),
-                      .date(version.createdAt), .optionalDate(version.deletedAt), .bool(version.destroyed)])
+            let statement = Self.versionAppend(version, expectedLastVersion: expectedLastVersion, updatedAt: updatedAt)
+            try await db.run(statement.sql, statement.binds)
         } catch TesseraError.conflict {
             throw TesseraError.conflict("the item changed concurrently; retry")
         }
     }
 
-    static func appendVersion(_ version: ItemVersion, expectedLastVersion: Int, updatedAt: Date, _ tx: SQLiteTransaction) async throws {
-        let changed = try await tx.execute(
-            "UPDATE items SET last_version = ?, updated_at = ? WHERE id = ? AND last_version = ?",
-            [.int(version.version), .date(updatedAt), .int64(version.itemId), .int(expectedLastVersion)])
-        guard changed == 1 else { throw TesseraError.conflict("the item changed concurrently; retry") }
-        try await Self.insertVersion(version, tx)
-        // Keep only the newest max_versions versions.
-        try await tx.execute("""
-            DELETE FROM item_versions WHERE item_id = ? AND version <= ? - (SELECT max_versions FROM items WHERE id = ?)
-            """, [.int64(version.itemId), .int(version.version), .int64(version.itemId)])
+    /// The statement that appends a version: an INSERT into the write-only view `version_appends`,
+    /// whose trigger checks the last version, updates the item, inserts and prunes.
+    static func versionAppend(_ v: ItemVersion, expectedLastVersion: Int, updatedAt: Date) -> (sql: String, binds: [SQLiteData]) {
+        ("""
+         INSERT INTO version_appends (item_id, version, expected_last_version, updated_at, ciphertext, key_term, created_by,
+                                      created_at, deleted_at, destroyed)
+         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+         """,
+         [.int64(v.itemId), .int(v.version), .int(expectedLastVersion), .date(updatedAt),
+          .optionalBytes(v.ciphertext), .int(Int(v.keyTerm)), .text(v.createdBy),
+          .date(v.createdAt), .optionalDate(v.deletedAt), .bool(v.destroyed)])
     }
 
     public func version(itemId: Int64, number: Int) async throws -> ItemVersion? {
