@@ -67,7 +67,7 @@ public struct AuditEvent: Sendable, Codable, Equatable {
             out += ";"
         }
         add(String(sequence))
-        add(String(Int64((time.timeIntervalSince1970 * 1_000_000).rounded())))
+        add(String(InputNumber.micros(time)))
         add(requestId)
         add(interface.rawValue)
         add(authMethodType)

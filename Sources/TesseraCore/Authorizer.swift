@@ -58,7 +58,7 @@ public struct Authorizer: Sendable {
     public func mayList(folder: ItemPath, type: RuleType = .item) -> Bool {
         // A wildcard deny covering the whole folder (e.g. `/secret/*` when listing `/secret`) hides it.
         for rule in rules where rule.type == type && rule.capabilities.contains(.deny) && rule.pattern.hasWildcard
-            && folder.folderPrefix.hasPrefix(rule.pattern.prefix) {
+            && ItemPath.bytes(folder.folderPrefix, haveprefix: rule.pattern.prefix) {
             return false
         }
         return rules.contains { $0.type == type && $0.capabilities.contains(.list) && $0.pattern.overlaps(folder: folder) }

@@ -3,6 +3,10 @@
 /// What a rule allows (or, for `deny`, forbids) on the paths it matches.
 public enum Capability: String, Sendable, Codable, CaseIterable, Hashable {
     case read, create, update, delete, list, deny
+    /// Using a target's stored credentials: creating or changing a connector, producer, rotated
+    /// secret or connector-backed mount over the target. Distinct from `read`, which shows only
+    /// the target's metadata.
+    case use
 }
 
 /// Which kind of object a rule's path names.
@@ -15,6 +19,10 @@ public enum RuleType: String, Sendable, Codable, CaseIterable, Hashable {
     case authMethod = "auth-method-rule"
     /// Targets (connections to databases, hosts, upstream vaults).
     case target = "target-rule"
+    /// System operations, Vault's `sudo` paths: `/sys/seal`, `/sys/mounts/<path>`,
+    /// `/sys/leases/revoke-prefix/<prefix>`, `/sys/leases/revoke-force`, `/sys/metrics`,
+    /// `/sys/rotators/custom-command`. No item rule grants any of them.
+    case system = "sys-rule"
 
     public init(wire: String?) throws {
         guard let wire, !wire.isEmpty else { self = .item; return }

@@ -20,13 +20,13 @@ public struct ItemPath: Hashable, Sendable, Comparable, CustomStringConvertible 
 
     /// Parses an item path. A missing leading `/` is added (as Akeyless does).
     public init(_ raw: String) throws {
-        let segments = try ItemPath.segments(of: raw, allowTrailingSlash: false, allowRoot: false)
+        let segments = try ItemPath.segments(of: ItemPath.canonical(raw), allowTrailingSlash: false, allowRoot: false)
         value = "/" + segments.joined(separator: "/")
     }
 
     /// Parses a folder path: like an item path, but the root `/` and a trailing `/` are accepted.
     public init(folder raw: String) throws {
-        let segments = try ItemPath.segments(of: raw, allowTrailingSlash: true, allowRoot: true)
+        let segments = try ItemPath.segments(of: ItemPath.canonical(raw), allowTrailingSlash: true, allowRoot: true)
         value = "/" + segments.joined(separator: "/")
     }
 
@@ -47,9 +47,37 @@ public struct ItemPath: Hashable, Sendable, Comparable, CustomStringConvertible 
     /// The prefix that every descendant of this folder starts with, e.g. `/prod/` (or `/` for the root).
     public var folderPrefix: String { isRoot ? "/" : value + "/" }
 
-    /// Whether `other` is this folder or lies below it.
+    /// Whether `other` is this folder or lies below it (compared as bytes, never as graphemes).
     public func contains(_ other: ItemPath) -> Bool {
-        isRoot || other.value == value || other.value.hasPrefix(folderPrefix)
+        isRoot || other.value.utf8.elementsEqual(value.utf8) || ItemPath.bytes(other.value, haveprefix: folderPrefix)
+    }
+
+    /// Byte-wise prefix test. Swift's `String.hasPrefix` compares grapheme clusters, so
+    /// `"/a/\u{301}x".hasPrefix("/a/")` is false: a combining mark would escape a rule.
+    public static func bytes(_ s: String, haveprefix prefix: String) -> Bool {
+        s.utf8.starts(with: prefix.utf8)
+    }
+
+    /// The one canonical form of a path: Unicode NFC, so that the NFC and NFD spellings of a name
+    /// are the same path for the authorizer, the cache and the store alike. Code points that
+    /// render invisibly or reorder text (format characters such as zero-width spaces, joiners
+    /// and bidirectional overrides, line and paragraph separators) are refused, as is a segment
+    /// that starts with a combining mark, which would attach to the `/` before it.
+    static func canonical(_ raw: String) throws -> String {
+        if raw.utf8.allSatisfy({ $0 < 0x80 }) { return raw }
+        let nfc = raw.precomposedStringWithCanonicalMapping
+        var atSegmentStart = true
+        for scalar in nfc.unicodeScalars {
+            switch scalar.properties.generalCategory {
+            case .format, .lineSeparator, .paragraphSeparator, .privateUse, .surrogate, .unassigned:
+                throw TesseraError.badRequest("invalid path: contains an invisible or ambiguous character (U+\(String(scalar.value, radix: 16, uppercase: true)))")
+            case .nonspacingMark, .spacingMark, .enclosingMark:
+                if atSegmentStart { throw TesseraError.badRequest("invalid path: a segment starts with a combining mark") }
+            default: break
+            }
+            atSegmentStart = scalar == "/"
+        }
+        return nfc
     }
 
     /// Joins a relative, already-validated path below this folder.
@@ -134,7 +162,7 @@ public struct PathPattern: Hashable, Sendable, CustomStringConvertible, Codable 
 
     public init(_ raw: String) throws {
         guard !raw.isEmpty else { throw TesseraError.badRequest("invalid rule path: the path is empty") }
-        var text = raw
+        var text = try ItemPath.canonical(raw)
         if !text.hasPrefix("/") { text = "/" + text }
         if text.hasSuffix("*") {
             let literal = String(text.dropLast())
@@ -171,7 +199,7 @@ public struct PathPattern: Hashable, Sendable, CustomStringConvertible, Codable 
 
     /// Whether the pattern matches an item path.
     public func matches(_ path: ItemPath) -> Bool {
-        hasWildcard ? path.value.hasPrefix(prefix) : path.value == prefix
+        hasWildcard ? ItemPath.bytes(path.value, haveprefix: prefix) : path.value.utf8.elementsEqual(prefix.utf8)
     }
 
     /// Whether the pattern could match some path inside `folder` (used to allow listing a folder
@@ -179,8 +207,8 @@ public struct PathPattern: Hashable, Sendable, CustomStringConvertible, Codable 
     public func overlaps(folder: ItemPath) -> Bool {
         let folderPrefix = folder.folderPrefix
         if hasWildcard {
-            return prefix.hasPrefix(folderPrefix) || folderPrefix.hasPrefix(prefix)
+            return ItemPath.bytes(prefix, haveprefix: folderPrefix) || ItemPath.bytes(folderPrefix, haveprefix: prefix)
         }
-        return prefix.hasPrefix(folderPrefix)
+        return ItemPath.bytes(prefix, haveprefix: folderPrefix)
     }
 }

@@ -86,7 +86,7 @@ public struct Rotator: Sendable, Equatable {
     /// for day intervals, the rotation hour (UTC) on the day `intervalMinutes / 1440` days later.
     public func nextRotation(after date: Date) -> Date? {
         guard autoRotate, intervalMinutes > 0 else { return nil }
-        guard let hour = rotationHour else { return date.addingTimeInterval(TimeInterval(intervalMinutes * 60)) }
+        guard let hour = rotationHour else { return date.addingTimeInterval(InputNumber.interval(seconds: intervalMinutes.multipliedReportingOverflow(by: 60).overflow ? InputNumber.maxSeconds : intervalMinutes * 60)) }
         var calendar = Calendar(identifier: .gregorian)
         calendar.timeZone = TimeZone(identifier: "UTC") ?? .current
         let days = max(1, intervalMinutes / 1440)
@@ -102,7 +102,7 @@ public struct Rotator: Sendable, Equatable {
     /// and never later than a normal interval.
     public func retryDelay() -> TimeInterval {
         let backoff = min(3600, 30 * pow(2, Double(max(0, failures - 1))))
-        return intervalMinutes > 0 ? min(backoff, TimeInterval(intervalMinutes * 60)) : backoff
+        return intervalMinutes > 0 ? min(backoff, InputNumber.interval(seconds: intervalMinutes.multipliedReportingOverflow(by: 60).overflow ? InputNumber.maxSeconds : intervalMinutes * 60)) : backoff
     }
 }
 

@@ -24,6 +24,19 @@ public struct Principal: Sendable {
     public var token: TokenRecord?
     /// When the auth method was created.
     public var createdAt: Date?
+    /// The auth method's bound CIDRs, checked against the client address on every request.
+    public var boundCIDRs: [String] = []
+    /// The auth method's `access-expires`: no credential of the method works after it.
+    public var accessExpires: Date?
+
+    /// Whether this principal may act from `clientAddress` at `now`: the method has not expired and
+    /// the address is inside its bound CIDRs (when it has any).
+    func admits(clientAddress: String, now: Date) -> Bool {
+        if let accessExpires, accessExpires <= now { return false }
+        if let token, token.expiresAt <= now { return false }
+        guard !boundCIDRs.isEmpty else { return true }
+        return boundCIDRs.contains { (try? CIDR($0))?.contains(clientAddress) ?? false }
+    }
 }
 
 public struct AccessEngine: Sendable {
@@ -31,11 +44,14 @@ public struct AccessEngine: Sendable {
     let store: any Store
     let now: @Sendable () -> Date
     let cache: PrincipalCache
+    public let throttle: LoginThrottle
 
-    public init(store: any Store, now: @escaping @Sendable () -> Date = Date.init, cacheLifetime: TimeInterval = 5) {
+    public init(store: any Store, now: @escaping @Sendable () -> Date = Date.init, cacheLifetime: TimeInterval = 5,
+                loginLimits: LoginThrottleLimits = LoginThrottleLimits()) {
         self.store = store
         self.now = now
         self.cache = PrincipalCache(lifetime: cacheLifetime)
+        self.throttle = LoginThrottle(limits: loginLimits)
     }
 
     /// Forgets every cached verification (after any change to access data).
@@ -105,54 +121,92 @@ public struct AccessEngine: Sendable {
     /// Exchanges an access id and key for a token. Every failure gives the same message, so that
     /// a caller cannot tell an unknown id from a wrong key.
     public func authenticate(accessId: String, accessKey: String, clientAddress: String) async throws -> IssuedToken {
-        let failure = TesseraError.unauthorized("authentication failed: invalid access id or access key")
-        let method = Self.isValidAccessId(accessId) ? try await store.authMethod(accessId: accessId) : nil
-        guard let method else {
-            // Spend the same work as a real check.
-            _ = AccessKeyHasher.verify(key: accessKey, salt: [UInt8](repeating: 0, count: 16), hash: [UInt8](repeating: 0, count: 32))
-            throw failure
-        }
-        guard AccessKeyHasher.verify(key: accessKey, salt: method.keySalt, hash: method.keyHash) else { throw failure }
+        let method = try await verifiedMethod(accessId: accessId, accessKey: accessKey, clientAddress: clientAddress,
+                                              failure: TesseraError.unauthorized("authentication failed: invalid access id or access key"))
         let t = now()
-        if let expires = method.accessExpires, expires <= t {
-            throw TesseraError.unauthorized("authentication failed: the auth method's access has expired")
-        }
-        if !method.boundCIDRs.isEmpty {
-            let allowed = try method.boundCIDRs.contains { try CIDR($0).contains(clientAddress) }
-            guard allowed else { throw TesseraError.unauthorized("authentication failed: client address is not allowed for this auth method") }
-        }
         let token = SecureRandom.token()
+        var expires = t.addingTimeInterval(Self.tokenTTL(method))
+        if let limit = method.accessExpires { expires = min(expires, limit) }
         let record = TokenRecord(tokenHash: AccessKeyHasher.tokenHash(token), accessId: method.accessId, issuedAt: t,
-                                 expiresAt: t.addingTimeInterval(TimeInterval(method.tokenTTLMinutes * 60)), clientAddress: clientAddress)
+                                 expiresAt: expires, clientAddress: clientAddress)
         try await store.createToken(record)
         return IssuedToken(token: token, record: record)
     }
 
+    /// Checks an access id and key (throttled per access id and per address), the method's expiry
+    /// and its bound CIDRs. Every wrong id or key gives `failure`, so an unknown id and a wrong key
+    /// look the same.
+    func verifiedMethod(accessId: String, accessKey: String, clientAddress: String, failure: TesseraError) async throws -> AuthMethod {
+        let t = now()
+        let throttleId = String(accessId.prefix(80))
+        try throttle.check(accessId: throttleId, address: clientAddress, now: t)
+        let method = Self.isValidAccessId(accessId) ? try await store.authMethod(accessId: accessId) : nil
+        guard let method else {
+            // Spend the same work as a real check.
+            _ = AccessKeyHasher.verify(key: accessKey, salt: [UInt8](repeating: 0, count: 16), hash: [UInt8](repeating: 0, count: 32))
+            throttle.recordFailure(accessId: throttleId, address: clientAddress, now: t)
+            throw failure
+        }
+        guard AccessKeyHasher.verify(key: accessKey, salt: method.keySalt, hash: method.keyHash) else {
+            throttle.recordFailure(accessId: throttleId, address: clientAddress, now: t)
+            throw failure
+        }
+        if let expires = method.accessExpires, expires <= t {
+            throw TesseraError.unauthorized("authentication failed: the auth method's access has expired")
+        }
+        if !method.boundCIDRs.isEmpty {
+            let allowed = method.boundCIDRs.contains { (try? CIDR($0))?.contains(clientAddress) ?? false }
+            guard allowed else { throw TesseraError.unauthorized("authentication failed: client address is not allowed for this auth method") }
+        }
+        return method
+    }
+
+    /// The lifetime of a new token, and the longest a renewal may extend it from its issue time.
+    static func tokenTTL(_ method: AuthMethod) -> TimeInterval {
+        InputNumber.interval(seconds: min(max(method.tokenTTLMinutes, 0), AuthMethod.maxTokenTTLMinutes) * 60)
+    }
+
+    /// No renewal takes a token beyond this time after it was issued (Vault's max TTL).
+    public static let maxTokenLifetime = InputNumber.interval(seconds: AuthMethod.maxTokenTTLMinutes * 60)
+
     /// Resolves a token into its principal, or throws `unauthorized`.
-    public func principal(token: String) async throws -> Principal {
+    /// The token dies with its auth method: when the method is deleted (or replaced by a new one
+    /// with the same access id), or its `access-expires` passes. The method's bound CIDRs apply to
+    /// every request the token makes, not only to the login.
+    public func principal(token: String, clientAddress: String) async throws -> Principal {
         let invalid = TesseraError.unauthorized("invalid, expired or revoked token")
         guard token.hasPrefix("t-"), token.utf8.count <= 256 else { throw invalid }
         let hash = AccessKeyHasher.tokenHash(token)
-        if let cached = cache.get(hash, now: now()) { return cached }
-        guard let record = try await store.token(hash: hash), !record.revoked, record.expiresAt > now() else { throw invalid }
-        guard let method = try await store.authMethod(accessId: record.accessId) else { throw invalid }
+        let t = now()
+        if let cached = cache.get(hash, now: t) {
+            guard cached.admits(clientAddress: clientAddress, now: t) else { throw invalid }
+            return cached
+        }
+        guard let record = try await store.token(hash: hash), !record.revoked, record.expiresAt > t else { throw invalid }
+        guard let method = try await store.authMethod(accessId: record.accessId),
+              record.issuedAt.addingTimeInterval(0.001) >= method.createdAt else { throw invalid }
         var p = try await principal(method: method)
         p.identity.tokenHash = hash
         p.token = record
-        cache.put(hash, p, now: now())
+        guard p.admits(clientAddress: clientAddress, now: t) else { throw invalid }
+        cache.put(hash, p, now: t)
         return p
     }
 
     /// Resolves an access id and key directly (the Vault front-end's `<access-id>..<access-key>` token).
-    public func principal(accessId: String, accessKey: String) async throws -> Principal {
+    /// Every use is a login: throttled, bound CIDRs and expiry checked on every request.
+    public func principal(accessId: String, accessKey: String, clientAddress: String) async throws -> Principal {
         let invalid = TesseraError.unauthorized("invalid access id or access key")
         let cacheKey = "ak:" + AccessKeyHasher.tokenHash(accessId + ".." + accessKey)
-        if let cached = cache.get(cacheKey, now: now()) { return cached }
-        guard Self.isValidAccessId(accessId), let method = try await store.authMethod(accessId: accessId) else { throw invalid }
-        guard AccessKeyHasher.verify(key: accessKey, salt: method.keySalt, hash: method.keyHash) else { throw invalid }
-        if let expires = method.accessExpires, expires <= now() { throw invalid }
+        let t = now()
+        if let cached = cache.get(cacheKey, now: t) {
+            try throttle.check(accessId: String(accessId.prefix(80)), address: clientAddress, now: t)
+            guard cached.admits(clientAddress: clientAddress, now: t) else { throw invalid }
+            return cached
+        }
+        let method = try await verifiedMethod(accessId: accessId, accessKey: accessKey, clientAddress: clientAddress, failure: invalid)
         let p = try await principal(method: method)
-        cache.put(cacheKey, p, now: now())
+        cache.put(cacheKey, p, now: t)
         return p
     }
 
@@ -164,16 +218,20 @@ public struct AccessEngine: Sendable {
         }
         let identity = Identity(authMethodType: method.type, accessId: method.accessId, authMethodName: method.name,
                                 roleNames: roles.map(\.name))
-        return Principal(identity: identity, authorizer: Authorizer(roles: roles), token: nil, createdAt: method.createdAt)
+        return Principal(identity: identity, authorizer: Authorizer(roles: roles), token: nil, createdAt: method.createdAt,
+                         boundCIDRs: method.boundCIDRs, accessExpires: method.accessExpires)
     }
 
-    /// Extends a token by its auth method's TTL from now.
-    public func renew(token: String) async throws -> TokenRecord {
-        let p = try await principal(token: token)
+    /// Extends a token by its auth method's TTL from now, but never beyond `maxTokenLifetime` after
+    /// it was issued, nor beyond the method's `access-expires`.
+    public func renew(token: String, clientAddress: String) async throws -> TokenRecord {
+        let p = try await principal(token: token, clientAddress: clientAddress)
         guard var record = p.token, let method = try await store.authMethod(accessId: record.accessId) else {
             throw TesseraError.unauthorized("invalid, expired or revoked token")
         }
-        record.expiresAt = now().addingTimeInterval(TimeInterval(method.tokenTTLMinutes * 60))
+        var expires = min(now().addingTimeInterval(Self.tokenTTL(method)), record.issuedAt.addingTimeInterval(Self.maxTokenLifetime))
+        if let limit = method.accessExpires { expires = min(expires, limit) }
+        record.expiresAt = max(record.expiresAt, expires)
         guard try await store.renewToken(hash: record.tokenHash, expiresAt: record.expiresAt) else {
             throw TesseraError.unauthorized("invalid, expired or revoked token")
         }
@@ -261,7 +319,7 @@ public struct AccessEngine: Sendable {
 
     /// The admin role: every capability on every path of every rule type, and all of the audit trail.
     public static func adminRole(at date: Date) throws -> Role {
-        let all: Set<Capability> = [.read, .create, .update, .delete, .list]
+        let all: Set<Capability> = [.read, .create, .update, .delete, .list, .use]
         let everything = try PathPattern("/*")
         return Role(name: adminRoleName, description: "Full access, created at initialization",
                     rules: RuleType.allCases.map { Rule(pattern: everything, capabilities: all, type: $0) },

@@ -27,7 +27,7 @@ public final class MountTable: Sendable {
     public func resolve(_ path: String) -> (mount: VaultMount, rest: String)? {
         let candidates = cache.withLock { $0 }
         var best: VaultMount?
-        for m in candidates where path.hasPrefix(m.path) || path + "/" == m.path {
+        for m in candidates where ItemPath.bytes(path, haveprefix: m.path) || path + "/" == m.path {
             if best == nil || m.path.count > (best?.path.count ?? 0) { best = m }
         }
         guard let best else { return nil }

@@ -3,6 +3,7 @@ import Foundation
 import Logging
 import TesseraCore
 import TesseraStore
+import TesseraEngines
 
 public struct ServerOptions: Sendable {
     public var host = "127.0.0.1"
@@ -30,6 +31,14 @@ public struct ServerOptions: Sendable {
     public var upstreamTimeout: Duration = .seconds(10)
     /// Vault-compatible mounts to create at start-up if missing.
     public var mounts: [MountSpec] = []
+    /// Failed-login throttling (`login_failures_per_access_id`, `login_failures_per_address`,
+    /// `login_failure_window_seconds`).
+    public var loginLimits = LoginThrottleLimits()
+    /// HTTP resource limits (see `HTTPLimits`).
+    public var httpLimits = HTTPLimits()
+    /// `/metrics` answers without a token only when this is set, like Vault's
+    /// `unauthenticated_metrics_access`.
+    public var unauthenticatedMetricsAccess = false
 
     public struct MountSpec: Sendable, Equatable {
         public var path: String
@@ -56,6 +65,15 @@ public struct ServerOptions: Sendable {
         var upstream_timeout: Int?
         var durability: String?
         var mounts: [Mount]?
+        var login_failures_per_access_id: Int?
+        var login_failures_per_address: Int?
+        var login_failure_window_seconds: Int?
+        var http_header_timeout_seconds: Int?
+        var http_body_timeout_seconds: Int?
+        var http_idle_timeout_seconds: Int?
+        var http_max_connections: Int?
+        var http_max_header_bytes: Int?
+        var unauthenticated_metrics_access: Bool?
 
         struct Mount: Decodable {
             var path: String
@@ -80,9 +98,23 @@ public struct ServerOptions: Sendable {
         if let s = file.storage { try setStorage(s) }
         if let l = file.log_level { try setLogLevel(l) }
         if let u = file.unseal_key_file { unsealKeyFile = u }
-        if let m = file.max_body_bytes, m > 0 { maxBodyBytes = m }
-        if let t = file.upstream_timeout, t > 0 { upstreamTimeout = .seconds(t) }
+        if let m = file.max_body_bytes, (1...(1 << 30)).contains(m) { maxBodyBytes = m }
+        if let t = file.upstream_timeout, (1...3_600).contains(t) { upstreamTimeout = .seconds(t) }
         if let d = file.durability { try setDurability(d) }
+        func positive(_ v: Int?, _ key: String, max: Int) throws -> Int? {
+            guard let v else { return nil }
+            guard (1...max).contains(v) else { throw TesseraError.badRequest("config \(key) must be between 1 and \(max)") }
+            return v
+        }
+        if let v = try positive(file.login_failures_per_access_id, "login_failures_per_access_id", max: 1_000_000) { loginLimits.perAccessId = v }
+        if let v = try positive(file.login_failures_per_address, "login_failures_per_address", max: 1_000_000) { loginLimits.perAddress = v }
+        if let v = try positive(file.login_failure_window_seconds, "login_failure_window_seconds", max: 86_400) { loginLimits.window = TimeInterval(v) }
+        if let v = try positive(file.http_header_timeout_seconds, "http_header_timeout_seconds", max: 3_600) { httpLimits.headerTimeoutSeconds = v }
+        if let v = try positive(file.http_body_timeout_seconds, "http_body_timeout_seconds", max: 3_600) { httpLimits.bodyTimeoutSeconds = v }
+        if let v = try positive(file.http_idle_timeout_seconds, "http_idle_timeout_seconds", max: 86_400) { httpLimits.idleTimeoutSeconds = v }
+        if let v = try positive(file.http_max_connections, "http_max_connections", max: 1_000_000) { httpLimits.maxConnections = v }
+        if let v = try positive(file.http_max_header_bytes, "http_max_header_bytes", max: 1 << 24) { httpLimits.maxHeaderBytes = v }
+        if let v = file.unauthenticated_metrics_access { unauthenticatedMetricsAccess = v }
         for m in file.mounts ?? [] {
             mounts.append(MountSpec(path: try VaultMount.normalizePath(m.path), kind: try VaultMount.Kind(wire: m.type), folder: m.folder))
         }

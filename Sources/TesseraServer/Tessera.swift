@@ -73,7 +73,7 @@ public final class Tessera: Sendable {
         self.logger = logger
         self.now = now
         secrets = StaticSecretEngine(store: store, seal: seal, now: now)
-        access = AccessEngine(store: store, now: now)
+        access = AccessEngine(store: store, now: now, loginLimits: options.loginLimits)
         mounts = MountTable(store: store, now: now)
         connectors = ConnectorEngine(store: store, seal: seal, upstream: VaultUpstream(timeout: options.upstreamTimeout), now: now)
         dynamic = DynamicSecretEngine(store: store, connectors: connectors, now: now, maxRevokeAttempts: options.leaseRevokeAttempts)

@@ -76,12 +76,12 @@ public struct DynamicSecretEngine: Sendable {
         let target = try await connectors.target(named: producer.targetName)
         let pg = try connectors.postgres(target)
         let t = now()
-        let username = producer.usernamePrefix + "_" + SecureRandom.string(length: 16) + "_" + String(Int(t.timeIntervalSince1970))
+        let username = producer.usernamePrefix + "_" + SecureRandom.string(length: 16) + "_" + String(InputNumber.clamped(t.timeIntervalSince1970))
         let password = SecureRandom.string(length: producer.passwordLength, alphabet: Self.passwordAlphabet)
-        let expires = t.addingTimeInterval(TimeInterval(producer.userTTL))
+        let expires = t.addingTimeInterval(InputNumber.interval(seconds: producer.userTTL))
         let lease = Lease(id: String(path.value.dropFirst()) + "/" + SecureRandom.string(length: 24, alphabet: Self.idAlphabet),
                           producer: path.value, username: username, accessId: actor, issuedAt: t, expiresAt: expires,
-                          maxExpiresAt: t.addingTimeInterval(TimeInterval(producer.maxTTL)), state: .pending)
+                          maxExpiresAt: t.addingTimeInterval(InputNumber.interval(seconds: producer.maxTTL)), state: .pending)
         // The intent is durable before the role exists.
         guard try await store.insertLease(lease, limit: producer.maxLeases) else {
             throw TesseraError.tooManyRequests("dynamic secret \(path) has reached its limit of \(producer.maxLeases) active leases")
@@ -105,12 +105,7 @@ public struct DynamicSecretEngine: Sendable {
     }
 
     /// Seconds as Go prints a duration: `3h0m0s`, `2m30s`, `45s`.
-    public static func goDuration(_ seconds: Int) -> String {
-        let h = seconds / 3600, m = (seconds % 3600) / 60, s = seconds % 60
-        if h > 0 { return "\(h)h\(m)m\(s)s" }
-        if m > 0 { return "\(m)m\(s)s" }
-        return "\(s)s"
-    }
+    public static func goDuration(_ seconds: Int) -> String { GoDuration.format(seconds: seconds) }
 
     static let passwordAlphabet = Array("ABCDEFGHJKLMNPQRSTUVWXYZabcdefghijkmnopqrstuvwxyz23456789-".utf8)
     static let idAlphabet = Array("ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789".utf8)
@@ -156,7 +151,7 @@ public struct DynamicSecretEngine: Sendable {
         guard var l = try await store.lease(id: id), l.state == .active else { throw TesseraError.badRequest("lease not found") }
         let producer = try await producer(try ItemPath(l.producer))
         let t = now()
-        let wanted = t.addingTimeInterval(TimeInterval((increment ?? 0) > 0 ? increment ?? 0 : producer.userTTL))
+        let wanted = t.addingTimeInterval(InputNumber.interval(seconds: (increment ?? 0) > 0 ? increment ?? 0 : producer.userTTL))
         var warning: String?
         var newExpiry = wanted
         if wanted > l.maxExpiresAt {

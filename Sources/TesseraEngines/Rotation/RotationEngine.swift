@@ -37,6 +37,16 @@ public struct RotatorSettings: Sendable {
     public var skipDryRun = false
 
     public init() {}
+
+    /// Whether these settings change what the rotated secret acts on: the account, who changes
+    /// its password, the port that verifies it, or the command that changes it. Such a change
+    /// needs the rights of creating the rotated secret, not only of updating it.
+    public func changesWhatRotates(_ r: Rotator) -> Bool {
+        (username.map { $0 != r.username } ?? false)
+            || (credentials.map { $0 != r.credentials } ?? false)
+            || (verifyPort.map { $0 != r.verifyPort } ?? false)
+            || (customCommand.map { $0 != r.customCommand } ?? false)
+    }
 }
 
 public struct RotationEngine: Sendable {
@@ -145,7 +155,7 @@ public struct RotationEngine: Sendable {
             r.rotationHour = nil
         } else if let days = s.intervalDays, days > 0 {
             guard (1...365).contains(days) else { throw TesseraError.badRequest("rotation-interval must be between 1 and 365 days") }
-            r.intervalMinutes = days * 1440
+            r.intervalMinutes = try InputNumber.product(days, 1440, field: "rotation-interval", in: 0...52_560_000)
             r.rotationHour = s.rotationHour ?? r.rotationHour ?? 14
         } else if let hour = s.rotationHour, r.rotationHour != nil || r.intervalMinutes == 0 {
             r.rotationHour = hour

@@ -20,7 +20,7 @@ extension Tessera {
 
     public func application(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> some ApplicationProtocol {
         Application(router: router(),
-                    server: TesseraHTTPChannel.builder,
+                    server: TesseraHTTPChannel.builder(limits: options.httpLimits, maxBodyBytes: options.maxBodyBytes),
                     configuration: .init(address: .hostname(options.host, port: options.port), serverName: nil),
                     onServerRunning: onServerRunning,
                     logger: logger)

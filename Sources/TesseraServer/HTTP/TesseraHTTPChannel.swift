@@ -1,4 +1,5 @@
-// The HTTP/1 child channel: Hummingbird's HTTP1Channel with the LIST rewriter in front of the parser.
+// The HTTP/1 child channel: Hummingbird's HTTP1Channel with the LIST rewriter in front of the parser
+// and the HTTP limits (`HTTPLimits.swift`) after it.
 import Hummingbird
 import HummingbirdCore
 import Logging
@@ -19,9 +20,18 @@ struct TesseraHTTPChannel: ServerChildChannel {
         await inner.handle(value: value, logger: logger)
     }
 
-    static var builder: HTTPServerBuilder {
-        HTTPServerBuilder { responder in
-            TesseraHTTPChannel(inner: HTTP1Channel(responder: responder))
+    /// The server with the HTTP limits on every connection (`HTTPLimitsHandler`), and NIO's
+    /// header limits set to the same size.
+    static func builder(limits: HTTPLimits, maxBodyBytes: Int) -> HTTPServerBuilder {
+        let counter = ConnectionCounter()
+        return HTTPServerBuilder { responder in
+            let decoder = HTTP1Channel.Configuration.DecoderConfiguration(maxHeaderFieldSize: limits.maxHeaderBytes,
+                                                                          maxHeaderListSize: limits.maxHeaderBytes,
+                                                                          maxHeaderFieldCount: 1000)
+            let configuration = HTTP1Channel.Configuration(
+                additionalChannelHandlers: [HTTPLimitsHandler(limits: limits, maxBodyBytes: maxBodyBytes, counter: counter)],
+                idleTimeout: nil, httpDecoderConfiguration: decoder)
+            return TesseraHTTPChannel(inner: HTTP1Channel(responder: responder, configuration: configuration))
         }
     }
 }

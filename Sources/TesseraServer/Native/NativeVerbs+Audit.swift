@@ -19,8 +19,8 @@ extension NativeVerbs {
             }
             let since = try f.string("since")
             let until = try f.string("until")
-            q.limit = min(max(try f.int("limit") ?? 1000, 1), 10_000)
-            q.afterSequence = try f.int("after-seq").map(Int64.init)
+            q.limit = try f.int("limit", in: 1...10_000) ?? 1000
+            q.afterSequence = try f.int("after-seq", in: 0...Int.max).map(Int64.init)
             return PreparedVerb(auditPath: q.pathPrefix ?? "") { [q] t, caller in
                 var query = q
                 query.since = try since.map { try parseTime($0, now: t.now()) }
@@ -47,11 +47,16 @@ extension NativeVerbs {
 
     /// Accepts an RFC 3339 time, a Unix time in seconds, or a duration back from now such as `90d`, `12h`, `30m`.
     static func parseTime(_ text: String, now: Date) throws -> Date {
-        if let unit = text.last, let n = Double(text.dropLast()), "smhdw".contains(unit) {
-            let seconds: Double = ["s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604_800][String(unit)] ?? 1
-            return now.addingTimeInterval(-n * seconds)
+        if let unit = text.last, "smhdw".contains(unit), !text.dropLast().isEmpty,
+           text.dropLast().utf8.allSatisfy({ (0x30...0x39).contains($0) }) {
+            let n = try InputNumber.int(text: String(text.dropLast()), field: "since", in: 0...InputNumber.maxSeconds)
+            let unitSeconds = ["s": 1, "m": 60, "h": 3600, "d": 86400, "w": 604_800][String(unit)] ?? 1
+            let back = try InputNumber.product(n, unitSeconds, field: "since", in: 0...InputNumber.maxEpochSeconds)
+            return now.addingTimeInterval(-InputNumber.interval(seconds: back))
         }
-        if let epoch = Double(text) { return Date(timeIntervalSince1970: epoch) }
+        if !text.isEmpty, text.utf8.allSatisfy({ (0x30...0x39).contains($0) || $0 == 0x2E }), let epoch = Double(text) {
+            return try InputNumber.date(epochSeconds: epoch, field: "since")
+        }
         if let d = try? Date(text, strategy: .iso8601) { return d }
         if let d = try? Date(text, strategy: Date.ISO8601FormatStyle(includingFractionalSeconds: true)) { return d }
         throw TesseraError.badRequest("invalid time '\(text)': expected RFC 3339, Unix seconds, or a duration like 90d")

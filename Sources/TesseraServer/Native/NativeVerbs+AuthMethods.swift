@@ -8,13 +8,12 @@ extension NativeVerbs {
         let create: @Sendable (RequestFields) throws -> PreparedVerb = { f in
             let name = try AccessEngine.authMethodName(try f.requiredString("name"))
             let path = try ItemPath(name)
-            let ttl = try f.int("jwt-ttl")
-            if let ttl, ttl < 0 { throw TesseraError.badRequest("jwt-ttl must not be negative") }
-            let expiresEpoch = try f.int("access-expires") ?? 0
+            let ttl = try f.int("jwt-ttl", in: 0...AuthMethod.maxTokenTTLMinutes)
+            let expiresEpoch = try f.int("access-expires", in: 0...InputNumber.maxEpochSeconds) ?? 0
             let boundIPs = try f.stringList("bound-ips") ?? []
             for cidr in boundIPs { _ = try CIDR(cidr) }
             return PreparedVerb(paths: [path]) { t, _ in
-                let expires = expiresEpoch > 0 ? Date(timeIntervalSince1970: TimeInterval(expiresEpoch)) : nil
+                let expires = expiresEpoch > 0 ? try InputNumber.date(epochSeconds: expiresEpoch, field: "access-expires") : nil
                 let issued = try await t.access.createAPIKeyMethod(name: name, tokenTTLMinutes: ttl, boundCIDRs: boundIPs, accessExpires: expires)
                 return .obj(("access_id", .string(issued.method.accessId)), ("access_key", .string(issued.accessKey)),
                             ("name", .string(issued.method.name)))
@@ -65,7 +64,7 @@ extension NativeVerbs {
              ("auth_method_access_id", .string(m.accessId)),
              ("creation_date", .date(m.createdAt)),
              ("access_info", .obj(("rules_type", .string(m.type)),
-                                  ("access_expires", .int(Int64(m.accessExpires?.timeIntervalSince1970 ?? 0))),
+                                  ("access_expires", .int(InputNumber.int64(m.accessExpires?.timeIntervalSince1970 ?? 0))),
                                   ("jwt_ttl", .int(Int64(m.tokenTTLMinutes))),
                                   ("cidr_whitelist", .string(m.boundCIDRs.joined(separator: ","))),
                                   ("api_key_access_rules", .obj(("alg", .string("SHA256")))))),

@@ -20,12 +20,12 @@ extension NativeVerbs {
         },
         NativeVerb("validate-token", action: "validate_token", access: .anonymous) { f in
             let token = try f.string("token") ?? ""
-            return PreparedVerb(auditPath: "") { t, _ in
+            return PreparedVerb(auditPath: "") { t, caller in
                 do {
-                    let p = try await t.access.principal(token: token)
+                    let p = try await t.access.principal(token: token, clientAddress: caller.request.clientAddress)
                     let expires = p.token?.expiresAt ?? t.now()
                     return .obj(("is_valid", .bool(true)), ("expiration", .string(akeylessExpiration(expires))),
-                                ("ttl", .int(Int64(max(0, expires.timeIntervalSince(t.now()))))), ("reason", .string("")))
+                                ("ttl", .int(InputNumber.int64(max(0, expires.timeIntervalSince(t.now()))))), ("reason", .string("")))
                 } catch let e as TesseraError where e.status == 401 {
                     return .obj(("is_valid", .bool(false)), ("expiration", .string("")), ("ttl", .int(0)),
                                 ("reason", .string("the token is invalid, expired or revoked")))

@@ -23,7 +23,7 @@ extension NativeVerbs {
             let name = try Target.validateName(try f.requiredString("name"))
             let dbType = try f.requiredString("db-type")
             let host = try f.string("host") ?? "127.0.0.1"
-            let port = try f.int("port") ?? 5432
+            let port = try f.int("port", in: 1...65535) ?? 5432
             let database = try f.string("db-name") ?? "postgres"
             let user = try f.requiredString("user-name")
             let password = try f.string("pwd") ?? ""
@@ -37,7 +37,7 @@ extension NativeVerbs {
                    sensitive: ["ssh-password", "private-key", "private-key-password"]) { f in
             let name = try Target.validateName(try f.requiredString("name"))
             let host = try f.requiredString("host")
-            let port = try f.int("port") ?? 22
+            let port = try f.int("port", in: 1...65535) ?? 22
             let user = try f.requiredString("ssh-username")
             let password = try f.string("ssh-password")
             let key = try f.string("private-key")
@@ -97,7 +97,7 @@ extension NativeVerbs {
             let target = try f.requiredString("target-to-associate")
             let prefix = try f.string("usc-prefix")
             let description = try f.string("description") ?? ""
-            return PreparedVerb(paths: [try ItemPath(name)], extraChecks: [AccessCheck(.read, .target, try ItemPath(target))]) { t, _ in
+            return PreparedVerb(paths: [try ItemPath(name)], extraChecks: [AccessCheck(.use, .target, try ItemPath(target))]) { t, _ in
                 let usc = try await t.connectors.createConnector(name: name, targetName: target, prefix: prefix, description: description)
                 return .obj(("name", .string(usc.name)))
             }
@@ -118,7 +118,7 @@ extension NativeVerbs {
         },
         NativeVerb("usc-get", action: "usc_get", access: .capability([.read], .item)) { f in
             let (name, id, path) = try uscPath(f, "secret-id")
-            let version = try f.int("version-id")
+            let version = try f.int("version-id", in: 0...Int(Int32.max))
             return PreparedVerb(paths: [path]) { t, _ in
                 let binding = try await t.connectors.bind(try await t.connectors.connector(named: name))
                 let s = try await t.connectors.getSecret(binding, secretId: id, version: version)

@@ -14,10 +14,10 @@ extension NativeVerbs {
             let revocation = try f.string("revocation-statement") ?? f.string("postgresql-revoke-statement")
             let userTTL = try duration(f, "user-ttl") ?? 3600
             let maxTTL = try duration(f, "max-ttl") ?? max(userTTL, 24 * 3600)
-            let length = try f.int("password-length") ?? 20
+            let length = try f.int("password-length", in: 8...128) ?? 20
             let prefix = try f.string("username-template") ?? f.string("custom-username-template")
-            let maxLeases = try f.int("max-leases") ?? 0
-            return PreparedVerb(paths: [path], extraChecks: [AccessCheck(.read, .target, try ItemPath(target))]) { t, _ in
+            let maxLeases = try f.int("max-leases", in: 0...1_000_000) ?? 0
+            return PreparedVerb(paths: [path], extraChecks: [AccessCheck(.use, .target, try ItemPath(target))]) { t, _ in
                 let p = try await t.dynamic.createProducer(path: path, targetName: target, creation: creation, revocation: revocation,
                                                            userTTL: userTTL, maxTTL: maxTTL, passwordLength: length,
                                                            usernamePrefix: prefix, maxLeases: maxLeases)
@@ -48,7 +48,7 @@ extension NativeVerbs {
             return PreparedVerb(paths: [path]) { t, caller in
                 let c = try await t.dynamic.issue(path, actor: caller.principal?.identity.accessId ?? "")
                 caller.notes.set("lease_id", c.lease.id)
-                let ttl = Int64(c.lease.expiresAt.timeIntervalSince(c.lease.issuedAt))
+                let ttl = Int64(InputNumber.seconds(from: c.lease.issuedAt, to: c.lease.expiresAt))
                 return .obj(("user", .string(c.username)), ("password", .string(c.password)), ("id", .string(c.lease.id)),
                             ("ttl_in_minutes", .string(String(ttl / 60))), ("lease_id", .string(c.lease.id)),
                             ("lease_duration", .int(ttl)))
@@ -63,7 +63,7 @@ extension NativeVerbs {
                     for l in try await t.dynamic.leases(prefix: String(path.value.dropFirst()) + "/", state: state) {
                         out.append(.obj(("id", .string(l.id)), ("username", .string(l.username)), ("state", .string(l.state.rawValue)),
                                         ("creation_date", .date(l.issuedAt)), ("expiration_date", .date(l.expiresAt)),
-                                        ("ttl_in_minutes", .int(Int64(max(0, l.expiresAt.timeIntervalSince(now)) / 60)))))
+                                        ("ttl_in_minutes", .int(Int64(max(0, InputNumber.seconds(from: now, to: l.expiresAt)) / 60)))))
                     }
                 }
                 return .array(out)
@@ -72,7 +72,7 @@ extension NativeVerbs {
         NativeVerb("dynamic-secret-tmp-creds-update", action: "renew_lease", access: .capability([.update], .item)) { f in
             let path = try ItemPath(try f.requiredString("name"))
             let id = try f.requiredString("tmp-creds-id")
-            let minutes = try f.int("new-ttl-min")
+            let minutes = try f.int("new-ttl-min", in: 0...(InputNumber.maxSeconds / 60))
             return PreparedVerb(paths: [path], parameters: ["lease_id": id]) { t, _ in
                 let lease = try await t.dynamic.lease(id)
                 guard lease.producer == path.value else { throw TesseraError.badRequest("lease \(id) does not belong to \(path)") }
@@ -121,11 +121,18 @@ extension NativeVerbs {
     /// Durations as Akeyless and Vault write them: `60m`, `1h`, `3600s`, or a bare number of minutes.
     static func duration(_ f: RequestFields, _ key: String) throws -> Int? {
         guard let raw = f.raw(key), raw != .null else { return nil }
-        if case .int(let minutes) = raw { return Int(minutes) * 60 }
-        if case .string(let s) = raw, let minutes = Int(s) { return minutes * 60 }
-        let seconds = try VaultKV.seconds(raw)
+        let maxMinutes = InputNumber.maxSeconds / 60
+        let seconds: Int
+        switch raw {
+        case .int, .double:
+            seconds = try InputNumber.product(try RequestFields.int(raw, field: key, in: 0...maxMinutes) ?? 0, 60, field: key)
+        case .string(let s) where s.trimmingCharacters(in: .whitespaces).utf8.allSatisfy({ (0x30...0x39).contains($0) }):
+            seconds = try InputNumber.product(try InputNumber.int(text: s, field: key, in: 0...maxMinutes), 60, field: key)
+        default:
+            seconds = try RequestFields.seconds(raw, field: key) ?? 0
+        }
         guard seconds > 0 else { throw TesseraError.badRequest("\(key) must be positive") }
-        return Int(seconds)
+        return seconds
     }
 
     static func producerJSON(_ p: Producer) -> JSON {

@@ -18,7 +18,7 @@ extension NativeVerbs {
             }
             let description = try f.string("description") ?? f.string("metadata") ?? ""
             let tags = try f.stringList("tags") ?? []
-            let maxVersions = try f.int("max-versions")
+            let maxVersions = try f.int("max-versions", in: 0...Item.maximumMaxVersions)
             let protection = try f.bool("delete_protection") ?? f.bool("delete-protection") ?? false
             return PreparedVerb(paths: [path]) { t, caller in
                 let item = try await t.secrets.create(path: path, value: value, description: description, tags: tags,
@@ -31,7 +31,7 @@ extension NativeVerbs {
             let names = try f.requiredStringList("names")
             guard names.count <= 100 else { throw TesseraError.badRequest("at most 100 names per request") }
             let paths = try names.map { try ItemPath($0) }
-            let version = try f.int("version")
+            let version = try f.int("version", in: 0...Int(Int32.max))
             if let version, version < 0 {
                 throw TesseraError.badRequest("version must be 0 (latest) or a positive version number")
             }
@@ -90,7 +90,7 @@ extension NativeVerbs {
         },
         NativeVerb("delete-item", action: "delete_item", access: .capability([.delete], .item)) { f in
             let path = try ItemPath(try f.requiredString("name"))
-            let version = try f.int("version") ?? -1
+            let version = try f.int("version", in: -1...Int(Int32.max)) ?? -1
             return PreparedVerb(paths: [path], parameters: ["version": String(version)]) { t, _ in
                 let result = try await t.secrets.delete(path: path, version: version)
                 return .obj(("item_id", .int(result.item.id)), ("item_name", .string(result.item.path.value)),

@@ -80,7 +80,7 @@ extension NativeVerbs {
         var out = Set<Capability>()
         for c in raw {
             guard let cap = Capability(rawValue: c.lowercased()) else {
-                throw TesseraError.badRequest("invalid capability '\(c)': expected read, create, update, delete, list or deny")
+                throw TesseraError.badRequest("invalid capability '\(c)': expected read, create, update, delete, list, use or deny")
             }
             out.insert(cap)
         }

@@ -38,7 +38,7 @@ extension NativeVerbs {
                 name = try f.string(nameField) ?? f.requiredString(nameField == "names" ? "name" : "names")
             }
             let path = try ItemPath(name)
-            let version = try f.int("version")
+            let version = try f.int("version", in: 0...Int(Int32.max))
             if let version, version < 0 { throw TesseraError.badRequest("version must be 0 (current) or a positive version number") }
             return PreparedVerb(paths: [path], parameters: version.map { ["version": String($0)] } ?? [:]) { t, _ in
                 let v = try await t.rotation.read(path, version: version)
@@ -69,7 +69,11 @@ extension NativeVerbs {
             if settings.username == nil { throw TesseraError.badRequest("missing required field 'rotated-username'") }
             if settings.credentials == nil, try f.string("rotator-type") == "password" { settings.credentials = .user }
             let requested = settings
-            return PreparedVerb(paths: [path], extraChecks: [AccessCheck(.read, .target, try ItemPath(target))]) { t, caller in
+            var checks = [AccessCheck(.use, .target, try ItemPath(target))]
+            if settings.customCommand.map({ !$0.isEmpty }) ?? false {
+                checks.append(AccessCheck(.update, .system, SystemPath.rotatorCustomCommand))
+            }
+            return PreparedVerb(paths: [path], extraChecks: checks) { t, caller in
                 let r = try await t.rotation.create(path: path, kind: kind, targetName: target, settings: requested,
                                                     actor: caller.principal?.identity.accessId ?? "")
                 return .obj(("name", .string(r.path.value)))
@@ -82,8 +86,17 @@ extension NativeVerbs {
             let path = try ItemPath(try f.requiredString("name"))
             let settings = try rotatorSettings(f, kind)
             return PreparedVerb(paths: [path]) { t, caller in
-                guard try await t.rotation.get(path).1.kind == kind else {
+                let rotator = try await t.rotation.get(path).1
+                guard rotator.kind == kind else {
                     throw TesseraError.badRequest("\(path) is not a \(kind == .postgres ? "PostgreSQL" : "SSH") rotated secret")
+                }
+                // Changing what the rotated secret acts on is creating it anew: the same rights.
+                if settings.changesWhatRotates(rotator) {
+                    try caller.require(.create, on: path, type: .item)
+                    try caller.require(.use, on: try ItemPath(rotator.targetName), type: .target)
+                }
+                if let command = settings.customCommand, command != rotator.customCommand, !command.isEmpty {
+                    try caller.require(.update, on: SystemPath.rotatorCustomCommand, type: .system)
                 }
                 let r = try await t.rotation.update(path: path, settings: settings, actor: caller.principal?.identity.accessId ?? "")
                 return .obj(("name", .string(r.path.value)))
@@ -97,24 +110,21 @@ extension NativeVerbs {
         s.password = try f.string("rotated-password")
         s.credentials = try f.string("authentication-credentials").map { try Rotator.Credentials(wire: $0) }
         s.autoRotate = try f.bool("auto-rotate")
-        s.intervalDays = try f.int("rotation-interval")
-        s.intervalMinutes = try f.int("rotation-interval-minutes") ?? f.int("rotation-interval-min")
-        s.rotationHour = try f.int("rotation-hour")
+        s.intervalDays = try f.int("rotation-interval", in: 0...36_500)
+        s.intervalMinutes = try f.int("rotation-interval-minutes", in: 0...52_560_000) ?? f.int("rotation-interval-min", in: 0...52_560_000)
+        s.rotationHour = try f.int("rotation-hour", in: 0...23)
         let flags = (try f.bool("use-lower-letters"), try f.bool("use-capital-letters"), try f.bool("use-numbers"),
                      try f.bool("use-special-characters"))
-        let length = try f.int("password-length")
+        let length = try f.int("password-length", in: 8...128)
         if length != nil || flags.0 != nil || flags.1 != nil || flags.2 != nil || flags.3 != nil {
             s.policy = PasswordPolicy(length: length ?? 24, lower: flags.0 ?? true, upper: flags.1 ?? true, numbers: flags.2 ?? true,
                                       special: flags.3 ?? true)
         }
         if kind == .ssh { s.customCommand = try f.string("rotator-custom-cmd") }
-        if let port = try f.int("verify-port") {
-            guard (0...65535).contains(port) else { throw TesseraError.badRequest("verify-port must be between 1 and 65535") }
-            s.verifyPort = port
-        }
+        if let port = try f.int("verify-port", in: 0...65535) { s.verifyPort = port }
         s.description = try f.string("description")
         s.tags = try f.stringList("tags")
-        s.maxVersions = try f.int("max-versions")
+        s.maxVersions = try f.int("max-versions", in: 0...Item.maximumMaxVersions)
         s.deleteProtection = try f.bool("delete-protection") ?? f.bool("delete_protection")
         s.skipDryRun = try f.bool("skip-dry-run") ?? false
         return s

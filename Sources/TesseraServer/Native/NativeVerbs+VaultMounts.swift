@@ -1,32 +1,35 @@
 // Native verbs for the Vault-compatible mount table: vault-mount-create, vault-mount-list,
-// vault-mount-delete. Managing mounts is authorized like other system operations, on the item
-// path /sys/mounts.
+// vault-mount-delete. Managing mounts is a system operation: `sys-rule` on /sys/mounts/<path>;
+// a mount over a connector also needs `use` on the connector's target.
 import Foundation
 import TesseraCore
 import TesseraEngines
 
 extension NativeVerbs {
     static let vaultMounts: [NativeVerb] = [
-        NativeVerb("vault-mount-create", action: "create_mount", access: .capability([.create], .item)) { f in
+        NativeVerb("vault-mount-create", action: "create_mount", access: .capability([.create], .system)) { f in
             let path = try VaultMount.normalizePath(try f.requiredString("path"))
             let kind = try VaultMount.Kind(wire: try f.string("type") ?? "kv-v2")
             let folder = try f.string("folder").map { try ItemPath(folder: $0).value }
             let description = try f.string("description") ?? ""
             let usc = try f.string("usc-name").map { try Target.validateName($0) }
-            return PreparedVerb(paths: [VaultSysAPI.mountsPath], auditPath: path) { t, _ in
-                if let usc { _ = try await t.connectors.connector(named: usc) }
+            return PreparedVerb(paths: [SystemPath.mount(path)], auditPath: path) { t, caller in
+                if let usc {
+                    let connector = try await t.connectors.connector(named: usc)
+                    try caller.require(.use, on: try ItemPath(connector.targetName), type: .target)
+                }
                 let m = try await t.mounts.create(path: path, kind: kind, folder: folder, description: description, uscName: usc)
                 return mountJSON(m)
             }
         },
-        NativeVerb("vault-mount-list", action: "list_mounts", access: .capability([.read, .list], .item)) { _ in
+        NativeVerb("vault-mount-list", action: "list_mounts", access: .capability([.read, .list], .system)) { _ in
             PreparedVerb(paths: [VaultSysAPI.mountsPath]) { t, _ in
                 .obj(("mounts", .array(t.mounts.all.map(mountJSON))))
             }
         },
-        NativeVerb("vault-mount-delete", action: "delete_mount", access: .capability([.delete], .item)) { f in
+        NativeVerb("vault-mount-delete", action: "delete_mount", access: .capability([.delete], .system)) { f in
             let path = try VaultMount.normalizePath(try f.requiredString("path"))
-            return PreparedVerb(paths: [VaultSysAPI.mountsPath], auditPath: path) { t, _ in
+            return PreparedVerb(paths: [SystemPath.mount(path)], auditPath: path) { t, _ in
                 let m = try await t.mounts.delete(path: path)
                 return .obj(("path", .string(m.path)))
             }

@@ -83,6 +83,15 @@ public struct CallerContext: Sendable {
     public let notes: AuditNotes
 }
 
+extension CallerContext {
+    /// A check that depends on stored state (e.g. the target of an existing rotated secret),
+    /// made inside the operation; without a principal it fails closed.
+    public func require(_ capability: Capability, on path: ItemPath, type: RuleType) throws {
+        guard let principal else { throw TesseraError.forbidden(path: path.value, capability: capability.rawValue) }
+        try principal.authorizer.require(capability, on: path, type: type)
+    }
+}
+
 /// Details an operation adds to its own audit event while it runs.
 public final class AuditNotes: Sendable {
     private let state = Mutex<[String: String]>([:])
@@ -143,7 +152,7 @@ extension Tessera {
             for (k, v) in call.sensitive { parameters[k] = keyring.auditHMAC(v) }
         }
         event.parameters = parameters
-        event.durationMicros = Int64(now().timeIntervalSince(ctx.startedAt) * 1_000_000)
+        event.durationMicros = InputNumber.int64(now().timeIntervalSince(ctx.startedAt) * 1_000_000)
         try await audit.record(event)
         return try outcome.get()
     }
@@ -155,11 +164,11 @@ extension Tessera {
             case .none:
                 throw TesseraError.unauthorized("a token is required")
             case .token(let t):
-                principal = try await access.principal(token: t)
+                principal = try await access.principal(token: t, clientAddress: event.clientAddress)
             case .accessKey(let id, let key):
                 event.accessId = String(id.prefix(80))
                 event.authMethodType = "api_key"
-                principal = try await access.principal(accessId: id, accessKey: key)
+                principal = try await access.principal(accessId: id, accessKey: key, clientAddress: event.clientAddress)
             }
             event.authMethodType = principal.identity.authMethodType
             event.accessId = principal.identity.accessId

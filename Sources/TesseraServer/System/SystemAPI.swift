@@ -54,7 +54,7 @@ public struct SystemAPI: Sendable {
         return Responses.json(.obj(("initialized", .bool(s.initialized)), ("sealed", .bool(s.sealed)), ("standby", .bool(false)),
                                    ("performance_standby", .bool(false)), ("replication_performance_mode", .string("disabled")),
                                    ("replication_dr_mode", .string("disabled")),
-                                   ("server_time_utc", .int(Int64(tessera.now().timeIntervalSince1970))),
+                                   ("server_time_utc", .int(InputNumber.int64(tessera.now().timeIntervalSince1970))),
                                    ("cluster_name", .string("tessera")), ("cluster_id", .string(tessera.clusterId)),
                                    ("version", .string(Self.version))), status: status)
     }
@@ -75,8 +75,8 @@ public struct SystemAPI: Sendable {
     func initialize(_ request: Request, _ context: TesseraRequestContextInfo) async -> Response {
         do {
             let f = try await body(request)
-            let shares = try f.int("secret_shares") ?? f.int("shares") ?? 1
-            let threshold = try f.int("secret_threshold") ?? f.int("threshold") ?? 1
+            let shares = try f.int("secret_shares", in: 1...255) ?? f.int("shares", in: 1...255) ?? 1
+            let threshold = try f.int("secret_threshold", in: 1...255) ?? f.int("threshold", in: 1...255) ?? 1
             let call = PipelineCall(context: RequestContext(interface: .system, clientAddress: context.clientAddress, startedAt: tessera.now()),
                                     action: "operator_init", credentials: .none, needsIdentity: false, allowedWhileSealed: true,
                                     parameters: ["shares": String(shares), "threshold": String(threshold)])
@@ -113,10 +113,10 @@ public struct SystemAPI: Sendable {
 
     func sealNow(_ request: Request, _ context: TesseraRequestContextInfo) async -> Response {
         do {
-            let path = try ItemPath("/sys/seal")
+            let path = SystemPath.seal
             let call = PipelineCall(context: RequestContext(interface: .system, clientAddress: context.clientAddress, startedAt: tessera.now()),
                                     action: "operator_seal", auditPath: path.value, credentials: SystemAPI.credentials(request),
-                                    checks: [AccessCheck(.update, .item, path)])
+                                    checks: [AccessCheck(.update, .system, path)])
             // The event is written before sealing, while the audit key is still available.
             try await tessera.run(call) { _ in () }
             tessera.seal.seal()

@@ -19,7 +19,7 @@ struct VaultAuthAPI: Sendable {
         case ("auth/token/renew-self", .write):
             let renewed = try await tessera.run(vr.pipelineCall(action: "token_renew_self", auditPath: "")) { c -> Principal? in
                 guard var p = c.principal else { return nil }
-                if case .token(let t) = vr.credentials { p.token = try await tessera.access.renew(token: t) }
+                if case .token(let t) = vr.credentials { p.token = try await tessera.access.renew(token: t, clientAddress: c.request.clientAddress) }
                 return p
             }
             guard let renewed else { throw TesseraError.unauthorized("") }
@@ -45,7 +45,7 @@ struct VaultAuthAPI: Sendable {
             call.sensitive = ["secret_id": secretId]
             let (issued, principal) = try await tessera.run(call) { caller in
                 let issued = try await tessera.access.authenticate(accessId: roleId, accessKey: secretId, clientAddress: caller.request.clientAddress)
-                return (issued, try await tessera.access.principal(token: issued.token))
+                return (issued, try await tessera.access.principal(token: issued.token, clientAddress: caller.request.clientAddress))
             }
             return VaultResponses.envelope(data: nil, auth: authBlock(principal, token: issued.token), requestId: vr.context.requestId)
         case (let p, _) where p.hasPrefix("auth/token/") || p.hasPrefix("auth/approle/"):
@@ -69,9 +69,9 @@ struct VaultAuthAPI: Sendable {
         let now = tessera.now()
         let policies = JSON.strings(p.identity.roleNames.sorted())
         if let t = p.token {
-            let ttl = Int64(max(0, t.expiresAt.timeIntervalSince(now)))
-            return .obj(("accessor", .string(String(t.tokenHash.prefix(24)))), ("creation_time", .int(Int64(t.issuedAt.timeIntervalSince1970))),
-                        ("creation_ttl", .int(Int64(t.expiresAt.timeIntervalSince(t.issuedAt)))), ("display_name", .string(p.identity.authMethodName)),
+            let ttl = InputNumber.int64(max(0, t.expiresAt.timeIntervalSince(now)))
+            return .obj(("accessor", .string(String(t.tokenHash.prefix(24)))), ("creation_time", .int(InputNumber.int64(t.issuedAt.timeIntervalSince1970))),
+                        ("creation_ttl", .int(InputNumber.int64(t.expiresAt.timeIntervalSince(t.issuedAt)))), ("display_name", .string(p.identity.authMethodName)),
                         ("entity_id", .string("")), ("expire_time", .date(t.expiresAt)), ("explicit_max_ttl", .int(0)),
                         ("id", .string(currentToken(vr))), ("issue_time", .date(t.issuedAt)),
                         ("meta", .obj(("access_id", .string(p.identity.accessId)))), ("num_uses", .int(0)), ("orphan", .bool(true)),
@@ -79,7 +79,7 @@ struct VaultAuthAPI: Sendable {
                         ("ttl", .int(ttl)), ("type", .string("service")))
         }
         let created = p.createdAt ?? now
-        return .obj(("accessor", .string("")), ("creation_time", .int(Int64(created.timeIntervalSince1970))), ("creation_ttl", .int(0)),
+        return .obj(("accessor", .string("")), ("creation_time", .int(InputNumber.int64(created.timeIntervalSince1970))), ("creation_ttl", .int(0)),
                     ("display_name", .string(p.identity.authMethodName)), ("entity_id", .string("")), ("expire_time", .null),
                     ("explicit_max_ttl", .int(0)), ("id", .string(currentToken(vr))), ("issue_time", .date(created)),
                     ("meta", .obj(("access_id", .string(p.identity.accessId)))), ("num_uses", .int(0)), ("orphan", .bool(true)),
@@ -89,7 +89,7 @@ struct VaultAuthAPI: Sendable {
 
     func authBlock(_ p: Principal, token: String) -> JSON {
         let policies = JSON.strings(p.identity.roleNames.sorted())
-        let ttl = p.token.map { Int64(max(0, $0.expiresAt.timeIntervalSince(tessera.now()))) } ?? 0
+        let ttl = p.token.map { InputNumber.int64(max(0, $0.expiresAt.timeIntervalSince(tessera.now()))) } ?? 0
         return .obj(("client_token", .string(token)), ("accessor", .string(p.token.map { String($0.tokenHash.prefix(24)) } ?? "")),
                     ("policies", policies), ("token_policies", policies),
                     ("metadata", .obj(("access_id", .string(p.identity.accessId)))), ("lease_duration", .int(ttl)),

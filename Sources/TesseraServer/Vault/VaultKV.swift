@@ -61,8 +61,7 @@ struct VaultKV: Sendable {
 
     func readData(_ vr: VaultRequest, _ path: ItemPath) async throws -> Response {
         let version = try vr.query["version"].map { v -> Int in
-            guard let n = Int(v), n >= 0 else { throw TesseraError.badRequest("invalid version '\(v)'") }
-            return n
+            try InputNumber.int(text: v, field: "version", in: 0...Int(Int32.max))
         }
         let call = vr.pipelineCall(action: "get_secret_value", auditPath: path.value, checks: [AccessCheck(.read, .item, path)])
         let result = try await tessera.run(call) { caller in
@@ -87,7 +86,7 @@ struct VaultKV: Sendable {
 
     func casOption(_ fields: RequestFields) throws -> Int? {
         guard let options = fields.raw("options"), case .object = options else { return nil }
-        return try RequestFields(options).int("cas")
+        return try RequestFields(options).int("cas", in: 0...Int(Int32.max))
     }
 
     func store(_ vr: VaultRequest, _ path: ItemPath, value: String, cas: Int?, action: String) async throws -> Response {
@@ -167,12 +166,9 @@ struct VaultKV: Sendable {
             throw TesseraError.badRequest(vr.contentType == nil ? "mime: no media type" : "unsupported content type")
         }
         let fields = try vr.fields()
-        let maxVersions = try fields.int("max_versions")
-        if let maxVersions, maxVersions < 0 || maxVersions > Item.maximumMaxVersions {
-            throw TesseraError.badRequest("max_versions must be between 0 and \(Item.maximumMaxVersions)")
-        }
+        let maxVersions = try fields.int("max_versions", in: 0...Item.maximumMaxVersions)
         let casRequired = try fields.bool("cas_required")
-        let deleteAfter = try fields.raw("delete_version_after").map { try Self.duration($0) }
+        let deleteAfter = try fields.raw("delete_version_after").map { try Self.duration($0, field: "delete_version_after") }
         var custom: [String: String?]?
         if let raw = fields.raw("custom_metadata"), raw != .null {
             guard case .object(let pairs) = raw else { throw TesseraError.badRequest("custom_metadata must be a map of strings") }
@@ -219,9 +215,9 @@ struct VaultKV: Sendable {
         let current = try await tessera.run(call) { _ in
             var m = mount
             if write {
-                if let v = try fields.int("max_versions") { m.maxVersions = max(0, v) }
+                if let v = try fields.int("max_versions", in: 0...Item.maximumMaxVersions) { m.maxVersions = v }
                 if let v = try fields.bool("cas_required") { m.casRequired = v }
-                if let v = fields.raw("delete_version_after") { m.deleteVersionAfter = try Self.duration(v) }
+                if let v = fields.raw("delete_version_after") { m.deleteVersionAfter = try Self.duration(v, field: "delete_version_after") }
                 try await tessera.mounts.update(m)
             }
             return m
@@ -251,7 +247,8 @@ struct VaultKV: Sendable {
             guard let value else { throw TesseraError.notFound("") }
             let data = Self.dataJSON(value)
             var lease = Self.defaultLeaseSeconds
-            if let ttl = data["ttl"], let seconds = try? Self.seconds(ttl) { lease = seconds }
+            // A stored value is client data: a `ttl` that is not a sane duration is ignored, never trusted.
+            if let ttl = data["ttl"], let seconds = try? RequestFields.seconds(ttl, field: "ttl") { lease = Int64(seconds) }
             return VaultResponses.envelope(data: data, leaseDuration: lease, requestId: vr.context.requestId)
         case .write:
             let path = try mount.itemPath(rest)
@@ -325,44 +322,8 @@ struct VaultKV: Sendable {
     }
 
     /// A duration as Vault accepts it: integer seconds or Go-style text (`1h30m`, `45s`), returned as Go text.
-    static func duration(_ value: JSON) throws -> String {
-        let seconds = try Self.seconds(value)
+    static func duration(_ value: JSON, field: String) throws -> String {
+        let seconds = try RequestFields.seconds(value, field: field) ?? 0
         return seconds == 0 ? "0s" : "\(seconds)s"
-    }
-
-    static func seconds(_ value: JSON) throws -> Int64 {
-        switch value {
-        case .int(let i) where i >= 0: return i
-        case .double(let d) where d >= 0: return Int64(d)
-        case .string(let s):
-            if s.isEmpty { return 0 }
-            if let i = Int64(s), i >= 0 { return i }
-            var total = 0.0
-            var number = ""
-            var units = Array(s)
-            var i = 0
-            while i < units.count {
-                let c = units[i]
-                if c.isNumber || c == "." { number.append(c); i += 1; continue }
-                var unit = String(c)
-                if c == "m", i + 1 < units.count, units[i + 1] == "s" { unit = "ms"; i += 1 }
-                guard let n = Double(number) else { throw TesseraError.badRequest("invalid duration '\(s)'") }
-                switch unit {
-                case "h": total += n * 3600
-                case "m": total += n * 60
-                case "s": total += n
-                case "ms": total += n / 1000
-                case "d": total += n * 86400
-                default: throw TesseraError.badRequest("invalid duration '\(s)'")
-                }
-                number = ""
-                i += 1
-            }
-            if !number.isEmpty { throw TesseraError.badRequest("invalid duration '\(s)'") }
-            units = []
-            return Int64(total)
-        default:
-            throw TesseraError.badRequest("invalid duration")
-        }
     }
 }

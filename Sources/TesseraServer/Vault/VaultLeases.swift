@@ -25,7 +25,7 @@ struct VaultLeases: Sendable {
             caller.notes.set("lease_id", c.lease.id)
             return c
         }
-        let ttl = Int64(issued.lease.expiresAt.timeIntervalSince(issued.lease.issuedAt))
+        let ttl = InputNumber.int64(issued.lease.expiresAt.timeIntervalSince(issued.lease.issuedAt))
         return Responses.json(.obj(("request_id", .string(vr.context.requestId)), ("lease_id", .string(vaultId(issued.lease.id))),
                                    ("renewable", .bool(true)), ("lease_duration", .int(ttl)),
                                    ("data", .obj(("password", .string(issued.password)), ("username", .string(issued.username)))),
@@ -79,7 +79,7 @@ struct VaultLeases: Sendable {
             guard l.state == .active else { throw TesseraError.badRequest("invalid lease") }
             return l
         }
-        let ttl = Int64(max(0, lease.expiresAt.timeIntervalSince(tessera.now())))
+        let ttl = InputNumber.int64(max(0, lease.expiresAt.timeIntervalSince(tessera.now())))
         return VaultResponses.envelope(data: .obj(("expire_time", .date(lease.expiresAt)), ("id", .string(vaultId(lease.id))),
                                                   ("issue_time", .date(lease.issuedAt)), ("last_renewal", .date(lease.lastRenewal)),
                                                   ("path", .string(vaultPath(lease.producer))), ("renewable", .bool(true)), ("ttl", .int(ttl))),
@@ -90,12 +90,12 @@ struct VaultLeases: Sendable {
         let native = nativeId(id)
         let path = try producerPath(native)
         let fields = try vr.fields()
-        let increment = try fields.raw("increment").flatMap { $0 == .null ? nil : Int(try VaultKV.seconds($0)) }
+        let increment = try fields.seconds("increment")
         let result = try await tessera.run(vr.pipelineCall(action: "renew_lease", auditPath: path.value, checks: [AccessCheck(.update, .item, path)])) { caller in
             caller.notes.set("lease_id", native)
             return try await tessera.dynamic.renew(native, increment: increment)
         }
-        let ttl = Int64(max(0, result.lease.expiresAt.timeIntervalSince(tessera.now())).rounded())
+        let ttl = InputNumber.int64(max(0, result.lease.expiresAt.timeIntervalSince(tessera.now())).rounded())
         return Responses.json(.obj(("request_id", .string(vr.context.requestId)), ("lease_id", .string(vaultId(result.lease.id))),
                                    ("renewable", .bool(true)), ("lease_duration", .int(ttl)), ("data", .null), ("wrap_info", .null),
                                    ("warnings", result.warning.map { .strings([$0]) } ?? .null), ("auth", .null)))

@@ -103,15 +103,12 @@ struct VaultRequest: Sendable {
         default: items = [raw]
         }
         guard !items.isEmpty else { throw TesseraError.badRequest("no version number provided") }
+        guard items.count <= 1_000 else { throw TesseraError.badRequest("too many version numbers") }
         return try items.map {
-            switch $0 {
-            case .int(let i): return Int(i)
-            case .double(let d) where d == d.rounded(): return Int(d)
-            case .string(let s):
-                guard let i = Int(s.trimmingCharacters(in: .whitespaces)) else { throw TesseraError.badRequest("invalid version number '\(s)'") }
-                return i
-            default: throw TesseraError.badRequest("invalid version number")
+            guard let v = try RequestFields.int($0, field: "versions", in: 0...Int(Int32.max)) else {
+                throw TesseraError.badRequest("invalid version number")
             }
+            return v
         }
     }
 

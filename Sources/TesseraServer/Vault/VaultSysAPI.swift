@@ -9,7 +9,7 @@ struct VaultSysAPI: Sendable {
     let tessera: Tessera
     let system: SystemAPI
 
-    static let mountsPath = (try? ItemPath("/sys/mounts")) ?? .root
+    static let mountsPath = SystemPath.mounts
 
     func handle(_ vr: VaultRequest, _ request: Request) async throws -> Response {
         let path = vr.path
@@ -26,14 +26,14 @@ struct VaultSysAPI: Sendable {
                                        ("performance_standby", .bool(false)), ("performance_standby_last_remote_wal", .int(0))))
         case ("sys/mounts", .read):
             try await tessera.run(vr.pipelineCall(action: "list_mounts", auditPath: Self.mountsPath.value,
-                                                  checks: [AccessCheck(.read, .item, Self.mountsPath)])) { _ in () }
+                                                  checks: [AccessCheck(anyOf: [.read, .list], .system, Self.mountsPath)])) { _ in () }
             return VaultResponses.doubled(.object(tessera.mounts.all.map { ($0.path, $0.entryJSON) }), requestId: vr.context.requestId)
         case (let p, .write) where p.hasPrefix("sys/mounts/") && !p.hasSuffix("/tune"):
             return try await enable(vr, String(p.dropFirst("sys/mounts/".count)))
         case (let p, .delete) where p.hasPrefix("sys/mounts/"):
             let mountPath = String(p.dropFirst("sys/mounts/".count))
-            try await tessera.run(vr.pipelineCall(action: "delete_mount", auditPath: Self.mountsPath.value,
-                                                  checks: [AccessCheck(.delete, .item, Self.mountsPath)])) { _ in
+            try await tessera.run(vr.pipelineCall(action: "delete_mount", auditPath: SystemPath.mount(mountPath).value,
+                                                  checks: [AccessCheck(.delete, .system, SystemPath.mount(mountPath))])) { _ in
                 _ = try? await tessera.mounts.delete(path: mountPath)
             }
             return VaultResponses.noContent()
@@ -60,7 +60,7 @@ struct VaultSysAPI: Sendable {
         var version = "1"
         if let options = fields.raw("options"), case .object = options {
             let o = try RequestFields(options)
-            if let v = try? o.string("version") { version = v } else if let v = try o.int("version") { version = String(v) }
+            if let v = try? o.string("version") { version = v } else if let v = try o.int("version", in: 0...2) { version = String(v) }
         }
         let kind: VaultMount.Kind
         switch (type, version) {
@@ -69,8 +69,8 @@ struct VaultSysAPI: Sendable {
         default: throw TesseraError.badRequest("plugin not found in the catalog: \(type)")
         }
         let description = try fields.string("description") ?? ""
-        try await tessera.run(vr.pipelineCall(action: "create_mount", auditPath: Self.mountsPath.value,
-                                              checks: [AccessCheck(.create, .item, Self.mountsPath)])) { _ in
+        try await tessera.run(vr.pipelineCall(action: "create_mount", auditPath: SystemPath.mount(rawPath).value,
+                                              checks: [AccessCheck(.create, .system, SystemPath.mount(rawPath))])) { _ in
             _ = try await tessera.mounts.create(path: rawPath, kind: kind, folder: nil, description: description)
         }
         return VaultResponses.noContent()

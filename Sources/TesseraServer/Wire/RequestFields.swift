@@ -47,21 +47,42 @@ public struct RequestFields: Sendable {
         return s
     }
 
-    public func int(_ key: String) throws -> Int? {
-        switch fields[key] {
+    /// The range an integer field has when its declaration names none: small enough that no
+    /// arithmetic a handler does on it (× 60, × 1e6) can overflow.
+    public static let defaultIntRange = Int(Int32.min)...Int(Int32.max)
+
+    /// An integer field (a JSON number or a numeric string), range-checked through `InputNumber`.
+    public func int(_ key: String, in range: ClosedRange<Int> = RequestFields.defaultIntRange) throws -> Int? {
+        try Self.int(fields[key], field: key, in: range)
+    }
+
+    /// An integer from any JSON value: a number or a numeric string; `null` and `""` are absent.
+    public static func int(_ value: JSON?, field: String, in range: ClosedRange<Int> = defaultIntRange) throws -> Int? {
+        switch value {
         case nil, .null?: return nil
-        case .int(let i)?:
-            guard let v = Int(exactly: i) else { throw wrongType(key, "an integer") }
-            return v
-        case .double(let d)?:
-            guard d == d.rounded(), let v = Int(exactly: d) else { throw wrongType(key, "an integer") }
-            return v
+        case .int(let i)?: return try InputNumber.int(i, field: field, in: range)
+        case .double(let d)?: return try InputNumber.int(d, field: field, in: range)
         case .string(let s)?:
-            let t = s.trimmingCharacters(in: .whitespaces)
-            if t.isEmpty { return nil }
-            guard let v = Int(t) else { throw wrongType(key, "an integer") }
-            return v
-        default: throw wrongType(key, "an integer")
+            if s.trimmingCharacters(in: .whitespaces).isEmpty { return nil }
+            return try InputNumber.int(text: s, field: field, in: range)
+        default: throw TesseraError.badRequest("field '\(field)' must be an integer")
+        }
+    }
+
+    /// A duration field in whole seconds: a number of seconds or Go-style text (`"1h30m"`).
+    public func seconds(_ key: String, max: Int = InputNumber.maxSeconds) throws -> Int? {
+        try Self.seconds(fields[key], field: key, max: max)
+    }
+
+    public static func seconds(_ value: JSON?, field: String, max: Int = InputNumber.maxSeconds) throws -> Int? {
+        switch value {
+        case nil, .null?: return nil
+        case .int(let i)?: return try InputNumber.int(i, field: field, in: 0...max)
+        case .double(let d)?:
+            guard d.isFinite, d >= 0, d <= Double(max) else { throw InputNumber.outOfRangeError(field, 0...max) }
+            return try InputNumber.int(d.rounded(.down), field: field, in: 0...max)
+        case .string(let s)?: return try GoDuration.seconds(text: s, field: field, max: max)
+        default: throw TesseraError.badRequest("field '\(field)' must be a duration")
         }
     }
 

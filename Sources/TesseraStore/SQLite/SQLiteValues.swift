@@ -5,7 +5,7 @@ import SQLiteNIO
 import TesseraCore
 
 extension Date {
-    var micros: Int { Int((timeIntervalSince1970 * 1_000_000).rounded()) }
+    var micros: Int { InputNumber.micros(self) }
     init(micros: Int) { self.init(timeIntervalSince1970: Double(micros) / 1_000_000) }
 }
 

@@ -1,0 +1,34 @@
+// SystemPath: the paths of system operations, authorized under the `sys-rule` type (Vault's
+// `sudo` paths). Front-ends name these and nothing else, so the list of system operations is here.
+
+public enum SystemPath {
+    /// Sealing the server.
+    public static let seal = ItemPath.system("seal")
+    /// Reading the metrics (`/metrics`, `/v1/sys/metrics`).
+    public static let metrics = ItemPath.system("metrics")
+    /// Forcing a lease out without revoking it on its target.
+    public static let revokeForce = ItemPath.system("leases/revoke-force")
+    /// Setting a custom rotation command, which runs as the target's privileged user.
+    public static let rotatorCustomCommand = ItemPath.system("rotators/custom-command")
+
+    /// A Vault mount, e.g. `secret/` → `/sys/mounts/secret`; the mount table itself is `/sys/mounts`.
+    public static func mount(_ vaultPath: String) -> ItemPath {
+        let trimmed = vaultPath.split(separator: "/").joined(separator: "/")
+        return (try? ItemPath("/sys/mounts/" + trimmed)) ?? ItemPath.system("mounts")
+    }
+
+    public static let mounts = ItemPath.system("mounts")
+
+    /// Revoking every lease under a prefix.
+    public static func revokePrefix(_ prefix: String) -> ItemPath {
+        let trimmed = prefix.split(separator: "/").joined(separator: "/")
+        return (try? ItemPath("/sys/leases/revoke-prefix/" + trimmed)) ?? ItemPath.system("leases/revoke-prefix")
+    }
+}
+
+extension ItemPath {
+    /// A fixed system path; the literals above are valid paths.
+    static func system(_ rest: String) -> ItemPath {
+        (try? ItemPath("/sys/" + rest)) ?? .root
+    }
+}
