@@ -116,9 +116,22 @@ public struct AuditQuery: Sendable, Equatable {
 }
 
 /// The outcome of verifying the audit hash chain.
+/// The last audit event known to have been written: its sequence number and chain hash.
+public struct AuditAnchor: Sendable, Equatable {
+    public var sequence: Int64
+    public var hash: String
+
+    public init(sequence: Int64, hash: String) {
+        self.sequence = sequence
+        self.hash = hash
+    }
+}
+
 public struct AuditVerification: Sendable, Codable, Equatable {
     public var ok: Bool
     public var eventsChecked: Int64
+    /// The last sequence number up to which the chain verifies.
+    public var lastVerifiedSequence: Int64 = 0
     /// The first sequence number at which the chain breaks, if any.
     public var firstBadSequence: Int64?
     public var reason: String?

@@ -12,20 +12,46 @@ public enum Decision: Sendable, Equatable {
 
 public struct Authorizer: Sendable {
     public let rules: [Rule]
+    /// The role each rule came from (parallel to `rules`), for the evidence of a decision.
+    public let ruleRoles: [String]
     public let auditAccess: AuditAccess
     public let isRoot: Bool
 
     /// - Parameters:
     ///   - rules: the union of the rules of every role that applies to the identity.
-    public init(rules: [Rule], auditAccess: AuditAccess = .none, isRoot: Bool = false) {
+    public init(rules: [Rule], auditAccess: AuditAccess = .none, isRoot: Bool = false, ruleRoles: [String]? = nil) {
         self.rules = rules
+        self.ruleRoles = ruleRoles ?? Array(repeating: "", count: rules.count)
         self.auditAccess = auditAccess
         self.isRoot = isRoot
     }
 
     public init(roles: [Role]) {
         self.init(rules: roles.flatMap(\.rules),
-                  auditAccess: roles.map(\.auditAccess).max { $0.rank < $1.rank } ?? .none)
+                  auditAccess: roles.map(\.auditAccess).max { $0.rank < $1.rank } ?? .none,
+                  ruleRoles: roles.flatMap { role in role.rules.map { _ in role.name } })
+    }
+
+    /// Why a check is decided as it is: the deny rule that matched, the rules that grant the
+    /// capability, or that no rule grants it. Written into every audit event (Vault's
+    /// `policy_results`) and answered by `explain`.
+    public func evidence(_ capability: Capability, on path: ItemPath, type: RuleType = .item) -> (decision: Decision, evidence: String) {
+        var granting: [String] = []
+        for (i, rule) in rules.enumerated() where rule.type == type && rule.pattern.matches(path) {
+            if rule.capabilities.contains(.deny) {
+                return (.deny(explicit: true), "denied by role \(roleName(i)) \(Self.describe(rule))")
+            }
+            if rule.capabilities.contains(capability) { granting.append("role \(roleName(i)) \(Self.describe(rule))") }
+        }
+        if granting.isEmpty { return (.deny(explicit: false), "no rule grants \(capability.rawValue) on \(type.rawValue) \(path.value)") }
+        return (.allow, "\(capability.rawValue) on \(type.rawValue) \(path.value) granted by " + granting.joined(separator: "; "))
+    }
+
+    private func roleName(_ i: Int) -> String { i < ruleRoles.count && !ruleRoles[i].isEmpty ? ruleRoles[i] : "?" }
+
+    /// `item-rule /prod/* [list,read]`
+    public static func describe(_ rule: Rule) -> String {
+        "\(rule.type.rawValue) \(rule.pattern) [" + Capability.allCases.filter { rule.capabilities.contains($0) }.map(\.rawValue).joined(separator: ",") + "]"
     }
 
     /// Checks one capability on one path.
@@ -43,6 +69,26 @@ public struct Authorizer: Sendable {
         guard check(capability, on: path, type: type).isAllowed else {
             throw TesseraError.forbidden(path: path.value, capability: capability.rawValue)
         }
+    }
+
+    /// Whether these rules hold everything `rule` grants, so that a delegated administrator who
+    /// holds them may grant it: for each capability (a `deny` only takes away, so it needs nothing),
+    /// an allowing rule of the same type whose pattern covers the rule's whole pattern, and no deny
+    /// rule of the same type that overlaps it.
+    public func mayGrant(_ rule: Rule) -> Bool {
+        if isRoot { return true }
+        let granted = rule.capabilities.subtracting([.deny])
+        if granted.isEmpty { return true }
+        let same = rules.filter { $0.type == rule.type }
+        if same.contains(where: { $0.capabilities.contains(.deny) && $0.pattern.overlaps(rule.pattern) }) { return false }
+        return granted.allSatisfy { cap in
+            same.contains { $0.capabilities.contains(cap) && $0.pattern.covers(rule.pattern) }
+        }
+    }
+
+    /// Whether these rules may grant every rule of `role` and its audit access.
+    public func mayGrant(_ role: Role) -> Bool {
+        role.auditAccess.rank <= auditAccess.rank && role.rules.allSatisfy(mayGrant)
     }
 
     /// Whether some rule grants any capability on a path within `folder` (the Vault KV preflight).
@@ -66,7 +112,7 @@ public struct Authorizer: Sendable {
 }
 
 extension AuditAccess {
-    var rank: Int {
+    public var rank: Int {
         switch self {
         case .none: 0
         case .own: 1

@@ -202,6 +202,22 @@ public struct PathPattern: Hashable, Sendable, CustomStringConvertible, Codable 
         hasWildcard ? ItemPath.bytes(path.value, haveprefix: prefix) : path.value.utf8.elementsEqual(prefix.utf8)
     }
 
+    /// Whether every path this pattern matches is matched by `self` as well.
+    public func covers(_ other: PathPattern) -> Bool {
+        if hasWildcard { return ItemPath.bytes(other.prefix, haveprefix: prefix) }
+        return !other.hasWildcard && other.prefix.utf8.elementsEqual(prefix.utf8)
+    }
+
+    /// Whether some path is matched by both patterns.
+    public func overlaps(_ other: PathPattern) -> Bool {
+        switch (hasWildcard, other.hasWildcard) {
+        case (true, true): return ItemPath.bytes(prefix, haveprefix: other.prefix) || ItemPath.bytes(other.prefix, haveprefix: prefix)
+        case (true, false): return ItemPath.bytes(other.prefix, haveprefix: prefix)
+        case (false, true): return ItemPath.bytes(prefix, haveprefix: other.prefix)
+        case (false, false): return prefix.utf8.elementsEqual(other.prefix.utf8)
+        }
+    }
+
     /// Whether the pattern could match some path inside `folder` (used to allow listing a folder
     /// whose contents are only partly visible).
     public func overlaps(folder: ItemPath) -> Bool {

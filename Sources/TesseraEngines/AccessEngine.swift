@@ -326,6 +326,22 @@ public struct AccessEngine: Sendable {
                     auditAccess: .all, createdAt: date)
     }
 
+    /// An admin role created before system rules and the target `use` capability existed gets
+    /// them, so that its holders keep every right they had. Returns whether it changed.
+    public func upgradeAdminRole() async throws -> Bool {
+        guard var role = try await store.role(named: Self.adminRoleName) else { return false }
+        let full = try Self.adminRole(at: role.createdAt).rules
+        let missing = full.filter { wanted in !role.rules.contains { $0.type == wanted.type && $0.pattern == wanted.pattern && $0.capabilities.isSuperset(of: wanted.capabilities) } }
+        guard !missing.isEmpty, role.rules.contains(where: { $0.type == .item && $0.pattern.description == "/*" && $0.capabilities.contains(.update) }) else {
+            return false
+        }
+        role.rules.removeAll { r in missing.contains { $0.type == r.type && $0.pattern == r.pattern } }
+        role.rules += missing
+        try await store.updateRole(role)
+        accessChanged()
+        return true
+    }
+
     /// Creates the first admin: an ordinary API-key auth method associated with the admin role.
     public func bootstrapAdmin(accessId: String? = nil, accessKey: String? = nil) async throws -> IssuedAuthMethod {
         let role = try Self.adminRole(at: now())

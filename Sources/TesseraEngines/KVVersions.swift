@@ -85,6 +85,7 @@ extension StaticSecretEngine {
     /// Soft-deletes versions (nil = the newest). Missing items are ignored, as Vault does.
     public func deleteKV(path: ItemPath, versions: [Int]?) async throws {
         guard let item = try await store.item(at: path) else { return }
+        try Self.requireUnprotected(item)
         let numbers = versions ?? (item.lastVersion > 0 ? [item.lastVersion] : [])
         try await store.setVersionsDeleted(itemId: item.id, numbers: numbers, at: now())
     }
@@ -96,6 +97,7 @@ extension StaticSecretEngine {
 
     public func destroyKV(path: ItemPath, versions: [Int]) async throws {
         guard let item = try await store.item(at: path) else { return }
+        try Self.requireUnprotected(item)
         try await store.destroyVersions(itemId: item.id, numbers: versions, at: now())
     }
 
@@ -124,7 +126,12 @@ extension StaticSecretEngine {
     /// Deletes the item with all its versions; missing items are ignored.
     public func deleteAllKV(path: ItemPath) async throws {
         guard let item = try await store.item(at: path) else { return }
-        if item.deleteProtection { throw TesseraError.badRequest("item \(path) has delete protection enabled") }
+        try Self.requireUnprotected(item)
         _ = try await store.deleteItem(id: item.id)
+    }
+
+    /// Delete protection holds on every interface: no delete, destroy or metadata delete.
+    static func requireUnprotected(_ item: Item) throws {
+        if item.deleteProtection { throw TesseraError.conflict("item \(item.path) has delete protection enabled") }
     }
 }

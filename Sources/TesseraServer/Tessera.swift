@@ -44,6 +44,7 @@ public final class Tessera: Sendable {
         let t = Tessera(options: options, store: store, auditStore: auditStore, seal: seal, logger: logger, now: now)
         do {
             try await seal.load()
+            if try await t.access.upgradeAdminRole() { logger.notice("the admin role now holds sys-rule and the target 'use' capability") }
             try await t.mounts.load()
             let interrupted = try await t.dynamic.reconcile()
             if interrupted > 0 { logger.notice("leases interrupted mid-issue will be revoked", metadata: ["count": "\(interrupted)"]) }
@@ -79,7 +80,7 @@ public final class Tessera: Sendable {
         dynamic = DynamicSecretEngine(store: store, connectors: connectors, now: now, maxRevokeAttempts: options.leaseRevokeAttempts)
         rotation = RotationEngine(store: store, seal: seal, connectors: connectors, secrets: secrets, now: now,
                                   pauseAfterApply: options.rotationPauseAfterApply)
-        audit = AuditTrail(store: auditStore, keyring: { [seal] in try seal.keyring() },
+        audit = AuditTrail(store: auditStore, anchors: store, keyring: { [seal] in try seal.keyring() },
                            writeTimeout: options.auditWriteTimeout, logger: Logger(label: "tessera.audit"))
     }
 

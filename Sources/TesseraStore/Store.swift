@@ -30,7 +30,8 @@ public protocol ItemRepository: Sendable {
     func createItem(_ item: Item, firstVersion: ItemVersion?) async throws
     func item(at path: ItemPath) async throws -> Item?
     /// Appends a version if the item's last version is still `expectedLastVersion` (else `conflict`),
-    /// and removes the oldest versions beyond the item's `maxVersions`.
+    /// and removes the oldest versions beyond the item's `maxVersions` — unless the item has delete
+    /// protection, which keeps every version.
     func appendVersion(_ version: ItemVersion, expectedLastVersion: Int, updatedAt: Date) async throws
     func version(itemId: Int64, number: Int) async throws -> ItemVersion?
     /// All kept versions, oldest first.
@@ -45,7 +46,8 @@ public protocol ItemRepository: Sendable {
     func setVersionsDeleted(itemId: Int64, numbers: [Int], at: Date?) async throws
     /// Destroys versions: erases their ciphertext for good.
     func destroyVersions(itemId: Int64, numbers: [Int], at: Date) async throws
-    /// Updates an item's metadata (max versions, CAS requirement, automatic deletion, custom metadata).
+    /// Updates an item's metadata (max versions, CAS requirement, automatic deletion, custom metadata,
+    /// delete protection) and prunes beyond the new max versions unless delete protection is on.
     func updateItemMetadata(_ item: Item) async throws
 }
 
@@ -149,8 +151,16 @@ public protocol RotationRepository: Sendable {
 
 /// The whole data store of one installation.
 public protocol Store: SealRepository, ItemRepository, AccessRepository, MountRepository, ConnectorRepository, LeaseRepository,
-                       RotationRepository {
+                       RotationRepository, AuditAnchorRepository {
     func close() async throws
+}
+
+/// The audit chain's head, kept with the data rather than beside the events: deleting the newest
+/// events from the audit trail then leaves the anchor pointing past the end, which `verify` reports.
+public protocol AuditAnchorRepository: Sendable {
+    func auditAnchor() async throws -> AuditAnchor?
+    /// Moves the anchor forward; an older sequence than the stored one is ignored.
+    func setAuditAnchor(_ anchor: AuditAnchor) async throws
 }
 
 /// The audit trail's storage. Events are appended in batches (group commit) in sequence order.

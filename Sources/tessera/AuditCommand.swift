@@ -46,6 +46,7 @@ struct AuditCommand: AsyncParsableCommand {
                     print("OK: \(o["events_checked"] ?? 0) events verified; the chain is intact.")
                 } else {
                     print("FAILED at event \(o["first_bad_sequence"] ?? "?"): \(o["reason"] as? String ?? "")")
+                    print("The chain verifies up to event \(o["last_verified_sequence"] ?? 0).")
                 }
                 if o["ok"] as? Bool != true { throw ExitCode(2) }
             }

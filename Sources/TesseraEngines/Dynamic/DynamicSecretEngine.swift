@@ -142,8 +142,13 @@ public struct DynamicSecretEngine: Sendable {
         return l
     }
 
+    /// Leases under a prefix of whole path segments: `db/ro` is the producer `db/ro` (or the
+    /// lease with that id), never `db/ro-admin`.
     public func leases(prefix: String, state: Lease.State?, limit: Int = 10_000) async throws -> [Lease] {
-        try await store.leases(prefix: prefix, state: state, limit: limit)
+        if prefix.isEmpty || prefix.hasSuffix("/") { return try await store.leases(prefix: prefix, state: state, limit: limit) }
+        var out = try await store.leases(prefix: prefix + "/", state: state, limit: limit)
+        if let exact = try await store.lease(id: prefix), state == nil || exact.state == state { out.insert(exact, at: 0) }
+        return out
     }
 
     /// Extends a lease by `increment` seconds (default: the producer's TTL), capped at its max TTL.
@@ -193,11 +198,22 @@ public struct DynamicSecretEngine: Sendable {
     public static let revocationParallelism = 8
 
     /// Revokes every live lease whose id starts with `prefix`; returns how many.
-    public func revokePrefix(_ prefix: String) async throws -> Int {
-        var ids: [String] = []
+    /// The leases a prefix revocation would revoke (whole path segments, as `leases(prefix:)`).
+    public func revocable(prefix: String) async throws -> [Lease] {
+        var out: [Lease] = []
         for state in [Lease.State.active, .revoking, .pending] {
-            ids += try await store.leases(prefix: prefix, state: state, limit: 100_000).map(\.id)
+            out += try await leases(prefix: prefix, state: state, limit: 100_000)
         }
+        return out
+    }
+
+    public func revokePrefix(_ prefix: String) async throws -> Int {
+        try await revoke(leases: try await revocable(prefix: prefix))
+    }
+
+    /// Revokes these leases, 8 at a time; returns how many were revoked.
+    public func revoke(leases: [Lease]) async throws -> Int {
+        let ids = leases.map(\.id)
         let outcomes = await Self.concurrentMap(ids, width: Self.revocationParallelism) { id -> Bool in
             do {
                 try await revoke(id)

@@ -2,6 +2,8 @@
 // bytes, which include the previous hash) and written with group commit: while one batch is
 // being written, new events queue and go out together in the next batch. A caller waits until
 // its event is durable; if the store fails or stalls past `writeTimeout`, the caller gets a 503.
+// The chain head is also anchored in the data store (at most every 50 ms, off the request path),
+// so that deleting the newest events is detected even after a restart.
 import Foundation
 import Logging
 import Synchronization
@@ -21,10 +23,14 @@ public actor AuditTrail {
     private var lastSequence: Int64 = 0
     private var lastHash = ""
     private let deadlines = AuditDeadlines()
+    private let anchors: (any AuditAnchorRepository)?
+    private var anchorWriting = false
+    private var anchoredSequence: Int64 = 0
 
-    public init(store: any AuditStore, keyring: @escaping @Sendable () throws -> Keyring,
+    public init(store: any AuditStore, anchors: (any AuditAnchorRepository)? = nil, keyring: @escaping @Sendable () throws -> Keyring,
                 writeTimeout: Duration = .seconds(5), logger: Logger) {
         self.store = store
+        self.anchors = anchors
         self.keyring = keyring
         self.writeTimeout = writeTimeout
         self.logger = logger
@@ -71,6 +77,15 @@ public actor AuditTrail {
                     lastSequence = last.sequence
                     lastHash = last.hash
                 }
+                // Events past the end of the file were deleted: continue after the anchor, so the
+                // gap stays in the chain and `verify` names it.
+                if let anchor = try await anchors?.auditAnchor(), anchor.sequence > lastSequence {
+                    logger.critical("the audit trail ends before its anchor: events were deleted",
+                                    metadata: ["last": "\(lastSequence)", "anchor": "\(anchor.sequence)"])
+                    lastSequence = anchor.sequence
+                    lastHash = anchor.hash
+                }
+                anchoredSequence = lastSequence
                 chainLoaded = true
             }
         } catch {
@@ -97,12 +112,36 @@ public actor AuditTrail {
             lastSequence = seq
             lastHash = prev
             for w in waiters { w.succeed() }
+            anchorSoon()
         } catch {
             logger.error("audit write failed", metadata: ["reason": "\(Self.describe(error))", "events": "\(events.count)"])
-            // The chain head is re-read before the next write, in case part of it landed.
-            chainLoaded = false
+            // The append is one atomic statement, so nothing of it landed: the head stays what this
+            // process knows it wrote. It is never re-read from the file, which could have lost its tail.
             for w in waiters { w.fail(failure) }
         }
+    }
+
+    /// Writes the chain head to the anchor store, coalescing: at most one write in flight and one
+    /// every 50 ms.
+    private func anchorSoon() {
+        guard let anchors, !anchorWriting, lastSequence > anchoredSequence else { return }
+        anchorWriting = true
+        Task {
+            try? await Task.sleep(for: .milliseconds(50))
+            await self.writeAnchor(anchors)
+        }
+    }
+
+    private func writeAnchor(_ anchors: any AuditAnchorRepository) async {
+        let anchor = AuditAnchor(sequence: lastSequence, hash: lastHash)
+        do {
+            try await anchors.setAuditAnchor(anchor)
+            anchoredSequence = max(anchoredSequence, anchor.sequence)
+        } catch {
+            logger.error("audit anchor write failed", metadata: ["reason": "\(Self.describe(error))"])
+        }
+        anchorWriting = false
+        if lastSequence > anchoredSequence { anchorSoon() }
     }
 
     /// Waits for queued events to be written and refuses new ones (graceful shutdown).
@@ -110,6 +149,10 @@ public actor AuditTrail {
         queue.withLock { $0.closed = true }
         while queue.withLock({ $0.flushing || !$0.pending.isEmpty }) {
             try? await Task.sleep(for: .milliseconds(5))
+        }
+        if let anchors, chainLoaded, lastSequence > anchoredSequence {
+            try? await anchors.setAuditAnchor(AuditAnchor(sequence: lastSequence, hash: lastHash))
+            anchoredSequence = lastSequence
         }
     }
 
@@ -124,21 +167,27 @@ public actor AuditTrail {
         var expected: Int64 = 1
         var prev = ""
         var checked: Int64 = 0
+        let anchor = try await anchors?.auditAnchor()
+        func broken(_ seq: Int64, _ reason: String) -> AuditVerification {
+            var v = AuditVerification(ok: false, eventsChecked: checked, firstBadSequence: seq, reason: reason)
+            v.lastVerifiedSequence = expected - 1
+            return v
+        }
         while true {
             let events = try await store.scan(afterSequence: expected - 1, limit: 1000)
             if events.isEmpty { break }
             for e in events {
                 if e.sequence != expected {
-                    return AuditVerification(ok: false, eventsChecked: checked, firstBadSequence: expected,
-                                             reason: "event \(expected) is missing (next present event is \(e.sequence))")
+                    return broken(expected, "event \(expected) is missing (next present event is \(e.sequence))")
                 }
                 if e.prevHash != prev {
-                    return AuditVerification(ok: false, eventsChecked: checked, firstBadSequence: e.sequence,
-                                             reason: "event \(e.sequence) does not link to the previous event")
+                    return broken(e.sequence, "event \(e.sequence) does not link to the previous event")
                 }
                 if !ConstantTime.equal(Array(key.auditChainHash(e.canonicalBytes).utf8), Array(e.hash.utf8)) {
-                    return AuditVerification(ok: false, eventsChecked: checked, firstBadSequence: e.sequence,
-                                             reason: "event \(e.sequence) was altered (its hash does not match its contents)")
+                    return broken(e.sequence, "event \(e.sequence) was altered (its hash does not match its contents)")
+                }
+                if let anchor, e.sequence == anchor.sequence, !ConstantTime.equal(Array(anchor.hash.utf8), Array(e.hash.utf8)) {
+                    return broken(e.sequence, "event \(e.sequence) is not the event the anchor recorded")
                 }
                 prev = e.hash
                 expected += 1
@@ -147,10 +196,14 @@ public actor AuditTrail {
         }
         // Deleting the newest events leaves a valid but shorter chain; the writer's own head catches that.
         if chainLoaded, lastSequence >= expected {
-            return AuditVerification(ok: false, eventsChecked: checked, firstBadSequence: expected,
-                                     reason: "event \(expected) is missing (the trail ends before the last written event \(lastSequence))")
+            return broken(expected, "event \(expected) is missing (the trail ends before the last written event \(lastSequence))")
         }
-        return AuditVerification(ok: true, eventsChecked: checked)
+        if let anchor, anchor.sequence >= expected {
+            return broken(expected, "event \(expected) is missing (the trail ends before its anchor, event \(anchor.sequence))")
+        }
+        var ok = AuditVerification(ok: true, eventsChecked: checked)
+        ok.lastVerifiedSequence = expected - 1
+        return ok
     }
 
     static func describe(_ error: any Error) -> String {

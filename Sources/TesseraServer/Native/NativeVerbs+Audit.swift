@@ -40,6 +40,7 @@ extension NativeVerbs {
                 let v = try await t.audit.verify()
                 return .obj(("ok", .bool(v.ok)), ("events_checked", .int(v.eventsChecked)),
                             ("first_bad_sequence", v.firstBadSequence.map { .int($0) } ?? .null),
+                            ("last_verified_sequence", .int(v.lastVerifiedSequence)),
                             ("reason", v.reason.map(JSON.string) ?? .null))
             }
         },

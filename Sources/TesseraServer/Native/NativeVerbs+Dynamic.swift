@@ -60,7 +60,7 @@ extension NativeVerbs {
                 let now = t.now()
                 var out: [JSON] = []
                 for state in [Lease.State.active, .revoking, .irrevocable] {
-                    for l in try await t.dynamic.leases(prefix: String(path.value.dropFirst()) + "/", state: state) {
+                    for l in try await t.dynamic.leases(prefix: String(path.value.dropFirst()) + "/", state: state) where l.producer == path.value {
                         out.append(.obj(("id", .string(l.id)), ("username", .string(l.username)), ("state", .string(l.state.rawValue)),
                                         ("creation_date", .date(l.issuedAt)), ("expiration_date", .date(l.expiresAt)),
                                         ("ttl_in_minutes", .int(Int64(max(0, InputNumber.seconds(from: now, to: l.expiresAt)) / 60)))))
@@ -93,7 +93,8 @@ extension NativeVerbs {
                     try await t.dynamic.revoke(id)
                     return .obj(("revoked", .int(1)))
                 }
-                return .obj(("revoked", .int(Int64(try await t.dynamic.revokePrefix(String(path.value.dropFirst()) + "/")))))
+                let leases = try await t.dynamic.revocable(prefix: String(path.value.dropFirst()) + "/").filter { $0.producer == path.value }
+                return .obj(("revoked", .int(Int64(try await t.dynamic.revoke(leases: leases)))))
             }
         },
         NativeVerb("lease-list", action: "list_leases", access: .capability([.list], .item)) { f in
@@ -103,15 +104,24 @@ extension NativeVerbs {
                 return st
             }
             let path = try ItemPath(folder: "/" + prefix.split(separator: "/").dropLast().joined(separator: "/"))
-            return PreparedVerb(paths: [path]) { t, _ in
-                .obj(("leases", .array(try await t.dynamic.leases(prefix: prefix, state: state).map(leaseJSON))))
+            return PreparedVerb(paths: [path]) { t, caller in
+                let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
+                // Each lease is shown only to whom may list its own producer; deny wins.
+                let visible = try await t.dynamic.leases(prefix: prefix, state: state).filter { l in
+                    guard let producer = try? ItemPath(l.producer) else { return false }
+                    return authorizer.check(.list, on: producer).isAllowed
+                }
+                return .obj(("leases", .array(visible.map(leaseJSON))))
             }
         },
         NativeVerb("lease-revoke", action: "revoke_lease", access: .capability([.delete], .item)) { f in
             let id = try f.requiredString("lease-id")
             let force = try f.bool("force") ?? false
             let producerPath = try ItemPath("/" + id.split(separator: "/").dropLast().joined(separator: "/"))
-            return PreparedVerb(paths: [producerPath], parameters: ["lease_id": id, "force": String(force)]) { t, _ in
+            // Forcing a lease out leaves its credential on the target: an operator action.
+            return PreparedVerb(paths: [producerPath], extraChecks: force ? [AccessCheck(.update, .system, SystemPath.revokeForce)] : [],
+                                parameters: ["lease_id": id, "force": String(force)]) { t, _ in
+                guard try await t.dynamic.lease(id).producer == producerPath.value else { throw TesseraError.badRequest("invalid lease") }
                 try await t.dynamic.revoke(id, force: force)
                 return .obj(("lease_id", .string(id)))
             }

@@ -10,7 +10,8 @@ extension NativeVerbs {
             let name = try Role.validateName(try f.requiredString("name"))
             let description = try f.string("description") ?? f.string("comment") ?? ""
             let auditAccess = try AuditAccess(wire: try f.string("audit-access"))
-            return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in
+            return PreparedVerb(paths: [try ItemPath(name)]) { t, caller in
+                try requireMayGrant(caller, Role(name: name, auditAccess: auditAccess))
                 let role = try await t.access.createRole(name: name, description: description, auditAccess: auditAccess)
                 return .obj(("name", .string(role.name)))
             }
@@ -49,7 +50,8 @@ extension NativeVerbs {
             let type = try RuleType(wire: try f.string("rule-type"))
             return PreparedVerb(paths: [try ItemPath(name)],
                                 parameters: ["rule_path": pattern.description, "capability": capabilities.map(\.rawValue).sorted().joined(separator: ","),
-                                             "rule_type": type.rawValue]) { t, _ in
+                                             "rule_type": type.rawValue]) { t, caller in
+                try requireMayGrant(caller, Role(name: name, rules: [Rule(pattern: pattern, capabilities: capabilities, type: type)]))
                 _ = try await t.access.setRule(roleName: name, pattern: pattern, capabilities: capabilities, type: type)
                 return .obj()
             }
@@ -68,13 +70,27 @@ extension NativeVerbs {
             let amName = try AccessEngine.authMethodName(try f.requiredString("am-name"))
             let subClaims = try f.stringListMap("sub-claims") ?? [:]
             _ = try f.bool("case-sensitive")
-            return PreparedVerb(paths: [try ItemPath(roleName)], extraChecks: [AccessCheck(.read, .authMethod, try ItemPath(amName))],
-                                auditPath: roleName, parameters: ["auth_method": amName]) { t, _ in
+            // Associating gives the auth method the role's rights: only a manager of that method may
+            // do it, and only with a role whose rights the manager holds.
+            return PreparedVerb(paths: [try ItemPath(roleName)], extraChecks: [AccessCheck(.update, .authMethod, try ItemPath(amName))],
+                                auditPath: roleName, parameters: ["auth_method": amName]) { t, caller in
+                try requireMayGrant(caller, try await t.access.role(named: roleName))
                 let a = try await t.access.associate(roleName: roleName, authMethodName: amName, subClaims: subClaims)
                 return .obj(("assoc_id", .string(a.id)))
             }
         },
     ]
+
+    /// Delegated administration cannot grant more than the granter holds.
+    static func requireMayGrant(_ caller: CallerContext, _ role: Role) throws {
+        guard let authorizer = caller.principal?.authorizer, authorizer.mayGrant(role) else {
+            if let rule = role.rules.first(where: { !(caller.principal?.authorizer.mayGrant($0) ?? false) }) {
+                throw TesseraError.forbidden(path: rule.pattern.description,
+                                             capability: rule.capabilities.subtracting([.deny]).map(\.rawValue).sorted().joined(separator: ","))
+            }
+            throw TesseraError.forbidden(path: "/audit", capability: "audit-access " + role.auditAccess.rawValue)
+        }
+    }
 
     static func parseCapabilities(_ raw: [String]) throws -> Set<Capability> {
         var out = Set<Capability>()

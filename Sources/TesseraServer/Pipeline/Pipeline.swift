@@ -88,7 +88,10 @@ extension CallerContext {
     /// made inside the operation; without a principal it fails closed.
     public func require(_ capability: Capability, on path: ItemPath, type: RuleType) throws {
         guard let principal else { throw TesseraError.forbidden(path: path.value, capability: capability.rawValue) }
-        try principal.authorizer.require(capability, on: path, type: type)
+        let (decision, why) = principal.authorizer.evidence(capability, on: path, type: type)
+        let before = notes.values[AuditNotes.policyKey]
+        notes.set(AuditNotes.policyKey, before.map { $0 + " | " + why } ?? why)
+        guard decision.isAllowed else { throw TesseraError.forbidden(path: path.value, capability: capability.rawValue) }
     }
 }
 
@@ -101,6 +104,8 @@ public final class AuditNotes: Sendable {
     /// answer through (e.g. a 404 from a governed Vault).
     public func setStatus(_ status: Int) { set(AuditNotes.statusKey, String(status)) }
     static let statusKey = "status"
+    /// The rules that decided the request (or the deny rule, or that none grants it).
+    public static let policyKey = "policy_results"
     var values: [String: String] { state.withLock { $0 } }
 }
 
@@ -123,7 +128,7 @@ extension Tessera {
             if call.needsIdentity {
                 let p = try await authenticate(call.credentials, event: &event)
                 principal = p
-                try authorize(call, p.authorizer)
+                try authorize(call, p.authorizer, notes: notes)
             }
             outcome = .success(try await operation(CallerContext(principal: principal, request: ctx, notes: notes)))
         } catch {
@@ -184,11 +189,26 @@ extension Tessera {
         }
     }
 
-    func authorize(_ call: PipelineCall, _ authorizer: Authorizer) throws {
-        for check in call.checks where !check.capabilities.contains(where: { authorizer.check($0, on: check.path, type: check.type).isAllowed }) {
-            throw TesseraError.forbidden(path: check.path.value, capability: check.capabilities.first?.rawValue ?? "read")
+    /// Decides every declared check and records the evidence (the rules that decided it) in the
+    /// request's audit event.
+    func authorize(_ call: PipelineCall, _ authorizer: Authorizer, notes: AuditNotes) throws {
+        var evidence: [String] = []
+        defer { if !evidence.isEmpty { notes.set(AuditNotes.policyKey, evidence.joined(separator: " | ")) } }
+        for check in call.checks {
+            var allowed = false
+            var reasons: [String] = []
+            for capability in check.capabilities {
+                let (decision, why) = authorizer.evidence(capability, on: check.path, type: check.type)
+                reasons.append(why)
+                if decision.isAllowed { allowed = true; reasons = [why]; break }
+            }
+            evidence += reasons
+            if !allowed {
+                throw TesseraError.forbidden(path: check.path.value, capability: check.capabilities.first?.rawValue ?? "read")
+            }
         }
         if let listing = call.listing, !authorizer.mayList(folder: listing.folder, type: listing.type) {
+            evidence.append("no rule grants list within \(listing.type.rawValue) \(listing.folder.value), or a deny covers it")
             throw TesseraError.forbidden(path: listing.folder.value, capability: Capability.list.rawValue)
         }
         if call.needsAuditAccess && authorizer.auditAccess == .none {

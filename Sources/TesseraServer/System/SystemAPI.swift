@@ -13,11 +13,27 @@ public struct SystemAPI: Sendable {
 
     /// Only `/health` is routed here; the `/v1/sys/*` endpoints are reached through the Vault front-end.
     func register(on router: Router<TesseraRequestContext>) {
-        router.get("/metrics") { _, _ in await metrics() }
+        router.get("/metrics") { request, context in await authorizedMetrics(request, clientAddress: context.clientAddress) }
         router.get("/health") { _, _ in
             Responses.json(.obj(("status", .string(tessera.seal.isSealed ? "sealed" : "ok"))),
                            status: tessera.seal.isSealed ? .serviceUnavailable : .ok)
         }
+    }
+
+    /// `/metrics` and `/v1/sys/metrics`: a token with `sys-rule` read on `/sys/metrics`, unless the
+    /// config sets `unauthenticated_metrics_access` (Vault's option of the same name).
+    func authorizedMetrics(_ request: Request, clientAddress: String) async -> Response {
+        if !tessera.options.unauthenticatedMetricsAccess {
+            do {
+                let call = PipelineCall(context: RequestContext(interface: .system, clientAddress: clientAddress, startedAt: tessera.now()),
+                                        action: "read_metrics", auditPath: SystemPath.metrics.value, credentials: SystemAPI.credentials(request),
+                                        checks: [AccessCheck(.read, .system, SystemPath.metrics)])
+                try await tessera.run(call) { _ in () }
+            } catch {
+                return Self.vaultError(Tessera.classify(error, logger: tessera.logger))
+            }
+        }
+        return await metrics()
     }
 
     /// Prometheus text: seal state and leases by state (indexed counts, nothing held in memory).

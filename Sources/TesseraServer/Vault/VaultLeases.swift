@@ -76,7 +76,7 @@ struct VaultLeases: Sendable {
         let lease = try await tessera.run(vr.pipelineCall(action: "lookup_lease", auditPath: path.value, checks: [AccessCheck(.read, .item, path)])) { caller in
             caller.notes.set("lease_id", native)
             let l = try await tessera.dynamic.lease(native)
-            guard l.state == .active else { throw TesseraError.badRequest("invalid lease") }
+            guard l.state == .active, l.producer == path.value else { throw TesseraError.badRequest("invalid lease") }
             return l
         }
         let ttl = InputNumber.int64(max(0, lease.expiresAt.timeIntervalSince(tessera.now())))
@@ -93,6 +93,7 @@ struct VaultLeases: Sendable {
         let increment = try fields.seconds("increment")
         let result = try await tessera.run(vr.pipelineCall(action: "renew_lease", auditPath: path.value, checks: [AccessCheck(.update, .item, path)])) { caller in
             caller.notes.set("lease_id", native)
+            guard try await tessera.dynamic.lease(native).producer == path.value else { throw TesseraError.badRequest("lease not found") }
             return try await tessera.dynamic.renew(native, increment: increment)
         }
         let ttl = InputNumber.int64(max(0, result.lease.expiresAt.timeIntervalSince(tessera.now())).rounded())
@@ -107,6 +108,7 @@ struct VaultLeases: Sendable {
         let sync = try vr.fields().bool("sync") ?? !urlForm
         try await tessera.run(vr.pipelineCall(action: "revoke_lease", auditPath: path.value, checks: [AccessCheck(.delete, .item, path)])) { caller in
             caller.notes.set("lease_id", native)
+            guard try await tessera.dynamic.lease(native).producer == path.value else { throw TesseraError.badRequest("invalid lease") }
             try await tessera.dynamic.revoke(native)
         }
         return sync ? VaultResponses.noContent() : Response(status: .accepted, headers: [.contentType: "application/json", .contentLength: "0", .cacheControl: "no-store"])
@@ -117,9 +119,16 @@ struct VaultLeases: Sendable {
         let path = try ItemPath(folder: "/" + native)
         // The CLI sends {"sync":false} (202); hvac sends {"prefix":…} and expects 204.
         let sync = try fields.bool("sync") ?? (fields.has("prefix") || !urlForm)
-        try await tessera.run(vr.pipelineCall(action: "revoke_lease_prefix", auditPath: path.value, checks: [AccessCheck(.delete, .item, path)])) { caller in
+        // A system operation (Vault's sudo path), and every lease it would revoke is checked on its
+        // own producer: a deny on one producer stops the whole revocation, so nothing changes.
+        let checks = [AccessCheck(.update, .system, SystemPath.revokePrefix(native)), AccessCheck(.delete, .item, path)]
+        try await tessera.run(vr.pipelineCall(action: "revoke_lease_prefix", auditPath: path.value, checks: checks)) { caller in
             caller.notes.set("prefix", native)
-            _ = try await tessera.dynamic.revokePrefix(native)
+            let leases = try await tessera.dynamic.revocable(prefix: native)
+            for producer in Set(leases.map(\.producer)) {
+                try caller.require(.delete, on: try ItemPath(producer), type: .item)
+            }
+            _ = try await tessera.dynamic.revoke(leases: leases)
         }
         return sync ? VaultResponses.noContent() : Response(status: .accepted, headers: [.contentType: "application/json", .contentLength: "0", .cacheControl: "no-store"])
     }
@@ -128,9 +137,12 @@ struct VaultLeases: Sendable {
         var native = nativePrefix(prefix)
         if !native.isEmpty, !native.hasSuffix("/") { native += "/" }
         let folder = try ItemPath(folder: "/" + native)
-        let keys = try await tessera.run(vr.pipelineCall(action: "list_leases", auditPath: folder.value, listing: folder)) { _ in
+        let keys = try await tessera.run(vr.pipelineCall(action: "list_leases", auditPath: folder.value, listing: folder)) { caller in
             var keys = Set<String>()
+            let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
             for l in try await tessera.dynamic.leases(prefix: native, state: .active) {
+                // Each lease is shown only to whom may list its own producer; deny wins.
+                guard let producer = try? ItemPath(l.producer), authorizer.check(.list, on: producer).isAllowed else { continue }
                 let rest = vaultId(l.id).dropFirst(vaultId(native).count)
                 if let slash = rest.firstIndex(of: "/") { keys.insert(String(rest[..<slash]) + "/") } else { keys.insert(String(rest)) }
             }

@@ -94,8 +94,8 @@ struct VaultProxy: Sendable {
         let payload: [UInt8]? = body ? Array(vr.body.readableBytesView) : nil
         let response = try await tessera.run(call) { caller -> UpstreamResponse in
             var r = try await send(caller, method: method, upstreamPath: upstreamPath, sub: sub, query: query, body: payload, contentType: vr.contentType)
-            if let filterFolder, r.status == 200, let authorizer = caller.principal?.authorizer {
-                r = try Self.filterKeys(r, folder: filterFolder, authorizer: authorizer)
+            if let filterFolder, r.status == 200 {
+                r = try Self.filterKeys(r, folder: filterFolder, authorizer: caller.principal?.authorizer ?? Authorizer(rules: []))
             }
             return r
         }
@@ -120,11 +120,14 @@ struct VaultProxy: Sendable {
         }
     }
 
-    /// Keeps only the keys the caller may list; no visible key is a 404, as Vault answers.
+    /// Keeps only the keys the caller may list; no visible key is a 404, as Vault answers. An
+    /// answer that cannot be filtered is never relayed (fails closed, 502).
     static func filterKeys(_ r: UpstreamResponse, folder: ItemPath, authorizer: Authorizer) throws -> UpstreamResponse {
         guard let parsed = try? JSON.parse(r.body), case .object(var pairs) = parsed,
               let dataIndex = pairs.firstIndex(where: { $0.0 == "data" }), case .object(var data) = pairs[dataIndex].1,
-              let keysIndex = data.firstIndex(where: { $0.0 == "keys" }), case .array(let keys) = data[keysIndex].1 else { return r }
+              let keysIndex = data.firstIndex(where: { $0.0 == "keys" }), case .array(let keys) = data[keysIndex].1 else {
+            throw TesseraError.badGateway("the upstream Vault's list answer could not be read, so it was not relayed")
+        }
         let visible = keys.filter { key in
             guard case .string(let k) = key else { return false }
             if k.hasSuffix("/") {

@@ -207,6 +207,29 @@ enum SQLiteSchema {
             WHERE item_id = NEW.item_id AND version <= NEW.version - (SELECT max_versions FROM items WHERE id = NEW.item_id);
         END;
         """,
+        // 7: delete protection also stops pruning: a protected item keeps every version.
+        """
+        DROP TRIGGER version_appends_insert;
+        CREATE TRIGGER version_appends_insert INSTEAD OF INSERT ON version_appends BEGIN
+            SELECT RAISE(ABORT, 'the item changed concurrently')
+            WHERE NOT EXISTS (SELECT 1 FROM items WHERE id = NEW.item_id AND last_version = NEW.expected_last_version);
+            UPDATE items SET last_version = NEW.version, updated_at = NEW.updated_at WHERE id = NEW.item_id;
+            INSERT INTO item_versions (item_id, version, ciphertext, key_term, created_by, created_at, deleted_at, destroyed)
+            VALUES (NEW.item_id, NEW.version, NEW.ciphertext, NEW.key_term, NEW.created_by, NEW.created_at, NEW.deleted_at,
+                    NEW.destroyed);
+            DELETE FROM item_versions
+            WHERE item_id = NEW.item_id AND version <= NEW.version - (SELECT max_versions FROM items WHERE id = NEW.item_id)
+              AND (SELECT delete_protection FROM items WHERE id = NEW.item_id) = 0;
+        END;
+        """,
+        // 8: the audit chain's anchor, outside the audit file.
+        """
+        CREATE TABLE audit_anchor (
+            id INTEGER PRIMARY KEY CHECK (id = 1),
+            sequence INTEGER NOT NULL,
+            hash TEXT NOT NULL
+        );
+        """,
     ]
 
     static let auditMigrations: [String] = [

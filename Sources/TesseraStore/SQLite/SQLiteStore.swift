@@ -202,13 +202,15 @@ public final class SQLiteStore: Store {
         defer { cache.invalidate(itemId: item.id) }
         try await db.transaction { tx in
             let n = try await tx.execute("""
-                UPDATE items SET max_versions = ?, cas_required = ?, delete_version_after = ?, custom_metadata = ?, description = ?, updated_at = ?
+                UPDATE items SET max_versions = ?, cas_required = ?, delete_version_after = ?, custom_metadata = ?, description = ?,
+                                 delete_protection = ?, updated_at = ?
                 WHERE id = ?
                 """, [.int(item.maxVersions), .bool(item.casRequired), .text(item.deleteVersionAfter), try .json(item.customMetadata),
-                      .text(item.description), .date(item.updatedAt), .int64(item.id)])
+                      .text(item.description), .bool(item.deleteProtection), .date(item.updatedAt), .int64(item.id)])
             guard n == 1 else { throw TesseraError.notFound("item \(item.path) not found") }
-            try await tx.execute("DELETE FROM item_versions WHERE item_id = ? AND version <= ? - ?",
-                                 [.int64(item.id), .int(item.lastVersion), .int(item.maxVersions)])
+            // Delete protection keeps every version (see `Store`).
+            try await tx.execute("DELETE FROM item_versions WHERE item_id = ? AND version <= ? - ? AND ? = 0",
+                                 [.int64(item.id), .int(item.lastVersion), .int(item.maxVersions), .bool(item.deleteProtection)])
         }
     }
 
@@ -589,6 +591,21 @@ public final class SQLiteStore: Store {
                 SELECT * FROM leases WHERE state = 'revoking' AND next_attempt_at <= ?
             ) ORDER BY expires_at LIMIT ?
             """, [.date(now), .date(now), .int(limit)]).map(Self.lease)
+    }
+
+    // MARK: Audit anchor
+
+    public func auditAnchor() async throws -> AuditAnchor? {
+        guard let row = try await db.read("SELECT sequence, hash FROM audit_anchor WHERE id = 1").first else { return nil }
+        let c = Columns(row: row)
+        return AuditAnchor(sequence: try c.int64("sequence"), hash: try c.string("hash"))
+    }
+
+    public func setAuditAnchor(_ anchor: AuditAnchor) async throws {
+        _ = try await db.write("""
+            INSERT INTO audit_anchor (id, sequence, hash) VALUES (1, ?, ?)
+            ON CONFLICT (id) DO UPDATE SET sequence = excluded.sequence, hash = excluded.hash WHERE excluded.sequence > audit_anchor.sequence
+            """, [.int64(anchor.sequence), .text(anchor.hash)])
     }
 
     public func countLeases(state: Lease.State) async throws -> Int {
