@@ -222,6 +222,14 @@ public struct AccessEngine: Sendable {
                          boundCIDRs: method.boundCIDRs, accessExpires: method.accessExpires)
     }
 
+    /// The authorizer of an auth method, for `explain` (no credential is checked or issued).
+    public func authorizer(accessId: String) async throws -> Authorizer {
+        guard Self.isValidAccessId(accessId), let method = try await store.authMethod(accessId: accessId) else {
+            throw TesseraError.notFound("auth method with access id \(accessId.prefix(80)) not found")
+        }
+        return try await principal(method: method).authorizer
+    }
+
     /// Extends a token by its auth method's TTL from now, but never beyond `maxTokenLifetime` after
     /// it was issued, nor beyond the method's `access-expires`.
     public func renew(token: String, clientAddress: String) async throws -> TokenRecord {

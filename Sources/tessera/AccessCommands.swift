@@ -3,12 +3,13 @@ import ArgumentParser
 import Foundation
 
 struct CreateAuthMethodCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "create-auth-method", abstract: "Create an API-key auth method; prints its access key once.")
+    static let configuration = CommandConfiguration(commandName: "create-auth-method",
+                                                    abstract: CLIHelp.verb("create-auth-method", "Create an API-key auth method; prints its access key once."))
     @OptionGroup var api: APIOptions
-    @Option var name: String
-    @Option(name: .customLong("jwt-ttl"), help: "Token lifetime in minutes.") var jwtTTL: Int?
-    @Option(name: .customLong("bound-ips"), help: "Allowed client CIDRs (repeatable).") var boundIPs: [String] = []
-    @Option(name: .customLong("access-expires"), help: "Unix time when access ends (0 = never).") var accessExpires: Int?
+    @Option(help: .field("create-auth-method", "name")) var name: String
+    @Option(name: .customLong("jwt-ttl"), help: .field("create-auth-method", "jwt-ttl")) var jwtTTL: Int?
+    @Option(name: .customLong("bound-ips"), help: .field("create-auth-method", "bound-ips", note: "Repeatable.")) var boundIPs: [String] = []
+    @Option(name: .customLong("access-expires"), help: .field("create-auth-method", "access-expires")) var accessExpires: Int?
 
     func run() async throws {
         try await runCLI {
@@ -25,7 +26,8 @@ struct CreateAuthMethodCommand: AsyncParsableCommand {
 }
 
 struct ListAuthMethodsCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list-auth-methods", abstract: "List auth methods.")
+    static let configuration = CommandConfiguration(commandName: "list-auth-methods",
+                                                    abstract: CLIHelp.verb("list-auth-methods", "List auth methods."))
     @OptionGroup var api: APIOptions
     func run() async throws {
         try await runCLI { APIClient.print(try await APIClient.call("list-auth-methods", [:], options: api), options: api) }
@@ -33,18 +35,20 @@ struct ListAuthMethodsCommand: AsyncParsableCommand {
 }
 
 struct GetAuthMethodCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "get-auth-method", abstract: "Show an auth method.")
+    static let configuration = CommandConfiguration(commandName: "get-auth-method",
+                                                    abstract: CLIHelp.verb("get-auth-method", "Show an auth method."))
     @OptionGroup var api: APIOptions
-    @Option var name: String
+    @Option(help: .field("get-auth-method", "name")) var name: String
     func run() async throws {
         try await runCLI { APIClient.print(try await APIClient.call("get-auth-method", ["name": name], options: api), options: api) }
     }
 }
 
 struct DeleteAuthMethodCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "delete-auth-method", abstract: "Delete an auth method and its tokens.")
+    static let configuration = CommandConfiguration(commandName: "delete-auth-method",
+                                                    abstract: CLIHelp.verb("delete-auth-method", "Delete an auth method and its tokens."))
     @OptionGroup var api: APIOptions
-    @Option var name: String
+    @Option(help: .field("delete-auth-method", "name")) var name: String
     func run() async throws {
         try await runCLI {
             let a = try await APIClient.call("delete-auth-method", ["name": name], options: api)
@@ -54,11 +58,12 @@ struct DeleteAuthMethodCommand: AsyncParsableCommand {
 }
 
 struct CreateRoleCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "create-role", abstract: "Create an access role.")
+    static let configuration = CommandConfiguration(commandName: "create-role",
+                                                    abstract: CLIHelp.verb("create-role", "Create an access role."))
     @OptionGroup var api: APIOptions
-    @Option var name: String
-    @Option var description: String?
-    @Option(name: .customLong("audit-access"), help: "none, own or all.") var auditAccess: String?
+    @Option(help: .field("create-role", "name")) var name: String
+    @Option(help: .field("create-role", "description")) var description: String?
+    @Option(name: .customLong("audit-access"), help: .field("create-role", "audit-access")) var auditAccess: String?
     func run() async throws {
         try await runCLI {
             let a = try await APIClient.call("create-role", ["name": name, "description": description, "audit-access": auditAccess], options: api)
@@ -68,16 +73,18 @@ struct CreateRoleCommand: AsyncParsableCommand {
 }
 
 struct GetRoleCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "get-role", abstract: "Show a role, its rules and associations.")
+    static let configuration = CommandConfiguration(commandName: "get-role",
+                                                    abstract: CLIHelp.verb("get-role", "Show a role, its rules and associations."))
     @OptionGroup var api: APIOptions
-    @Option var name: String
+    @Option(help: .field("get-role", "name")) var name: String
     func run() async throws {
         try await runCLI { APIClient.print(try await APIClient.call("get-role", ["name": name], options: api), options: api) }
     }
 }
 
 struct ListRolesCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "list-roles", abstract: "List roles.")
+    static let configuration = CommandConfiguration(commandName: "list-roles",
+                                                    abstract: CLIHelp.verb("list-roles", "List roles."))
     @OptionGroup var api: APIOptions
     func run() async throws {
         try await runCLI { APIClient.print(try await APIClient.call("list-roles", [:], options: api), options: api) }
@@ -85,9 +92,10 @@ struct ListRolesCommand: AsyncParsableCommand {
 }
 
 struct DeleteRoleCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "delete-role", abstract: "Delete a role.")
+    static let configuration = CommandConfiguration(commandName: "delete-role",
+                                                    abstract: CLIHelp.verb("delete-role", "Delete a role."))
     @OptionGroup var api: APIOptions
-    @Option var name: String
+    @Option(help: .field("delete-role", "name")) var name: String
     func run() async throws {
         try await runCLI {
             let a = try await APIClient.call("delete-role", ["name": name], options: api)
@@ -97,12 +105,13 @@ struct DeleteRoleCommand: AsyncParsableCommand {
 }
 
 struct SetRoleRuleCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "set-role-rule", abstract: "Set a rule's capabilities on a path pattern.")
+    static let configuration = CommandConfiguration(commandName: "set-role-rule",
+                                                    abstract: CLIHelp.verb("set-role-rule", "Set a rule's capabilities on a path pattern."))
     @OptionGroup var api: APIOptions
-    @Option(name: .customLong("role-name")) var roleName: String
-    @Option var path: String
-    @Option(help: "read, create, update, delete, list or deny (repeatable).") var capability: [String]
-    @Option(name: .customLong("rule-type"), help: "item-rule (default), role-rule, auth-method-rule or target-rule.") var ruleType: String?
+    @Option(name: .customLong("role-name"), help: .field("set-role-rule", "role-name")) var roleName: String
+    @Option(help: .field("set-role-rule", "path")) var path: String
+    @Option(help: .field("set-role-rule", "capability", note: "Repeatable.")) var capability: [String]
+    @Option(name: .customLong("rule-type"), help: .field("set-role-rule", "rule-type")) var ruleType: String?
     func run() async throws {
         try await runCLI {
             let a = try await APIClient.call("set-role-rule", ["role-name": roleName, "path": path, "capability": capability,
@@ -113,11 +122,12 @@ struct SetRoleRuleCommand: AsyncParsableCommand {
 }
 
 struct DeleteRoleRuleCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "delete-role-rule", abstract: "Remove a rule from a role.")
+    static let configuration = CommandConfiguration(commandName: "delete-role-rule",
+                                                    abstract: CLIHelp.verb("delete-role-rule", "Remove a rule from a role."))
     @OptionGroup var api: APIOptions
-    @Option(name: .customLong("role-name")) var roleName: String
-    @Option var path: String
-    @Option(name: .customLong("rule-type")) var ruleType: String?
+    @Option(name: .customLong("role-name"), help: .field("delete-role-rule", "role-name")) var roleName: String
+    @Option(help: .field("delete-role-rule", "path")) var path: String
+    @Option(name: .customLong("rule-type"), help: .field("delete-role-rule", "rule-type")) var ruleType: String?
     func run() async throws {
         try await runCLI {
             let a = try await APIClient.call("delete-role-rule", ["role-name": roleName, "path": path, "rule-type": ruleType], options: api)
@@ -127,11 +137,13 @@ struct DeleteRoleRuleCommand: AsyncParsableCommand {
 }
 
 struct AssocRoleAMCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "assoc-role-am", abstract: "Associate a role with an auth method.")
+    static let configuration = CommandConfiguration(commandName: "assoc-role-am",
+                                                    abstract: CLIHelp.verb("assoc-role-am", "Associate a role with an auth method."))
     @OptionGroup var api: APIOptions
-    @Option(name: .customLong("role-name")) var roleName: String
-    @Option(name: .customLong("am-name")) var amName: String
-    @Option(name: .customLong("sub-claims"), help: "key=value1,value2 (repeatable).") var subClaims: [String] = []
+    @Option(name: .customLong("role-name"), help: .field("assoc-role-am", "role-name")) var roleName: String
+    @Option(name: .customLong("am-name"), help: .field("assoc-role-am", "am-name")) var amName: String
+    @Option(name: .customLong("sub-claims"), help: .field("assoc-role-am", "sub-claims", note: "As key=value1,value2; repeatable."))
+    var subClaims: [String] = []
     func run() async throws {
         try await runCLI {
             var claims: [String: String] = [:]

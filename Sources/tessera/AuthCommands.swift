@@ -3,15 +3,18 @@ import ArgumentParser
 import Foundation
 
 struct AuthCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "auth", abstract: "Log in with an API key and save the token to a profile.")
+    static let configuration = CommandConfiguration(
+        commandName: "auth", abstract: CLIHelp.verb("auth", "Log in with an API key and save the token to a profile."),
+        discussion: "The token is saved to the profile (--profile); the access key is never saved.")
     @OptionGroup var api: APIOptions
-    @Option(name: .customLong("access-id")) var accessId: String
-    @Option(name: .customLong("access-key"), help: "The access key (read from $TESSERA_ACCESS_KEY or stdin when omitted).")
+    @Option(name: .customLong("access-id"), help: .field("auth", "access-id")) var accessId: String
+    @Option(name: .customLong("access-key"), help: .field("auth", "access-key", note: "When omitted: $TESSERA_ACCESS_KEY or standard input."))
     var accessKey: String?
 
     func run() async throws {
         try await runCLI {
-            let key = accessKey ?? ProcessInfo.processInfo.environment["TESSERA_ACCESS_KEY"] ?? readLine(strippingNewline: true) ?? ""
+            let key = try SecretInput.resolve(accessKey, flag: "--access-key")
+                ?? ProcessInfo.processInfo.environment["TESSERA_ACCESS_KEY"] ?? readLine(strippingNewline: true) ?? ""
             let answer = try await APIClient.call("auth", ["access-id": accessId, "access-key": key, "access-type": "access_key"],
                                                   options: api, withToken: false)
             guard let o = answer as? [String: Any], let token = o["token"] as? String else {
@@ -26,7 +29,8 @@ struct AuthCommand: AsyncParsableCommand {
 }
 
 struct ValidateTokenCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "validate-token", abstract: "Check whether the token is valid.")
+    static let configuration = CommandConfiguration(commandName: "validate-token",
+                                                    abstract: CLIHelp.verb("validate-token", "Check whether the token is valid."))
     @OptionGroup var api: APIOptions
 
     func run() async throws {
@@ -39,7 +43,8 @@ struct ValidateTokenCommand: AsyncParsableCommand {
 }
 
 struct RevokeTokenCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "revoke-token", abstract: "Revoke the token (log out).")
+    static let configuration = CommandConfiguration(commandName: "revoke-token",
+                                                    abstract: CLIHelp.verb("revoke-creds", "Revoke the token (log out)."))
     @OptionGroup var api: APIOptions
 
     func run() async throws {

@@ -12,16 +12,19 @@ struct TargetCommand: AsyncParsableCommand {
     }
 
     struct HashiVault: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "hashi-vault", abstract: "A HashiCorp Vault / OpenBao target; the connection is checked.")
+        static let configuration = CommandConfiguration(
+            commandName: "hashi-vault",
+            abstract: CLIHelp.verb("target-create-hashi-vault", "A HashiCorp Vault / OpenBao target; the connection is checked."))
         @OptionGroup var api: APIOptions
-        @Option var name: String
-        @Option(name: .customLong("hashi-url")) var hashiURL: String
-        @Option(name: .customLong("vault-token"), help: "Stored encrypted, never shown again.") var vaultToken: String
-        @Option var namespace: [String] = []
-        @Option(name: .customLong("kv-mount"), help: "The upstream KV v2 mount (default secret/).") var kvMount: String?
+        @Option(help: .field("target-create-hashi-vault", "name")) var name: String
+        @Option(name: .customLong("hashi-url"), help: .field("target-create-hashi-vault", "hashi-url")) var hashiURL: String
+        @Option(name: .customLong("vault-token"), help: .field("target-create-hashi-vault", "vault-token")) var vaultToken: String
+        @Option(help: .field("target-create-hashi-vault", "namespace")) var namespace: [String] = []
+        @Option(name: .customLong("kv-mount"), help: .field("target-create-hashi-vault", "kv-mount")) var kvMount: String?
 
         func run() async throws {
             try await runCLI {
+                let vaultToken = try SecretInput.resolve(vaultToken, flag: "--vault-token")
                 let a = try await APIClient.call("target-create-hashi-vault", ["name": name, "hashi-url": hashiURL, "vault-token": vaultToken,
                                                                                "namespace": namespace.first, "kv-mount": kvMount], options: api)
                 if api.json { APIClient.print(a, options: api) } else { print("Created target \(name)") }
@@ -30,16 +33,16 @@ struct TargetCommand: AsyncParsableCommand {
     }
 
     struct Get: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Show a target (never its credentials).")
+        static let configuration = CommandConfiguration(abstract: CLIHelp.verb("target-get", "Show a target (never its credentials)."))
         @OptionGroup var api: APIOptions
-        @Option var name: String
+        @Option(help: .field("target-get", "name")) var name: String
         func run() async throws {
             try await runCLI { APIClient.print(try await APIClient.call("target-get", ["name": name], options: api), options: api) }
         }
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List targets.")
+        static let configuration = CommandConfiguration(abstract: CLIHelp.verb("target-list", "List targets."))
         @OptionGroup var api: APIOptions
         func run() async throws {
             try await runCLI { APIClient.print(try await APIClient.call("target-list", [:], options: api), options: api) }
@@ -47,9 +50,9 @@ struct TargetCommand: AsyncParsableCommand {
     }
 
     struct Delete: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a target (refused while a connector uses it).")
+        static let configuration = CommandConfiguration(abstract: CLIHelp.verb("target-delete", "Delete a target (refused while a connector uses it)."))
         @OptionGroup var api: APIOptions
-        @Option var name: String
+        @Option(help: .field("target-delete", "name")) var name: String
         func run() async throws {
             try await runCLI {
                 let a = try await APIClient.call("target-delete", ["name": name], options: api)
@@ -60,12 +63,13 @@ struct TargetCommand: AsyncParsableCommand {
 }
 
 struct CreateUSCCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "create-usc", abstract: "Create a Universal Secret Connector over a target.")
+    static let configuration = CommandConfiguration(commandName: "create-usc",
+                                                    abstract: CLIHelp.verb("create-usc", "Create a Universal Secret Connector over a target."))
     @OptionGroup var api: APIOptions
-    @Option var name: String
-    @Option(name: .customLong("target-to-associate")) var target: String
-    @Option(name: .customLong("usc-prefix")) var prefix: String?
-    @Option var description: String?
+    @Option(help: .field("create-usc", "name")) var name: String
+    @Option(name: .customLong("target-to-associate"), help: .field("create-usc", "target-to-associate")) var target: String
+    @Option(name: .customLong("usc-prefix"), help: .field("create-usc", "usc-prefix")) var prefix: String?
+    @Option(help: .field("create-usc", "description")) var description: String?
 
     func run() async throws {
         try await runCLI {
@@ -81,9 +85,9 @@ struct USCCommand: AsyncParsableCommand {
                                                     subcommands: [List.self, Get.self, Create.self, Update.self, Delete.self])
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List the connector's secrets.")
+        static let configuration = CommandConfiguration(abstract: CLIHelp.verb("usc-list", "List the connector's secrets."))
         @OptionGroup var api: APIOptions
-        @Option(name: .customLong("usc-name")) var uscName: String
+        @Option(name: .customLong("usc-name"), help: .field("usc-list", "usc-name")) var uscName: String
         func run() async throws {
             try await runCLI {
                 let a = try await APIClient.call("usc-list", ["usc-name": uscName], options: api)
@@ -94,11 +98,12 @@ struct USCCommand: AsyncParsableCommand {
     }
 
     struct Get: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Read a secret; prints its data as JSON.")
+        static let configuration = CommandConfiguration(abstract: CLIHelp.verb("usc-get", "Read a secret; prints its data as JSON."),
+                                                        discussion: "Without --json, the data is printed decoded.")
         @OptionGroup var api: APIOptions
-        @Option(name: .customLong("usc-name")) var uscName: String
-        @Option(name: .customLong("secret-id")) var secretId: String
-        @Option(name: .customLong("version-id")) var versionId: Int?
+        @Option(name: .customLong("usc-name"), help: .field("usc-get", "usc-name")) var uscName: String
+        @Option(name: .customLong("secret-id"), help: .field("usc-get", "secret-id")) var secretId: String
+        @Option(name: .customLong("version-id"), help: .field("usc-get", "version-id")) var versionId: Int?
         func run() async throws {
             try await runCLI {
                 let a = try await APIClient.call("usc-get", ["usc-name": uscName, "secret-id": secretId, "version-id": versionId], options: api)
@@ -110,13 +115,15 @@ struct USCCommand: AsyncParsableCommand {
     }
 
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Create a secret (a JSON object is stored as its keys, other text as {\"value\": …}).")
+        static let configuration = CommandConfiguration(
+            abstract: CLIHelp.verb("usc-create", "Create a secret (a JSON object is stored as its keys, other text as {\"value\": …})."))
         @OptionGroup var api: APIOptions
-        @Option(name: .customLong("usc-name")) var uscName: String
-        @Option(name: .customLong("secret-name")) var secretName: String
-        @Option var value: String
+        @Option(name: .customLong("usc-name"), help: .field("usc-create", "usc-name")) var uscName: String
+        @Option(name: .customLong("secret-name"), help: .field("usc-create", "secret-name")) var secretName: String
+        @Option(help: .field("usc-create", "value")) var value: String
         func run() async throws {
             try await runCLI {
+                let value = try SecretInput.resolve(value, flag: "--value")
                 let a = try await APIClient.call("usc-create", ["usc-name": uscName, "secret-name": secretName, "value": value], options: api)
                 if api.json { APIClient.print(a, options: api) } else { print("Created \(secretName) in \(uscName)") }
             }
@@ -124,13 +131,14 @@ struct USCCommand: AsyncParsableCommand {
     }
 
     struct Update: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Write a new version of an existing secret.")
+        static let configuration = CommandConfiguration(abstract: CLIHelp.verb("usc-update", "Write a new version of an existing secret."))
         @OptionGroup var api: APIOptions
-        @Option(name: .customLong("usc-name")) var uscName: String
-        @Option(name: .customLong("secret-id")) var secretId: String
-        @Option var value: String
+        @Option(name: .customLong("usc-name"), help: .field("usc-update", "usc-name")) var uscName: String
+        @Option(name: .customLong("secret-id"), help: .field("usc-update", "secret-id")) var secretId: String
+        @Option(help: .field("usc-update", "value")) var value: String
         func run() async throws {
             try await runCLI {
+                let value = try SecretInput.resolve(value, flag: "--value")
                 let a = try await APIClient.call("usc-update", ["usc-name": uscName, "secret-id": secretId, "value": value], options: api)
                 if api.json { APIClient.print(a, options: api) } else { print("Updated \(secretId) in \(uscName)") }
             }
@@ -138,11 +146,12 @@ struct USCCommand: AsyncParsableCommand {
     }
 
     struct Delete: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Delete a secret (its newest version; all with --force-delete).")
+        static let configuration = CommandConfiguration(
+            abstract: CLIHelp.verb("usc-delete", "Delete a secret (its newest version; all with --force-delete)."))
         @OptionGroup var api: APIOptions
-        @Option(name: .customLong("usc-name")) var uscName: String
-        @Option(name: .customLong("secret-id")) var secretId: String
-        @Flag(name: .customLong("force-delete")) var force = false
+        @Option(name: .customLong("usc-name"), help: .field("usc-delete", "usc-name")) var uscName: String
+        @Option(name: .customLong("secret-id"), help: .field("usc-delete", "secret-id")) var secretId: String
+        @Flag(name: .customLong("force-delete"), help: .field("usc-delete", "force-delete")) var force = false
         func run() async throws {
             try await runCLI {
                 let a = try await APIClient.call("usc-delete", ["usc-name": uscName, "secret-id": secretId, "force-delete": force], options: api)
@@ -153,18 +162,21 @@ struct USCCommand: AsyncParsableCommand {
 }
 
 struct TargetCreateDBCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "target-create-db", abstract: "Create a database target (PostgreSQL); the login is checked.")
+    static let configuration = CommandConfiguration(
+        commandName: "target-create-db",
+        abstract: CLIHelp.verb("target-create-db", "Create a database target (PostgreSQL); the login is checked."))
     @OptionGroup var api: APIOptions
-    @Option var name: String
-    @Option(name: .customLong("db-type")) var dbType: String = "postgres"
-    @Option var host: String = "127.0.0.1"
-    @Option var port: Int = 5432
-    @Option(name: .customLong("db-name")) var dbName: String = "postgres"
-    @Option(name: .customLong("user-name")) var userName: String
-    @Option(help: "The admin password (stored encrypted, never shown again).") var pwd: String
+    @Option(help: .field("target-create-db", "name")) var name: String
+    @Option(name: .customLong("db-type"), help: .field("target-create-db", "db-type")) var dbType: String = "postgres"
+    @Option(help: .field("target-create-db", "host")) var host: String = "127.0.0.1"
+    @Option(help: .field("target-create-db", "port")) var port: Int = 5432
+    @Option(name: .customLong("db-name"), help: .field("target-create-db", "db-name")) var dbName: String = "postgres"
+    @Option(name: .customLong("user-name"), help: .field("target-create-db", "user-name")) var userName: String
+    @Option(help: .field("target-create-db", "pwd")) var pwd: String
 
     func run() async throws {
         try await runCLI {
+            let pwd = try SecretInput.resolve(pwd, flag: "--pwd")
             let a = try await APIClient.call("target-create-db", ["name": name, "db-type": dbType, "host": host, "port": port,
                                                                   "db-name": dbName, "user-name": userName, "pwd": pwd], options: api)
             if api.json { APIClient.print(a, options: api) } else { print("Created target \(name)") }

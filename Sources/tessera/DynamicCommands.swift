@@ -4,18 +4,22 @@ import ArgumentParser
 import Foundation
 
 struct DynamicSecretCreatePostgreSQLCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "dynamic-secret-create-postgresql", abstract: "Create a PostgreSQL dynamic secret (producer).")
+    static let configuration = CommandConfiguration(
+        commandName: "dynamic-secret-create-postgresql",
+        abstract: CLIHelp.verb("dynamic-secret-create-postgresql", "Create a PostgreSQL dynamic secret (producer)."))
     @OptionGroup var api: APIOptions
-    @Option var name: String
-    @Option(name: .customLong("target-name")) var targetName: String
-    @Option(name: .customLong("creation-statements"), help: "Default: CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}};")
+    @Option(help: .field("dynamic-secret-create-postgresql", "name")) var name: String
+    @Option(name: .customLong("target-name"), help: .field("dynamic-secret-create-postgresql", "target-name")) var targetName: String
+    @Option(name: .customLong("creation-statements"),
+            help: .field("dynamic-secret-create-postgresql", "creation-statements",
+                         note: "Default: CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}};"))
     var creationStatements: String?
-    @Option(name: .customLong("revocation-statement")) var revocationStatement: String?
-    @Option(name: .customLong("user-ttl"), help: "e.g. 60m, 1h (a bare number is minutes).") var userTTL: String = "60m"
-    @Option(name: .customLong("max-ttl")) var maxTTL: String?
-    @Option(name: .customLong("password-length")) var passwordLength: Int?
-    @Option(name: .customLong("username-template"), help: "User-name prefix (letters, digits, _).") var usernameTemplate: String?
-    @Option(name: .customLong("max-leases"), help: "Most active leases at once (0 = no limit).") var maxLeases: Int?
+    @Option(name: .customLong("revocation-statement"), help: .field("dynamic-secret-create-postgresql", "revocation-statement")) var revocationStatement: String?
+    @Option(name: .customLong("user-ttl"), help: .field("dynamic-secret-create-postgresql", "user-ttl")) var userTTL: String = "60m"
+    @Option(name: .customLong("max-ttl"), help: .field("dynamic-secret-create-postgresql", "max-ttl")) var maxTTL: String?
+    @Option(name: .customLong("password-length"), help: .field("dynamic-secret-create-postgresql", "password-length")) var passwordLength: Int?
+    @Option(name: .customLong("username-template"), help: .field("dynamic-secret-create-postgresql", "username-template")) var usernameTemplate: String?
+    @Option(name: .customLong("max-leases"), help: .field("dynamic-secret-create-postgresql", "max-leases")) var maxLeases: Int?
 
     func run() async throws {
         try await runCLI {
@@ -30,29 +34,34 @@ struct DynamicSecretCreatePostgreSQLCommand: AsyncParsableCommand {
 }
 
 struct GetDynamicSecretValueCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "get-dynamic-secret-value", abstract: "Issue short-lived credentials.")
+    static let configuration = CommandConfiguration(commandName: "get-dynamic-secret-value",
+                                                    abstract: CLIHelp.verb("get-dynamic-secret-value", "Issue short-lived credentials."))
     @OptionGroup var api: APIOptions
-    @Option var name: String
+    @Option(help: .field("get-dynamic-secret-value", "name")) var name: String
     func run() async throws {
         try await runCLI { APIClient.print(try await APIClient.call("get-dynamic-secret-value", ["name": name], options: api), options: api) }
     }
 }
 
 struct DynamicSecretTmpCredsGetCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "dynamic-secret-tmp-creds-get", abstract: "List a dynamic secret's live credentials.")
+    static let configuration = CommandConfiguration(
+        commandName: "dynamic-secret-tmp-creds-get",
+        abstract: CLIHelp.verb("dynamic-secret-tmp-creds-get", "List a dynamic secret's live credentials."))
     @OptionGroup var api: APIOptions
-    @Option var name: String
+    @Option(help: .field("dynamic-secret-tmp-creds-get", "name")) var name: String
     func run() async throws {
         try await runCLI { APIClient.print(try await APIClient.call("dynamic-secret-tmp-creds-get", ["name": name], options: api), options: api) }
     }
 }
 
 struct DynamicSecretTmpCredsUpdateCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "dynamic-secret-tmp-creds-update", abstract: "Renew credentials (capped at the max TTL).")
+    static let configuration = CommandConfiguration(
+        commandName: "dynamic-secret-tmp-creds-update",
+        abstract: CLIHelp.verb("dynamic-secret-tmp-creds-update", "Renew credentials (capped at the max TTL)."))
     @OptionGroup var api: APIOptions
-    @Option var name: String
-    @Option(name: .customLong("tmp-creds-id")) var tmpCredsId: String
-    @Option(name: .customLong("new-ttl-min")) var newTTLMinutes: Int?
+    @Option(help: .field("dynamic-secret-tmp-creds-update", "name")) var name: String
+    @Option(name: .customLong("tmp-creds-id"), help: .field("dynamic-secret-tmp-creds-update", "tmp-creds-id")) var tmpCredsId: String
+    @Option(name: .customLong("new-ttl-min"), help: .field("dynamic-secret-tmp-creds-update", "new-ttl-min")) var newTTLMinutes: Int?
     func run() async throws {
         try await runCLI {
             let a = try await APIClient.call("dynamic-secret-tmp-creds-update", ["name": name, "tmp-creds-id": tmpCredsId,
@@ -66,11 +75,13 @@ struct DynamicSecretTmpCredsUpdateCommand: AsyncParsableCommand {
 }
 
 struct DynamicSecretTmpCredsDeleteCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "dynamic-secret-tmp-creds-delete", abstract: "Revoke credentials now (one, or all with --revoke-all).")
+    static let configuration = CommandConfiguration(
+        commandName: "dynamic-secret-tmp-creds-delete",
+        abstract: CLIHelp.verb("dynamic-secret-tmp-creds-delete", "Revoke credentials now (one, or all with --revoke-all)."))
     @OptionGroup var api: APIOptions
-    @Option var name: String
-    @Option(name: .customLong("tmp-creds-id")) var tmpCredsId: String?
-    @Flag(name: .customLong("revoke-all")) var revokeAll = false
+    @Option(help: .field("dynamic-secret-tmp-creds-delete", "name")) var name: String
+    @Option(name: .customLong("tmp-creds-id"), help: .field("dynamic-secret-tmp-creds-delete", "tmp-creds-id")) var tmpCredsId: String?
+    @Flag(name: .customLong("revoke-all"), help: .field("dynamic-secret-tmp-creds-delete", "revoke-all")) var revokeAll = false
     func run() async throws {
         try await runCLI {
             let a = try await APIClient.call("dynamic-secret-tmp-creds-delete", ["name": name, "tmp-creds-id": tmpCredsId,
@@ -85,10 +96,10 @@ struct LeasesCommand: AsyncParsableCommand {
                                                     subcommands: [List.self, Revoke.self], defaultSubcommand: List.self)
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "list", abstract: "List leases.")
+        static let configuration = CommandConfiguration(commandName: "list", abstract: CLIHelp.verb("lease-list", "List leases."))
         @OptionGroup var api: APIOptions
-        @Option(help: "active, revoking, revoked, irrevocable or pending.") var state: String?
-        @Option(help: "Lease id prefix, e.g. db/readonly/.") var prefix: String?
+        @Option(help: .field("lease-list", "state")) var state: String?
+        @Option(help: .field("lease-list", "prefix")) var prefix: String?
         func run() async throws {
             try await runCLI {
                 let a = try await APIClient.call("lease-list", ["state": state, "prefix": prefix], options: api)
@@ -101,10 +112,12 @@ struct LeasesCommand: AsyncParsableCommand {
     }
 
     struct Revoke: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "revoke", abstract: "Revoke a lease; --force marks it revoked even if the target cannot be reached.")
+        static let configuration = CommandConfiguration(
+            commandName: "revoke",
+            abstract: CLIHelp.verb("lease-revoke", "Revoke a lease; --force marks it revoked even if the target cannot be reached."))
         @OptionGroup var api: APIOptions
-        @Option(name: .customLong("lease-id")) var leaseId: String
-        @Flag var force = false
+        @Option(name: .customLong("lease-id"), help: .field("lease-revoke", "lease-id")) var leaseId: String
+        @Flag(help: .field("lease-revoke", "force")) var force = false
         func run() async throws {
             try await runCLI {
                 let a = try await APIClient.call("lease-revoke", ["lease-id": leaseId, "force": force], options: api)

@@ -14,7 +14,7 @@ struct TesseraCLI: AsyncParsableCommand {
             CreateAuthMethodCommand.self, ListAuthMethodsCommand.self, GetAuthMethodCommand.self, DeleteAuthMethodCommand.self,
             CreateRoleCommand.self, GetRoleCommand.self, ListRolesCommand.self, DeleteRoleCommand.self,
             SetRoleRuleCommand.self, DeleteRoleRuleCommand.self, AssocRoleAMCommand.self,
-            AuditCommand.self, VaultMountCommand.self, TargetCommand.self, TargetCreateDBCommand.self, CreateUSCCommand.self, USCCommand.self,
+            AuditCommand.self, ExplainCommand.self, OpenAPICommand.self, VaultMountCommand.self, TargetCommand.self, TargetCreateDBCommand.self, CreateUSCCommand.self, USCCommand.self,
             DynamicSecretCreatePostgreSQLCommand.self, GetDynamicSecretValueCommand.self, DynamicSecretTmpCredsGetCommand.self,
             DynamicSecretTmpCredsUpdateCommand.self, DynamicSecretTmpCredsDeleteCommand.self, LeasesCommand.self,
             TargetCreateSSHCommand.self, RotatedSecretCreatePostgreSQLCommand.self, RotatedSecretCreateSSHCommand.self,

@@ -4,6 +4,7 @@
 // once (more callers wait their turn, as with Vault's max_open_connections). A connection goes
 // back to the pool only after a body that succeeded; any failure closes it. Idle connections
 // are closed after a minute. Logins that prove a password (verification) never use the pool.
+// Waiting for a free connection is bounded: past the caller's time-out it fails with a 504.
 import Foundation
 import Logging
 import NIOCore
@@ -29,7 +30,8 @@ public actor PostgresConnectionPool {
     let idleTimeout: Duration
     private var idle: [Key: [Idle]] = [:]
     private var open: [Key: Int] = [:]
-    private var waiting: [Key: [CheckedContinuation<Void, Never>]] = [:]
+    private var waiting: [Key: [(id: Int, continuation: CheckedContinuation<Bool, Never>)]] = [:]
+    private var nextWaiter = 1
     private var nextId = 1
 
     public init(maxOpenPerTarget: Int = 8, idleTimeout: Duration = .seconds(60)) {
@@ -44,16 +46,36 @@ public actor PostgresConnectionPool {
         case connect
     }
 
-    /// An idle connection, or a slot to open one; waits while the target has its maximum open.
-    func acquire(_ key: Key) async -> Lease {
+    /// An idle connection, or a slot to open one; waits while the target has its maximum open,
+    /// at most `timeout` (then nil).
+    func acquire(_ key: Key, timeout: Duration = .seconds(10)) async -> Lease? {
+        let deadline = ContinuousClock.now + timeout
         while true {
             if let c = checkout(key) { return .reuse(c) }
             if open[key, default: 0] < maxOpenPerTarget {
                 open[key, default: 0] += 1
                 return .connect
             }
-            await withCheckedContinuation { waiting[key, default: []].append($0) }
+            let remaining = deadline - ContinuousClock.now
+            if remaining <= .zero { return nil }
+            let id = nextWaiter
+            nextWaiter += 1
+            let timer = Task { [weak self] in
+                try? await Task.sleep(for: remaining)
+                await self?.expire(key, id)
+            }
+            let woken = await withCheckedContinuation { waiting[key, default: []].append((id, $0)) }
+            timer.cancel()
+            if !woken { return nil }
         }
+    }
+
+    /// Ends a wait that ran out of time.
+    private func expire(_ key: Key, _ id: Int) {
+        guard var list = waiting[key], let i = list.firstIndex(where: { $0.id == id }) else { return }
+        let entry = list.remove(at: i)
+        waiting[key] = list.isEmpty ? nil : list
+        entry.continuation.resume(returning: false)
     }
 
     /// Gives up a slot whose connection failed or was closed.
@@ -66,7 +88,7 @@ public actor PostgresConnectionPool {
         guard var list = waiting[key], !list.isEmpty else { return }
         let next = list.removeFirst()
         waiting[key] = list.isEmpty ? nil : list
-        next.resume()
+        next.continuation.resume(returning: true)
     }
 
     /// An open idle connection for `key`, if one is kept; stale and closed ones are dropped.

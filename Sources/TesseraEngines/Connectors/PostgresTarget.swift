@@ -50,11 +50,13 @@ public struct PostgresTarget: Sendable {
         while true {
             let connection: PostgresConnection
             var reused = false
-            switch await pool.acquire(key) {
-            case .reuse(let idle):
+            switch await pool.acquire(key, timeout: timeout) {
+            case nil:
+                throw TesseraError.gatewayTimeout("no connection to the database target became free within \(timeout.components.seconds) s")
+            case .reuse(let idle)?:
                 connection = idle
                 reused = true
-            case .connect:
+            case .connect?:
                 do {
                     connection = try await connect(timeout: timeout, id: await pool.connectionId())
                 } catch {
@@ -83,13 +85,18 @@ public struct PostgresTarget: Sendable {
     private func connect(timeout: Duration, id: Int) async throws -> PostgresConnection {
         var configuration = PostgresConnection.Configuration(host: host, port: port, username: username, password: password,
                                                              database: database, tls: .disable)
-        configuration.options.connectTimeout = .seconds(Int64(timeout.components.seconds))
+        configuration.options.connectTimeout = .seconds(timeout.components.seconds)
+        // No statement Tessera runs on a target may hold a connection (and its caller) forever.
+        configuration.options.additionalStartupParameters = [("statement_timeout", String(Self.statementTimeoutMillis))]
         do {
             return try await PostgresConnection.connect(configuration: configuration, id: id, logger: Self.logger)
         } catch {
             throw Self.describe(error, target: self)
         }
     }
+
+    /// The longest any statement on a target may run.
+    public static let statementTimeoutMillis = 30_000
 
     /// True for errors of the connection itself (closed, reset), not of a statement.
     static func isConnectionFailure(_ error: any Error) -> Bool {

@@ -137,7 +137,9 @@ final class HTTPLimitsHandler: ChannelDuplexHandler, RemovableChannelHandler {
         refusing = true
         deadline?.cancel()
         deadline = nil
-        let body = #"{"errors":["\#(message)"]}"#
+        // Both error shapes: the native API's `error`/`message` and Vault's `errors`.
+        let code = status == .contentTooLarge ? "PayloadTooLarge" : "InvalidParam"
+        let body = #"{"error":"\#(code)","message":"\#(message)","errors":["\#(message)"]}"#
         var buffer = context.channel.allocator.buffer(capacity: body.utf8.count)
         buffer.writeString(body)
         var head = HTTPResponse(status: status)

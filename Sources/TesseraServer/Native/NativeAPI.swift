@@ -41,13 +41,19 @@ public struct NativeAPI: Sendable {
             }
             let body = try await request.collectLimited(tessera.options.maxBodyBytes)
             let json: JSON = body.readableBytes == 0 ? .object([]) : try JSON.parse(body.readableBytesView)
-            let fields = try RequestFields(json)
-            let prepared = try verb.prepare(fields)
+            let unknown = verb.fields.fields.isEmpty ? [] : try verb.fields.validate(json)
+            let fields = try RequestFields(json, declared: verb.fields)
+            var prepared = try verb.prepare(fields)
+            if !unknown.isEmpty { prepared.parameters["ignored_fields"] = unknown.map { String($0.prefix(64)) }.prefix(20).joined(separator: ",") }
             let ctx = RequestContext(interface: .native, clientAddress: context.clientAddress, startedAt: tessera.now())
             let call = try verb.call(prepared, fields: fields, context: ctx)
             let output = try await tessera.run(call) { caller in try await prepared.run(tessera, caller) }
             log(name, 200, context)
-            return Responses.json(output)
+            var response = Responses.json(output)
+            if !unknown.isEmpty, let header = HTTPField.Name("X-Tessera-Warnings") {
+                response.headers[header] = "ignored unrecognized fields: " + unknown.map { String($0.prefix(64)) }.prefix(20).joined(separator: ", ")
+            }
+            return response
         } catch {
             let e = Tessera.classify(error, logger: tessera.logger)
             log(name, e.status, context)

@@ -51,14 +51,28 @@ public struct NativeVerb: Sendable {
     public let access: VerbAccess
     /// Fields recorded in the audit event only as HMACs.
     public let sensitiveFields: [String]
+    /// The declared request fields (see `FieldSpec`): validation, audit, CLI help, OpenAPI.
+    public let fields: FieldSet
+    public let help: String
     public let prepare: @Sendable (RequestFields) throws -> PreparedVerb
 
-    public init(_ name: String, action: String, access: VerbAccess, sensitive: [String] = [],
-                prepare: @escaping @Sendable (RequestFields) throws -> PreparedVerb) {
+    /// Fields every verb accepts: the token and the SDK's output switches.
+    public static let commonFields: [FieldSpec] = [
+        .string("token", "A token from `auth` (t-…)."),
+        .string("uid-token", "A universal-identity token (accepted as a token)."),
+        .bool("json", "Ignored (the Akeyless CLI's output switch)."),
+    ]
+
+    public init(_ name: String, action: String, access: VerbAccess, sensitive: [String] = [], help: String = "",
+                fields: [FieldSpec] = [], prepare: @escaping @Sendable (RequestFields) throws -> PreparedVerb) {
         self.name = name
         self.action = action
         self.access = access
-        self.sensitiveFields = sensitive
+        self.help = help
+        self.fields = FieldSet(fields.isEmpty ? [] : Self.commonFields + fields)
+        var sensitiveNames = Set(sensitive)
+        for f in fields where f.sensitive { sensitiveNames.formUnion(f.names) }
+        self.sensitiveFields = sensitiveNames.sorted()
         self.prepare = prepare
     }
 
@@ -105,7 +119,7 @@ public struct NativeVerbRegistry: Sendable {
 
     public static let standard = NativeVerbRegistry([
         NativeVerbs.authentication, NativeVerbs.items, NativeVerbs.authMethods, NativeVerbs.roles, NativeVerbs.audit, NativeVerbs.vaultMounts,
-        NativeVerbs.targets, NativeVerbs.connectors, NativeVerbs.dynamicSecrets, NativeVerbs.rotatedSecrets,
+        NativeVerbs.targets, NativeVerbs.connectors, NativeVerbs.dynamicSecrets, NativeVerbs.rotatedSecrets, NativeVerbs.explain,
     ])
 }
 

@@ -5,7 +5,16 @@ import TesseraEngines
 
 extension NativeVerbs {
     static let audit: [NativeVerb] = [
-        NativeVerb("audit-query", action: "audit_query", access: .audit) { f in
+        NativeVerb("audit-query", action: "audit_query", access: .audit,
+                   help: "Find audit events by path, actor, action, result and time (newest first).",
+                   fields: declare([.string("path-prefix", "Only events on paths under this prefix (a trailing * is allowed)."),
+                                    .string("access-id", "Only events of this access id."),
+                                    .string("action", "Only this action, e.g. get_secret_value."),
+                                    .string("result", "Only allowed, denied or error."),
+                                    .string("since", "From: RFC 3339 time, Unix seconds, or a time back from now (90d, 12h)."),
+                                    .string("until", "To, in the same forms as since."),
+                                    .int("limit", 1...10_000, "At most this many events (default 1000)."),
+                                    .int("after-seq", 0...Int.max, "Only events after this sequence number.")])) { f in
             var q = AuditQuery()
             q.pathPrefix = try f.string("path-prefix").map { $0.hasPrefix("/") ? $0 : "/" + $0 }
             if let p = q.pathPrefix, p.hasSuffix("*") { q.pathPrefix = String(p.dropLast()) }
@@ -32,7 +41,8 @@ extension NativeVerbs {
                 return .obj(("events", .array(events.map(auditEventJSON))))
             }
         },
-        NativeVerb("audit-verify", action: "audit_verify", access: .audit) { _ in
+        NativeVerb("audit-verify", action: "audit_verify", access: .audit,
+                   help: "Verify the audit hash chain; names the first bad event and the last that verifies.") { _ in
             PreparedVerb(auditPath: "") { t, caller in
                 guard caller.principal?.authorizer.auditAccess == .all else {
                     throw TesseraError.forbidden(path: "/audit", capability: "read")

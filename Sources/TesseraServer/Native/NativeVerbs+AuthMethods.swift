@@ -46,15 +46,36 @@ extension NativeVerbs {
                 return .obj(("name", .string(m.name)))
             }
         }
+        let createFields = declare([.string("name", required: true, "The auth method's name, e.g. /ci/deployer."),
+                                    .int("jwt-ttl", 0...AuthMethod.maxTokenTTLMinutes, "Token lifetime in minutes (0: default)."),
+                                    .int("access-expires", 0...InputNumber.maxEpochSeconds, "Unix time when access ends (0: never)."),
+                                    .list("bound-ips", "Client CIDRs allowed to log in and use its tokens.")],
+                                   sdk: ["allowed-client-type", "audit-logs-claims", "delete_protection", "description",
+                                         "expiration-event-in", "force-sub-claims", "gw-bound-ips", "product-type"])
+        let listFields = declare([.string("filter", "Only methods whose name contains this text (case-insensitive).")],
+                                 sdk: ["pagination-token", "type"])
+        let nameField = declare([.string("name", required: true, "The auth method's name.")])
+        let createHelp = "Create an API-key auth method; returns its access id and (once) its access key."
+        let listHelp = "List the auth methods that the caller may list."
+        let getHelp = "Show an auth method and its role associations (never its key)."
+        let deleteHelp = "Delete an auth method; its tokens stop working."
         return [
-            NativeVerb("create-auth-method", action: "create_auth_method", access: .capability([.create], .authMethod), prepare: create),
-            NativeVerb("auth-method-create-api-key", action: "create_auth_method", access: .capability([.create], .authMethod), prepare: create),
-            NativeVerb("list-auth-methods", action: "list_auth_methods", access: .listing(.authMethod), prepare: list),
-            NativeVerb("auth-method-list", action: "list_auth_methods", access: .listing(.authMethod), prepare: list),
-            NativeVerb("get-auth-method", action: "get_auth_method", access: .capability([.read], .authMethod), prepare: get),
-            NativeVerb("auth-method-get", action: "get_auth_method", access: .capability([.read], .authMethod), prepare: get),
-            NativeVerb("delete-auth-method", action: "delete_auth_method", access: .capability([.delete], .authMethod), prepare: delete),
-            NativeVerb("auth-method-delete", action: "delete_auth_method", access: .capability([.delete], .authMethod), prepare: delete),
+            NativeVerb("create-auth-method", action: "create_auth_method", access: .capability([.create], .authMethod),
+                       help: createHelp, fields: createFields, prepare: create),
+            NativeVerb("auth-method-create-api-key", action: "create_auth_method", access: .capability([.create], .authMethod),
+                       help: createHelp, fields: createFields, prepare: create),
+            NativeVerb("list-auth-methods", action: "list_auth_methods", access: .listing(.authMethod),
+                       help: listHelp, fields: listFields, prepare: list),
+            NativeVerb("auth-method-list", action: "list_auth_methods", access: .listing(.authMethod),
+                       help: listHelp, fields: listFields, prepare: list),
+            NativeVerb("get-auth-method", action: "get_auth_method", access: .capability([.read], .authMethod),
+                       help: getHelp, fields: nameField, prepare: get),
+            NativeVerb("auth-method-get", action: "get_auth_method", access: .capability([.read], .authMethod),
+                       help: getHelp, fields: nameField, prepare: get),
+            NativeVerb("delete-auth-method", action: "delete_auth_method", access: .capability([.delete], .authMethod),
+                       help: deleteHelp, fields: nameField, prepare: delete),
+            NativeVerb("auth-method-delete", action: "delete_auth_method", access: .capability([.delete], .authMethod),
+                       help: deleteHelp, fields: nameField, prepare: delete),
         ]
     }()
 

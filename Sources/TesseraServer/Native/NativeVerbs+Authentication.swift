@@ -5,7 +5,17 @@ import TesseraEngines
 
 extension NativeVerbs {
     static let authentication: [NativeVerb] = [
-        NativeVerb("auth", action: "auth", access: .anonymous, sensitive: ["access-key"]) { f in
+        NativeVerb("auth", action: "auth", access: .anonymous,
+                   help: "Log in with an API-key auth method's access id and key; returns a token.",
+                   fields: declare([.string("access-type", "access_key (the default; api_key is the same)."),
+                                    .string("access-id", required: true, "The auth method's access id (p-…)."),
+                                    .string("access-key", required: true, sensitive: true, "The access key.")],
+                                   sdk: ["account-id", "admin-email", "azure-cloud", "cert-challenge", "cloud-id", "debug",
+                                         "disable-pafxfast", "gateway-spn", "gateway-url", "gcp-audience", "k8s-auth-config-name",
+                                         "kerberos-username", "krb5-conf-data", "oci-auth-type", "oci-group-ocid",
+                                         "signed-cert-challenge", "use-remote-browser", "username"],
+                                   sdkSecrets: ["admin-password", "cert-data", "jwt", "k8s-service-account-token", "kerberos-token",
+                                                "key-data", "keytab-data", "ldap-password", "otp"])) { f in
             let accessType = try f.string("access-type") ?? "access_key"
             guard accessType == "access_key" || accessType == "api_key" else {
                 throw TesseraError.badRequest("unsupported access-type '\(accessType)': this server supports access_key")
@@ -18,7 +28,8 @@ extension NativeVerbs {
                             ("expiration", .string(akeylessExpiration(issued.record.expiresAt))))
             }
         },
-        NativeVerb("validate-token", action: "validate_token", access: .anonymous) { f in
+        NativeVerb("validate-token", action: "validate_token", access: .anonymous,
+                   help: "Check whether a token is valid, and until when.") { f in
             let token = try f.string("token") ?? ""
             return PreparedVerb(auditPath: "") { t, caller in
                 do {
@@ -32,7 +43,8 @@ extension NativeVerbs {
                 }
             }
         },
-        NativeVerb("revoke-creds", action: "revoke_token", access: .authenticated) { f in
+        NativeVerb("revoke-creds", action: "revoke_token", access: .authenticated,
+                   help: "Revoke the token (log out).") { f in
             let token = try f.requiredString("token")
             return PreparedVerb(auditPath: "") { t, _ in
                 try await t.access.revoke(token: token)

@@ -8,7 +8,15 @@ import TesseraEngines
 
 extension NativeVerbs {
     static let targets: [NativeVerb] = [
-        NativeVerb("target-create-hashi-vault", action: "create_target", access: .capability([.create], .target), sensitive: ["vault-token"]) { f in
+        NativeVerb("target-create-hashi-vault", action: "create_target", access: .capability([.create], .target),
+                   help: "Create a HashiCorp Vault / OpenBao target; the connection is checked.",
+                   fields: declare([.string("name", required: true, "The target's name."),
+                                    .string("hashi-url", required: true, "The Vault address, e.g. https://vault:8200."),
+                                    .string("vault-token", required: true, sensitive: true,
+                                            "A Vault token (stored encrypted, never shown)."),
+                                    .list("namespace", "The Vault namespace (the first one is used)."),
+                                    .string("kv-mount", "The upstream KV v2 mount (default secret/).")],
+                                   sdk: targetSDKFields)) { f in
             let name = try Target.validateName(try f.requiredString("name"))
             let url = try f.requiredString("hashi-url")
             let token = try f.requiredString("vault-token")
@@ -19,7 +27,27 @@ extension NativeVerbs {
                 return .obj(("target_name", .string(target.name)), ("target_id", .string(target.name)))
             }
         },
-        NativeVerb("target-create-db", action: "create_target", access: .capability([.create], .target), sensitive: ["pwd"]) { f in
+        NativeVerb("target-create-db", action: "create_target", access: .capability([.create], .target),
+                   help: "Create a database target (PostgreSQL); the login is checked.",
+                   fields: declare([.string("name", required: true, "The target's name."),
+                                    .string("db-type", required: true, "The database type: postgres."),
+                                    .string("host", "The database host (default 127.0.0.1)."),
+                                    .int("port", 1...65535, "The database port (default 5432)."),
+                                    .string("db-name", "The database (default postgres)."),
+                                    .string("user-name", required: true, "The admin user."),
+                                    .string("pwd", sensitive: true, "The admin password (stored encrypted, never shown).")],
+                                   sdk: ["azure-client-id", "azure-tenant-id", "client-certificate", "cloud-service-provider",
+                                         "cluster-mode", "comment", "connection-type", "db-server-certificates", "db-server-name",
+                                         "delete_protection", "description", "enable-mtls", "key", "lock-on-read", "lock-ttl",
+                                         "max-versions", "mongodb-atlas", "mongodb-atlas-api-public-key",
+                                         "mongodb-atlas-project-id",
+                                         "mongodb-default-auth-db", "mongodb-uri-options", "oracle-service-name",
+                                         "oracle-wallet-login-type", "parent-target-name", "rotate-on-unlock",
+                                         "skip-server-name-validation", "snowflake-account", "ssl", "ssl-certificate"],
+                                   sdkSecrets: ["azure-client-secret", "client-key-passphrase", "client-private-key",
+                                                "mongodb-atlas-api-private-key", "oracle-wallet-p12-file-data",
+                                                "oracle-wallet-sso-file-data", "snowflake-api-private-key",
+                                                "snowflake-api-private-key-password"])) { f in
             let name = try Target.validateName(try f.requiredString("name"))
             let dbType = try f.requiredString("db-type")
             let host = try f.string("host") ?? "127.0.0.1"
@@ -34,7 +62,17 @@ extension NativeVerbs {
             }
         },
         NativeVerb("target-create-ssh", action: "create_target", access: .capability([.create], .target),
-                   sensitive: ["ssh-password", "private-key", "private-key-password"]) { f in
+                   help: "Create an SSH target; the login is checked and the host key pinned.",
+                   fields: declare([.string("name", required: true, "The target's name."),
+                                    .string("host", required: true, "The SSH host."),
+                                    .int("port", 1...65535, "The SSH port (default 22)."),
+                                    .string("ssh-username", required: true, "The user to log in as."),
+                                    .string("ssh-password", sensitive: true, "The user's password (stored encrypted)."),
+                                    .string("private-key", sensitive: true,
+                                            "An unencrypted OpenSSH private key, ed25519 or ecdsa (stored encrypted)."),
+                                    .string("host-key", "The expected host key ('ssh-ed25519 AAAA…'; default: the key seen now).")],
+                                   sdk: targetSDKFields,
+                                   sdkSecrets: ["private-key-password"])) { f in
             let name = try Target.validateName(try f.requiredString("name"))
             let host = try f.requiredString("host")
             let port = try f.int("port", in: 1...65535) ?? 22
@@ -49,11 +87,15 @@ extension NativeVerbs {
                             ("host_key", .string(target.settings["host_key"] ?? "")))
             }
         },
-        NativeVerb("target-get", action: "get_target", access: .capability([.read, .list], .target)) { f in
+        NativeVerb("target-get", action: "get_target", access: .capability([.read, .list], .target),
+                   help: "Show a target (never its credentials).",
+                   fields: declare([.string("name", required: true, "The target's name.")], sdk: ["show-versions"])) { f in
             let name = try Target.validateName(try f.requiredString("name"))
             return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in targetJSON(try await t.connectors.target(named: name)) }
         },
-        NativeVerb("target-list", action: "list_targets", access: .listing(.target)) { _ in
+        NativeVerb("target-list", action: "list_targets", access: .listing(.target),
+                   help: "List the targets that the caller may list.",
+                   fields: declare([], sdk: ["filter", "pagination-token", "type"])) { _ in
             PreparedVerb(folder: .root) { t, caller in
                 let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
                 let visible = try await t.connectors.targets().filter {
@@ -62,7 +104,10 @@ extension NativeVerbs {
                 return .obj(("targets", .array(visible.map(targetJSON))))
             }
         },
-        NativeVerb("target-delete", action: "delete_target", access: .capability([.delete], .target)) { f in
+        NativeVerb("target-delete", action: "delete_target", access: .capability([.delete], .target),
+                   help: "Delete a target (refused while a connector uses it).",
+                   fields: declare([.string("name", required: true, "The target's name.")],
+                                   sdk: ["force-deletion", "target-version"])) { f in
             let name = try Target.validateName(try f.requiredString("name"))
             return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in
                 _ = try await t.connectors.deleteTarget(named: name)
@@ -70,6 +115,10 @@ extension NativeVerbs {
             }
         },
     ]
+
+    /// Fields of the Akeyless SDK's target models that Tessera does not use.
+    static let targetSDKFields = ["delete_protection", "description", "key", "lock-on-read", "lock-ttl", "max-versions",
+                                  "rotate-on-unlock"]
 
     /// A target without its credential.
     static func targetJSON(_ t: Target) -> JSON {
@@ -92,7 +141,17 @@ extension NativeVerbs {
     }
 
     static let connectors: [NativeVerb] = [
-        NativeVerb("create-usc", action: "create_usc", access: .capability([.create], .item)) { f in
+        NativeVerb("create-usc", action: "create_usc", access: .capability([.create], .item),
+                   help: "Create a Universal Secret Connector over a target (needs use on the target).",
+                   fields: declare([.string("name", required: true, "The connector's name."),
+                                    .string("target-to-associate", required: true, "The target it reads and writes through."),
+                                    .string("usc-prefix", "Only upstream secrets under this prefix."),
+                                    .string("description", "A description.")],
+                                   sdk: ["aws-organization-id", "azure-kv-name", "delete_protection", "environment-names",
+                                         "gcp-folder-id", "gcp-organization-id", "gcp-project-id", "gcp-scope", "gcp-sm-regions",
+                                         "github-scope", "item-custom-fields", "k8s-namespace", "organization-name",
+                                         "repository-access", "repository-names", "tags", "usc-tags", "use-prefix-as-filter",
+                                         "use-tags-as-filter"])) { f in
             let name = try Target.validateName(try f.requiredString("name"))
             let target = try f.requiredString("target-to-associate")
             let prefix = try f.string("usc-prefix")
@@ -102,7 +161,11 @@ extension NativeVerbs {
                 return .obj(("name", .string(usc.name)))
             }
         },
-        NativeVerb("usc-list", action: "usc_list", access: .listing(.item)) { f in
+        NativeVerb("usc-list", action: "usc_list", access: .listing(.item),
+                   help: "List the secrets that a connector reaches and the caller may list.",
+                   fields: declare([.string("usc-name", required: true, "The connector's name.")],
+                                   sdk: ["aws-account-id", "gcp-project-id", "object-type", "page-size", "page-token", "region",
+                                         "search"])) { f in
             let name = try Target.validateName(try f.requiredString("usc-name"))
             let folder = try ItemPath(folder: "/" + name)
             return PreparedVerb(folder: folder) { t, caller in
@@ -116,7 +179,13 @@ extension NativeVerbs {
                             ("next_token", .string("")))
             }
         },
-        NativeVerb("usc-get", action: "usc_get", access: .capability([.read], .item)) { f in
+        NativeVerb("usc-get", action: "usc_get", access: .capability([.read], .item),
+                   help: "Read a secret through a connector (its data, base64-encoded).",
+                   fields: declare([.string("usc-name", required: true, "The connector's name."),
+                                    .string("secret-id", required: true, "The upstream secret's path."),
+                                    .int("version-id", 0...Int(Int32.max), "A version (0 or absent: the newest).")],
+                                   sdk: ["aws-account-id", "gcp-project-id", "namespace", "object-type", "region",
+                                         "selected-repositories"])) { f in
             let (name, id, path) = try uscPath(f, "secret-id")
             let version = try f.int("version-id", in: 0...Int(Int32.max))
             return PreparedVerb(paths: [path]) { t, _ in
@@ -127,7 +196,15 @@ extension NativeVerbs {
                             ("metadata", .obj(("created", .string(s.createdTime)), ("updated", .string(s.updatedTime)))))
             }
         },
-        NativeVerb("usc-create", action: "usc_create", access: .capability([.create], .item), sensitive: ["value"]) { f in
+        NativeVerb("usc-create", action: "usc_create", access: .capability([.create], .item),
+                   help: "Create a secret through a connector (a JSON object is stored as its keys).",
+                   fields: declare([.string("usc-name", required: true, "The connector's name."),
+                                    .string("secret-name", required: true, "The upstream secret's path."),
+                                    .string("value", required: true, sensitive: true, "The value (at most 512 KiB).")],
+                                   sdk: ["aws-account-id", "binary-value", "description", "gcp-project-id", "namespace",
+                                         "object-type", "region", "remote-secret-activation-date", "remote-secret-expires",
+                                         "selected-repositories", "tags", "usc-encryption-key"],
+                                   sdkSecrets: ["pfx-password"])) { f in
             let (name, id, path) = try uscPath(f, "secret-name")
             let value = try f.requiredString("value")
             try validateValue(value, format: nil)
@@ -137,7 +214,15 @@ extension NativeVerbs {
                 return .obj(("secret_id", .string(id)), ("version_id", .string(String(version))))
             }
         },
-        NativeVerb("usc-update", action: "usc_update", access: .capability([.update], .item), sensitive: ["value"]) { f in
+        NativeVerb("usc-update", action: "usc_update", access: .capability([.update], .item),
+                   help: "Write a new version of an existing secret through a connector.",
+                   fields: declare([.string("usc-name", required: true, "The connector's name."),
+                                    .string("secret-id", required: true, "The upstream secret's path."),
+                                    .string("value", required: true, sensitive: true, "The value (at most 512 KiB).")],
+                                   sdk: ["aws-account-id", "binary-value", "description", "namespace", "object-type", "region",
+                                         "remote-secret-activation-date", "remote-secret-expires", "selected-repositories", "tags",
+                                         "usc-encryption-key"],
+                                   sdkSecrets: ["pfx-password"])) { f in
             let (name, id, path) = try uscPath(f, "secret-id")
             let value = try f.requiredString("value")
             try validateValue(value, format: nil)
@@ -147,7 +232,12 @@ extension NativeVerbs {
                 return .obj(("secret_id", .string(id)), ("version_id", .string(String(version))))
             }
         },
-        NativeVerb("usc-delete", action: "usc_delete", access: .capability([.delete], .item)) { f in
+        NativeVerb("usc-delete", action: "usc_delete", access: .capability([.delete], .item),
+                   help: "Delete a secret through a connector (its newest version; every version with force-delete).",
+                   fields: declare([.string("usc-name", required: true, "The connector's name."),
+                                    .string("secret-id", required: true, "The upstream secret's path."),
+                                    .bool("force-delete", "Delete every version, not only the newest.")],
+                                   sdk: ["aws-account-id", "namespace", "object-type", "region", "selected-repositories"])) { f in
             let (name, id, path) = try uscPath(f, "secret-id")
             let force = try f.bool("force-delete") ?? false
             return PreparedVerb(paths: [path]) { t, _ in

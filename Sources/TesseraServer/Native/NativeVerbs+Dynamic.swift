@@ -7,7 +7,28 @@ import TesseraEngines
 
 extension NativeVerbs {
     static let dynamicSecrets: [NativeVerb] = [
-        NativeVerb("dynamic-secret-create-postgresql", action: "create_dynamic_secret", access: .capability([.create], .item)) { f in
+        NativeVerb("dynamic-secret-create-postgresql", action: "create_dynamic_secret", access: .capability([.create], .item),
+                   help: "Create a PostgreSQL dynamic secret, a producer of short-lived database users (needs use on the target).",
+                   fields: declare([.string("name", required: true, "The dynamic secret's path."),
+                                    .string("target-name", required: true, "The database target it creates users on."),
+                                    .string("creation-statements", aliases: ["postgresql-statements"],
+                                            "SQL that creates a user; {{name}}, {{password}}, {{expiration}} are substituted."),
+                                    .string("revocation-statement", aliases: ["postgresql-revoke-statement"],
+                                            "SQL run to remove a user; {{name}} is substituted."),
+                                    .any("user-ttl", "Credential lifetime: minutes, or text such as 60m or 1h (default 60m)."),
+                                    .any("max-ttl", "Longest lifetime with renewals (default 24h, or user-ttl if longer)."),
+                                    .int("password-length", 8...128, "Generated password length (default 20)."),
+                                    .string("username-template", aliases: ["custom-username-template"],
+                                            "User-name prefix (letters, digits, _)."),
+                                    .int("max-leases", 0...1_000_000, "Most active credentials at once (0: no limit).")],
+                                   sdk: leaseSDKFields + ["delete_protection", "description", "item-custom-fields",
+                                         "postgresql-db-name", "postgresql-host", "postgresql-port", "postgresql-username",
+                                         "producer-encryption-key", "secure-access-bastion-issuer",
+                                         "secure-access-certificate-issuer", "secure-access-db-name", "secure-access-db-schema",
+                                         "secure-access-delay", "secure-access-enable", "secure-access-host", "secure-access-web",
+                                         "ssl", "tags", "use-capital-letters", "use-lower-letters", "use-numbers",
+                                         "use-special-characters"],
+                                   sdkSecrets: ["postgresql-password"])) { f in
             let path = try ItemPath(try f.requiredString("name"))
             let target = try f.requiredString("target-name")
             let creation = try f.string("creation-statements") ?? f.string("postgresql-statements")
@@ -24,11 +45,15 @@ extension NativeVerbs {
                 return .obj(("name", .string(p.path.value)))
             }
         },
-        NativeVerb("dynamic-secret-get", action: "get_dynamic_secret", access: .capability([.read, .list], .item)) { f in
+        NativeVerb("dynamic-secret-get", action: "get_dynamic_secret", access: .capability([.read, .list], .item),
+                   help: "Show a dynamic secret's settings.",
+                   fields: declare([.string("name", required: true, "The dynamic secret's path.")])) { f in
             let path = try ItemPath(try f.requiredString("name"))
             return PreparedVerb(paths: [path]) { t, _ in producerJSON(try await t.dynamic.producer(path)) }
         },
-        NativeVerb("dynamic-secret-list", action: "list_dynamic_secrets", access: .listing(.item)) { f in
+        NativeVerb("dynamic-secret-list", action: "list_dynamic_secrets", access: .listing(.item),
+                   help: "List the dynamic secrets under a folder that the caller may list.",
+                   fields: declare([.string("path", "The folder (default /).")])) { f in
             let folder = try ItemPath(folder: try f.string("path") ?? "/")
             return PreparedVerb(folder: folder) { t, caller in
                 let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
@@ -36,14 +61,19 @@ extension NativeVerbs {
                 return .obj(("dynamic_secrets", .array(visible.map(producerJSON))))
             }
         },
-        NativeVerb("dynamic-secret-delete", action: "delete_dynamic_secret", access: .capability([.delete], .item)) { f in
+        NativeVerb("dynamic-secret-delete", action: "delete_dynamic_secret", access: .capability([.delete], .item),
+                   help: "Delete a dynamic secret.",
+                   fields: declare([.string("name", required: true, "The dynamic secret's path.")])) { f in
             let path = try ItemPath(try f.requiredString("name"))
             return PreparedVerb(paths: [path]) { t, _ in
                 try await t.dynamic.deleteProducer(path)
                 return .obj(("name", .string(path.value)))
             }
         },
-        NativeVerb("get-dynamic-secret-value", action: "get_dynamic_secret_value", access: .capability([.read], .item)) { f in
+        NativeVerb("get-dynamic-secret-value", action: "get_dynamic_secret_value", access: .capability([.read], .item),
+                   help: "Issue short-lived credentials from a dynamic secret.",
+                   fields: declare([.string("name", required: true, "The dynamic secret's path.")],
+                                   sdk: ["args", "dbname", "host", "target", "timeout"])) { f in
             let path = try ItemPath(try f.requiredString("name"))
             return PreparedVerb(paths: [path]) { t, caller in
                 let c = try await t.dynamic.issue(path, actor: caller.principal?.identity.accessId ?? "")
@@ -54,7 +84,9 @@ extension NativeVerbs {
                             ("lease_duration", .int(ttl)))
             }
         },
-        NativeVerb("dynamic-secret-tmp-creds-get", action: "list_leases", access: .capability([.read, .list], .item)) { f in
+        NativeVerb("dynamic-secret-tmp-creds-get", action: "list_leases", access: .capability([.read, .list], .item),
+                   help: "List a dynamic secret's live credentials (never their passwords).",
+                   fields: declare([.string("name", required: true, "The dynamic secret's path.")], sdk: leaseSDKFields)) { f in
             let path = try ItemPath(try f.requiredString("name"))
             return PreparedVerb(paths: [path]) { t, _ in
                 let now = t.now()
@@ -69,7 +101,13 @@ extension NativeVerbs {
                 return .array(out)
             }
         },
-        NativeVerb("dynamic-secret-tmp-creds-update", action: "renew_lease", access: .capability([.update], .item)) { f in
+        NativeVerb("dynamic-secret-tmp-creds-update", action: "renew_lease", access: .capability([.update], .item),
+                   help: "Renew credentials (capped at the dynamic secret's max TTL).",
+                   fields: declare([.string("name", required: true, "The dynamic secret's path."),
+                                    .string("tmp-creds-id", required: true, "The credentials' lease id."),
+                                    .int("new-ttl-min", 0...(InputNumber.maxSeconds / 60),
+                                         "The new lifetime in minutes (default: the user TTL).")],
+                                   sdk: ["host"] + leaseSDKFields)) { f in
             let path = try ItemPath(try f.requiredString("name"))
             let id = try f.requiredString("tmp-creds-id")
             let minutes = try f.int("new-ttl-min", in: 0...(InputNumber.maxSeconds / 60))
@@ -81,7 +119,12 @@ extension NativeVerbs {
                             ("warning", r.warning.map(JSON.string) ?? .null))
             }
         },
-        NativeVerb("dynamic-secret-tmp-creds-delete", action: "revoke_lease", access: .capability([.delete], .item)) { f in
+        NativeVerb("dynamic-secret-tmp-creds-delete", action: "revoke_lease", access: .capability([.delete], .item),
+                   help: "Revoke credentials now: one by its id, or all with revoke-all.",
+                   fields: declare([.string("name", required: true, "The dynamic secret's path."),
+                                    .string("tmp-creds-id", "The credentials' lease id."),
+                                    .bool("revoke-all", "Revoke all of the dynamic secret's credentials.")],
+                                   sdk: ["host", "soft-delete"] + leaseSDKFields)) { f in
             let path = try ItemPath(try f.requiredString("name"))
             let id = try f.string("tmp-creds-id")
             let all = try f.bool("revoke-all") ?? false
@@ -97,7 +140,10 @@ extension NativeVerbs {
                 return .obj(("revoked", .int(Int64(try await t.dynamic.revoke(leases: leases)))))
             }
         },
-        NativeVerb("lease-list", action: "list_leases", access: .capability([.list], .item)) { f in
+        NativeVerb("lease-list", action: "list_leases", access: .capability([.list], .item),
+                   help: "List leases by id prefix and state (each shown only to whom may list its producer).",
+                   fields: declare([.string("prefix", "Lease id prefix, e.g. db/readonly/."),
+                                    .string("state", "active, revoking, revoked, irrevocable or pending.")])) { f in
             let prefix = try f.string("prefix") ?? ""
             let state = try f.string("state").map { s -> Lease.State in
                 guard let st = Lease.State(rawValue: s) else { throw TesseraError.badRequest("invalid state '\(s)'") }
@@ -114,7 +160,10 @@ extension NativeVerbs {
                 return .obj(("leases", .array(visible.map(leaseJSON))))
             }
         },
-        NativeVerb("lease-revoke", action: "revoke_lease", access: .capability([.delete], .item)) { f in
+        NativeVerb("lease-revoke", action: "revoke_lease", access: .capability([.delete], .item),
+                   help: "Revoke a lease; force marks it revoked even if the target cannot be reached (an operator action).",
+                   fields: declare([.string("lease-id", required: true, "The lease id."),
+                                    .bool("force", "Mark it revoked without removing the user (an operator action).")])) { f in
             let id = try f.requiredString("lease-id")
             let force = try f.bool("force") ?? false
             let producerPath = try ItemPath("/" + id.split(separator: "/").dropLast().joined(separator: "/"))
@@ -127,6 +176,10 @@ extension NativeVerbs {
             }
         },
     ]
+
+    /// Fields of the Akeyless SDK's dynamic-secret models that Tessera does not use.
+    static let leaseSDKFields = ["ara-enabled", "enable-agentic-runtime-authority", "enable-ai-quorum", "input-rule", "output-rule",
+                                 "skip-dry-run"]
 
     /// Durations as Akeyless and Vault write them: `60m`, `1h`, `3600s`, or a bare number of minutes.
     static func duration(_ f: RequestFields, _ key: String) throws -> Int? {

@@ -8,7 +8,25 @@ extension NativeVerbs {
     static let maxValueBytes = 512 * 1024
 
     static let items: [NativeVerb] = [
-        NativeVerb("create-secret", action: "create_item", access: .capability([.create], .item), sensitive: ["value"]) { f in
+        NativeVerb("create-secret", action: "create_item", access: .capability([.create], .item),
+                   help: "Create a static secret (version 1).",
+                   fields: declare([.string("name", required: true, "The secret's path, e.g. /prod/db/password."),
+                                    .string("value", required: true, sensitive: true, "The secret value (at most 512 KiB)."),
+                                    .string("format", "text (default), json or key-value: how the value is validated."),
+                                    .string("type", "generic (default) or password."),
+                                    .string("description", aliases: ["metadata"], "A description."),
+                                    .list("tags", "Tags."),
+                                    .int("max-versions", 0...Item.maximumMaxVersions, "Versions kept (0: the default)."),
+                                    .bool("delete-protection", aliases: ["delete_protection"], "Refuse deletion until turned off.")],
+                                   sdk: ["multiline_value", "accessibility", "ProviderType", "ara-enabled", "change-event",
+                                         "custom-field", "enable-agentic-runtime-authority", "enable-ai-quorum", "host-provider",
+                                         "inject-url", "input-rule", "item-custom-fields", "lock-during-sra-session", "lock-on-read",
+                                         "lock-ttl", "output-rule", "protection_key", "secure-access-bastion-issuer",
+                                         "secure-access-certificate-issuer", "secure-access-enable",
+                                         "secure-access-enforce-hosts-restriction", "secure-access-gateway", "secure-access-host",
+                                         "secure-access-rdp-user", "secure-access-ssh-user", "secure-access-url",
+                                         "secure-access-web-browsing", "secure-access-web-proxy", "target", "username"],
+                                   sdkSecrets: ["password", "secure-access-ssh-creds"])) { f in
             let path = try ItemPath(try f.requiredString("name"))
             guard let value = try f.string("value") else { throw TesseraError.badRequest("missing required field 'value'") }
             try validateValue(value, format: try f.string("format"))
@@ -27,7 +45,11 @@ extension NativeVerbs {
                 return .obj(("name", .string(item.path.value)))
             }
         },
-        NativeVerb("get-secret-value", action: "get_secret_value", access: .capability([.read], .item)) { f in
+        NativeVerb("get-secret-value", action: "get_secret_value", access: .capability([.read], .item),
+                   help: "Read the value of one or more secrets.",
+                   fields: declare([.list("names", required: true, "Secret paths (at most 100)."),
+                                    .int("version", 0...Int(Int32.max), "A version number (0 or absent: the newest).")],
+                                   sdk: ["ignore-cache", "accessibility", "pretty-print"])) { f in
             let names = try f.requiredStringList("names")
             guard names.count <= 100 else { throw TesseraError.badRequest("at most 100 names per request") }
             let paths = try names.map { try ItemPath($0) }
@@ -44,7 +66,14 @@ extension NativeVerbs {
                 return .object(out)
             }
         },
-        NativeVerb("update-secret-val", action: "update_item", access: .capability([.update], .item), sensitive: ["value"]) { f in
+        NativeVerb("update-secret-val", action: "update_item", access: .capability([.update], .item),
+                   help: "Store a new version of a static secret.",
+                   fields: declare([.string("name", required: true, "The secret's path."),
+                                    .string("value", required: true, sensitive: true, "The new value (at most 512 KiB)."),
+                                    .string("format", "text (default), json or key-value: how the value is validated.")],
+                                   sdk: ["accessibility", "custom-field", "inject-url", "keep-prev-version", "key", "last-version",
+                                         "multiline", "new-version", "username"],
+                                   sdkSecrets: ["password"])) { f in
             let path = try ItemPath(try f.requiredString("name"))
             guard let value = try f.string("value") else { throw TesseraError.badRequest("missing required field 'value'") }
             try validateValue(value, format: try f.string("format"))
@@ -54,7 +83,16 @@ extension NativeVerbs {
                 return .obj(("name", .string(path.value)))
             }
         },
-        NativeVerb("list-items", action: "list_items", access: .listing(.item)) { f in
+        NativeVerb("list-items", action: "list_items", access: .listing(.item),
+                   help: "List the items of a folder and its sub-folders that the caller may list.",
+                   fields: declare([.string("path", "The folder (default /)."),
+                                    .bool("current-folder", "Only the folder's own items, not those of its sub-folders."),
+                                    .string("filter", "Only items whose path contains this text (case-insensitive)."),
+                                    .string("tag", "Only items with this tag."),
+                                    .list("type", "Only these item types: static-secret, dynamic-secret, rotated-secret."),
+                                    .bool("minimal-view", "Only names, ids, types and versions.")],
+                                   sdk: ["accessibility", "advanced-filter", "ara-only", "auto-pagination", "modified-after",
+                                         "pagination-token", "sra-only", "sub-types"])) { f in
             let folder = try ItemPath(folder: try f.string("path") ?? "/")
             let currentFolder = try f.bool("current-folder") ?? false
             let filter = try f.string("filter")
@@ -78,7 +116,11 @@ extension NativeVerbs {
                             ("folders", .strings(folders)), ("next_page", .string("")))
             }
         },
-        NativeVerb("describe-item", action: "get_item", access: .capability([.read, .list], .item)) { f in
+        NativeVerb("describe-item", action: "get_item", access: .capability([.read, .list], .item),
+                   help: "Show an item's metadata and versions (never its value).",
+                   fields: declare([.string("name", required: true, "The item's path.")],
+                                   sdk: ["accessibility", "bastion-details", "der-certificate-format", "display-id", "gateway-details",
+                                         "item-custom-fields-details", "item-id", "services-details", "show-versions"])) { f in
             let path = try ItemPath(try f.requiredString("name"))
             return PreparedVerb(paths: [path]) { t, _ in
                 let item = try await t.secrets.item(path)
@@ -88,7 +130,11 @@ extension NativeVerbs {
                 return .object(pairs + rotatedItemFields(try await t.rotation.get(path).1))
             }
         },
-        NativeVerb("delete-item", action: "delete_item", access: .capability([.delete], .item)) { f in
+        NativeVerb("delete-item", action: "delete_item", access: .capability([.delete], .item),
+                   help: "Delete an item, or one of its versions.",
+                   fields: declare([.string("name", required: true, "The item's path."),
+                                    .int("version", -1...Int(Int32.max), "-1 (default): the whole item; 0: the newest; N: that one.")],
+                                   sdk: ["accessibility", "delete-immediately", "delete-in-days"])) { f in
             let path = try ItemPath(try f.requiredString("name"))
             let version = try f.int("version", in: -1...Int(Int32.max)) ?? -1
             return PreparedVerb(paths: [path], parameters: ["version": String(version)]) { t, _ in
@@ -98,6 +144,13 @@ extension NativeVerbs {
             }
         },
     ]
+
+    /// A verb's declared fields, plus fields that clients such as the Akeyless SDK send and the verb
+    /// does not use: those are accepted without a warning (`sdkSecrets` are also kept out of the audit).
+    static func declare(_ fields: [FieldSpec], sdk: [String] = [], sdkSecrets: [String] = []) -> [FieldSpec] {
+        fields + sdk.map { FieldSpec($0, .any, help: "Accepted and ignored (SDK field).") }
+            + sdkSecrets.map { FieldSpec($0, .any, sensitive: true, help: "Accepted and ignored (SDK field).") }
+    }
 
     static func validateValue(_ value: String, format: String?) throws {
         guard value.utf8.count <= maxValueBytes else {

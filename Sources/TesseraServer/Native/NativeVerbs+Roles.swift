@@ -6,7 +6,15 @@ import TesseraEngines
 
 extension NativeVerbs {
     static let roles: [NativeVerb] = [
-        NativeVerb("create-role", action: "create_role", access: .capability([.create], .role)) { f in
+        NativeVerb("create-role", action: "create_role", access: .capability([.create], .role),
+                   help: "Create an access role (rules are added with set-role-rule).",
+                   fields: declare([.string("name", required: true, "The role's name, e.g. /team/readers."),
+                                    .string("description", aliases: ["comment"], "A description."),
+                                    .string("audit-access", "Audit trail access: none (default), own or all.")],
+                                   sdk: ["analytics-access", "approve-access-request", "ara-reports-access", "delete_protection",
+                                         "event-center-access", "event-forwarders-access", "event-forwarders-name",
+                                         "gw-analytics-access", "isi-access", "reverse-rbac-access", "sra-reports-access",
+                                         "unlock-secrets", "usage-reports-access"])) { f in
             let name = try Role.validateName(try f.requiredString("name"))
             let description = try f.string("description") ?? f.string("comment") ?? ""
             let auditAccess = try AuditAccess(wire: try f.string("audit-access"))
@@ -16,14 +24,19 @@ extension NativeVerbs {
                 return .obj(("name", .string(role.name)))
             }
         },
-        NativeVerb("get-role", action: "get_role", access: .capability([.read], .role)) { f in
+        NativeVerb("get-role", action: "get_role", access: .capability([.read], .role),
+                   help: "Show a role, its rules and its auth method associations.",
+                   fields: declare([.string("name", required: true, "The role's name.")])) { f in
             let name = try Role.validateName(try f.requiredString("name"))
             return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in
                 let role = try await t.access.role(named: name)
                 return roleJSON(role, associations: try await associationsJSON(t, role))
             }
         },
-        NativeVerb("list-roles", action: "list_roles", access: .listing(.role)) { f in
+        NativeVerb("list-roles", action: "list_roles", access: .listing(.role),
+                   help: "List the roles that the caller may list.",
+                   fields: declare([.string("filter", "Only roles whose name contains this text (case-insensitive).")],
+                                   sdk: ["pagination-token"])) { f in
             let filter = try f.string("filter")
             return PreparedVerb(folder: .root) { t, caller in
                 let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
@@ -36,14 +49,21 @@ extension NativeVerbs {
                 return .obj(("roles", .array(out)), ("next_page", .string("")))
             }
         },
-        NativeVerb("delete-role", action: "delete_role", access: .capability([.delete], .role)) { f in
+        NativeVerb("delete-role", action: "delete_role", access: .capability([.delete], .role),
+                   help: "Delete a role, its rules and its associations.",
+                   fields: declare([.string("name", required: true, "The role's name.")])) { f in
             let name = try Role.validateName(try f.requiredString("name"))
             return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in
                 _ = try await t.access.deleteRole(named: name)
                 return .obj()
             }
         },
-        NativeVerb("set-role-rule", action: "set_role_rule", access: .capability([.update], .role)) { f in
+        NativeVerb("set-role-rule", action: "set_role_rule", access: .capability([.update], .role),
+                   help: "Set a role's capabilities on a path pattern (replacing that rule's capabilities).",
+                   fields: declare([.string("role-name", required: true, "The role's name."),
+                                    .string("path", required: true, "The path pattern, e.g. /prod/db/* (* matches a subtree)."),
+                                    .list("capability", required: true, "read, create, update, delete, list, use or deny."),
+                                    .string("rule-type", ruleTypeHelp)], sdk: ["ttl"])) { f in
             let name = try Role.validateName(try f.requiredString("role-name"))
             let pattern = try PathPattern(try f.requiredString("path"))
             let capabilities = try parseCapabilities(try f.requiredStringList("capability"))
@@ -56,7 +76,11 @@ extension NativeVerbs {
                 return .obj()
             }
         },
-        NativeVerb("delete-role-rule", action: "delete_role_rule", access: .capability([.update], .role)) { f in
+        NativeVerb("delete-role-rule", action: "delete_role_rule", access: .capability([.update], .role),
+                   help: "Remove a rule from a role.",
+                   fields: declare([.string("role-name", required: true, "The role's name."),
+                                    .string("path", required: true, "The rule's path pattern."),
+                                    .string("rule-type", ruleTypeHelp)])) { f in
             let name = try Role.validateName(try f.requiredString("role-name"))
             let pattern = try PathPattern(try f.requiredString("path"))
             let type = try RuleType(wire: try f.string("rule-type"))
@@ -65,7 +89,12 @@ extension NativeVerbs {
                 return .obj(("deleted", .bool(true)), ("result", .string("rule \(pattern) removed from role \(name)")))
             }
         },
-        NativeVerb("assoc-role-am", action: "create_assoc_role_auth_method", access: .capability([.update], .role)) { f in
+        NativeVerb("assoc-role-am", action: "create_assoc_role_auth_method", access: .capability([.update], .role),
+                   help: "Associate a role with an auth method: the method's tokens get the role's rights.",
+                   fields: declare([.string("role-name", required: true, "The role's name."),
+                                    .string("am-name", required: true, "The auth method's name."),
+                                    .object("sub-claims", "Sub-claims a token must carry: name to values (a list or comma-separated)."),
+                                    .bool("case-sensitive", "Accepted (sub-claims are compared as given).")])) { f in
             let roleName = try Role.validateName(try f.requiredString("role-name"))
             let amName = try AccessEngine.authMethodName(try f.requiredString("am-name"))
             let subClaims = try f.stringListMap("sub-claims") ?? [:]
@@ -80,6 +109,8 @@ extension NativeVerbs {
             }
         },
     ]
+
+    static let ruleTypeHelp = "item-rule (default), role-rule, auth-method-rule, target-rule or sys-rule."
 
     /// Delegated administration cannot grant more than the granter holds.
     static func requireMayGrant(_ caller: CallerContext, _ role: Role) throws {

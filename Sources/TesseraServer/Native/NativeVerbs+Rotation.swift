@@ -11,7 +11,9 @@ extension NativeVerbs {
         createRotated("rotated-secret-create-ssh", .ssh),
         updateRotated("rotated-secret-update-postgresql", .postgres),
         updateRotated("rotated-secret-update-ssh", .ssh),
-        NativeVerb("rotated-secret-list", action: "list_rotated_secrets", access: .listing(.item)) { f in
+        NativeVerb("rotated-secret-list", action: "list_rotated_secrets", access: .listing(.item),
+                   help: "List the rotated secrets under a folder that the caller may list, with their rotation status.",
+                   fields: declare([.string("path", "The folder (default /).")])) { f in
             let folder = try ItemPath(folder: try f.string("path") ?? "/")
             return PreparedVerb(folder: folder) { t, caller in
                 let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
@@ -19,7 +21,9 @@ extension NativeVerbs {
                 return .obj(("rotated_secrets", .array(visible.map(rotatorJSON))))
             }
         },
-        NativeVerb("rotated-secret-get", action: "get_rotated_secret", access: .capability([.read, .list], .item)) { f in
+        NativeVerb("rotated-secret-get", action: "get_rotated_secret", access: .capability([.read, .list], .item),
+                   help: "Show a rotated secret's settings and status (never its value).",
+                   fields: declare([.string("name", required: true, "The rotated secret's path.")])) { f in
             let path = try ItemPath(try f.requiredString("name"))
             return PreparedVerb(paths: [path]) { t, _ in rotatorJSON(try await t.rotation.get(path).1) }
         },
@@ -30,12 +34,19 @@ extension NativeVerbs {
     ]
 
     static func getRotatedValue(_ verb: String, nameField: String) -> NativeVerb {
-        NativeVerb(verb, action: "get_rotated_secret_value", access: .capability([.read], .item)) { f in
+        // `nameField` may be a string or a list of one; the other name is accepted as a string.
+        let other = nameField == "names" ? "name" : "names"
+        return NativeVerb(verb, action: "get_rotated_secret_value", access: .capability([.read], .item),
+                          help: "Read a rotated secret's username and password.",
+                          fields: declare([.list(nameField, "The rotated secret's path (one)."),
+                                           .string(other, "The rotated secret's path, when \(nameField) is absent."),
+                                           .int("version", 0...Int(Int32.max), "A version (0 or absent: the current one).")],
+                                          sdk: ["host", "ignore-cache"])) { f in
             let name: String
             if let list = try? f.stringList(nameField), let first = list.first, list.count == 1 {
                 name = first
             } else {
-                name = try f.string(nameField) ?? f.requiredString(nameField == "names" ? "name" : "names")
+                name = try f.string(nameField) ?? f.requiredString(other)
             }
             let path = try ItemPath(name)
             let version = try f.int("version", in: 0...Int(Int32.max))
@@ -49,7 +60,10 @@ extension NativeVerbs {
     }
 
     static func rotateNow(_ verb: String) -> NativeVerb {
-        NativeVerb(verb, action: "rotate_secret", access: .capability([.update], .item)) { f in
+        NativeVerb(verb, action: "rotate_secret", access: .capability([.update], .item),
+                   help: "Rotate a secret's password now.",
+                   fields: declare([.string("name", required: true, "The rotated secret's path.")],
+                                   sdk: ["RotateAllServicesBoolean", "rotate-all-services"])) { f in
             let path = try ItemPath(try f.requiredString("name"))
             return PreparedVerb(paths: [path]) { t, caller in
                 let version = try await t.rotation.rotate(path, actor: caller.principal?.identity.accessId ?? "")
@@ -59,10 +73,70 @@ extension NativeVerbs {
         }
     }
 
-    static let rotationSensitive = ["rotated-password", "rotator-creds-password"]
+    /// The settings fields that `rotatorSettings` reads, for create and update.
+    static func rotatorFields(_ kind: Rotator.Kind) -> [FieldSpec] {
+        var fields: [FieldSpec] = [
+            .string("rotated-password", sensitive: true, "The account's current password."),
+            .string("authentication-credentials", "use-target-creds (the target's login sets the password) or use-user-creds."),
+            .bool("auto-rotate", "Rotate on a schedule."),
+            .int("rotation-interval", 0...36_500, "Days between rotations."),
+            .int("rotation-interval-minutes", 0...52_560_000, aliases: ["rotation-interval-min"],
+                 "Minutes between rotations (instead of days)."),
+            .int("rotation-hour", 0...23, "Hour of day (UTC) of rotations at day intervals."),
+            .int("password-length", 8...128, "Length of generated passwords (default 24)."),
+            .bool("use-lower-letters", "Generated passwords have lower-case letters (default true)."),
+            .bool("use-capital-letters", "Generated passwords have capital letters (default true)."),
+            .bool("use-numbers", "Generated passwords have digits (default true)."),
+            .bool("use-special-characters", "Generated passwords have special characters (default true)."),
+            .int("verify-port", 0...65535, "Verify new passwords on this port instead of the target's (0: the target's)."),
+            .string("description", "A description."),
+            .list("tags", "Tags."),
+            .int("max-versions", 0...Item.maximumMaxVersions, "Versions kept (0: the default)."),
+            .bool("delete-protection", aliases: ["delete_protection"], "Refuse deletion until turned off."),
+            .bool("skip-dry-run", "Save without first checking that the credentials work."),
+            FieldSpec("rotator-creds-password", .any, sensitive: true, help: "Accepted and ignored (Akeyless field)."),
+        ]
+        if kind == .ssh {
+            fields.append(.string("rotator-custom-cmd", "Instead of chpasswd, a command run as the target's user (admins only)."))
+        }
+        return fields
+    }
+
+    /// Rotated-secret fields that the Akeyless SDK sends and Tessera does not use.
+    static func rotatorSDKFields(_ kind: Rotator.Kind, update: Bool) -> [String] {
+        var names = ["ara-enabled", "enable-agentic-runtime-authority", "enable-ai-quorum", "input-rule", "item-custom-fields", "key",
+                     "lock-during-sra-session", "lock-on-read", "lock-ttl", "output-rule", "rotate-after-disconnect",
+                     "rotate-on-unlock", "rotation-event-in", "secure-access-bastion-issuer", "secure-access-certificate-issuer",
+                     "secure-access-enable", "secure-access-host", "secure-access-web"]
+        if update { names += ["add-tag", "keep-prev-version", "new-name", "rm-tag"] }
+        switch kind {
+        case .postgres:
+            names += ["secure-access-db-name", "secure-access-db-schema"]
+        case .ssh:
+            names += ["ProviderType", "host-provider", "key-algorithm", "public-key-remote-path", "same-password",
+                      "secure-access-allow-external-user", "secure-access-enforce-hosts-restriction", "secure-access-rdp-domain",
+                      "secure-access-rdp-user", "secure-access-ssh-user", "secure-access-target-type", "secure-access-url",
+                      "secure-access-web-browsing", "secure-access-web-proxy", "target"]
+            if update { names.append("rotator-type") }
+        }
+        return names
+    }
+
+    /// SDK fields that carry a secret (kept out of the audit).
+    static func rotatorSDKSecrets(_ kind: Rotator.Kind) -> [String] {
+        kind == .ssh ? ["key-data-base64", "secure-access-ssh-creds"] : []
+    }
 
     static func createRotated(_ verb: String, _ kind: Rotator.Kind) -> NativeVerb {
-        NativeVerb(verb, action: "create_rotated_secret", access: .capability([.create], .item), sensitive: rotationSensitive) { f in
+        NativeVerb(verb, action: "create_rotated_secret", access: .capability([.create], .item),
+                   help: kind == .postgres ? "Create a rotated secret: Tessera changes a PostgreSQL role's password."
+                       : "Create a rotated secret: Tessera changes a Linux user's password over SSH.",
+                   fields: declare([.string("name", required: true, "The rotated secret's path."),
+                                    .string("target-name", required: true, "The target whose account it rotates (needs use on it)."),
+                                    .string("rotated-username", required: true, "The account whose password is rotated."),
+                                    .string("rotator-type", "password: the account changes its own password (use-user-creds).")]
+                                       + rotatorFields(kind),
+                                   sdk: rotatorSDKFields(kind, update: false), sdkSecrets: rotatorSDKSecrets(kind))) { f in
             let path = try ItemPath(try f.requiredString("name"))
             let target = try f.requiredString("target-name")
             var settings = try rotatorSettings(f, kind)
@@ -82,7 +156,11 @@ extension NativeVerbs {
     }
 
     static func updateRotated(_ verb: String, _ kind: Rotator.Kind) -> NativeVerb {
-        NativeVerb(verb, action: "update_rotated_secret", access: .capability([.update], .item), sensitive: rotationSensitive) { f in
+        NativeVerb(verb, action: "update_rotated_secret", access: .capability([.update], .item),
+                   help: "Change a rotated secret's settings (changing the account needs the rights to create it).",
+                   fields: declare([.string("name", required: true, "The rotated secret's path."),
+                                    .string("rotated-username", "The account whose password is rotated.")] + rotatorFields(kind),
+                                   sdk: rotatorSDKFields(kind, update: true), sdkSecrets: rotatorSDKSecrets(kind))) { f in
             let path = try ItemPath(try f.requiredString("name"))
             let settings = try rotatorSettings(f, kind)
             return PreparedVerb(paths: [path]) { t, caller in

@@ -7,7 +7,14 @@ import TesseraEngines
 
 extension NativeVerbs {
     static let vaultMounts: [NativeVerb] = [
-        NativeVerb("vault-mount-create", action: "create_mount", access: .capability([.create], .system)) { f in
+        NativeVerb("vault-mount-create", action: "create_mount", access: .capability([.create], .system),
+                   help: "Mount a folder of items (or a connector's upstream Vault) for Vault clients.",
+                   fields: declare([.string("path", required: true, "The Vault mount path, e.g. secret/."),
+                                    .string("type", "kv-v2 (default), kv-v1 or database (dynamic secrets as <mount>/creds/<name>)."),
+                                    .string("folder", "The folder of items it maps onto (default /<path>)."),
+                                    .string("description", "A description."),
+                                    .string("usc-name", "Serve this connector's upstream Vault (needs use on its target).")])
+                   ) { f in
             let path = try VaultMount.normalizePath(try f.requiredString("path"))
             let kind = try VaultMount.Kind(wire: try f.string("type") ?? "kv-v2")
             let folder = try f.string("folder").map { try ItemPath(folder: $0).value }
@@ -22,12 +29,15 @@ extension NativeVerbs {
                 return mountJSON(m)
             }
         },
-        NativeVerb("vault-mount-list", action: "list_mounts", access: .capability([.read, .list], .system)) { _ in
+        NativeVerb("vault-mount-list", action: "list_mounts", access: .capability([.read, .list], .system),
+                   help: "List the Vault-compatible mounts.") { _ in
             PreparedVerb(paths: [VaultSysAPI.mountsPath]) { t, _ in
                 .obj(("mounts", .array(t.mounts.all.map(mountJSON))))
             }
         },
-        NativeVerb("vault-mount-delete", action: "delete_mount", access: .capability([.delete], .system)) { f in
+        NativeVerb("vault-mount-delete", action: "delete_mount", access: .capability([.delete], .system),
+                   help: "Remove a mount (its items stay).",
+                   fields: declare([.string("path", required: true, "The Vault mount path.")])) { f in
             let path = try VaultMount.normalizePath(try f.requiredString("path"))
             return PreparedVerb(paths: [SystemPath.mount(path)], auditPath: path) { t, _ in
                 let m = try await t.mounts.delete(path: path)

@@ -14,10 +14,18 @@ public struct SystemAPI: Sendable {
     /// Only `/health` is routed here; the `/v1/sys/*` endpoints are reached through the Vault front-end.
     func register(on router: Router<TesseraRequestContext>) {
         router.get("/metrics") { request, context in await authorizedMetrics(request, clientAddress: context.clientAddress) }
+        router.get("/api/v2/openapi.json") { _, _ in SystemAPI.openAPI() }
         router.get("/health") { _, _ in
             Responses.json(.obj(("status", .string(tessera.seal.isSealed ? "sealed" : "ok"))),
                            status: tessera.seal.isSealed ? .serviceUnavailable : .ok)
         }
+    }
+
+    /// The OpenAPI document (no token: it holds declarations, never data).
+    static func openAPI() -> Response {
+        var headers: HTTPFields = [.contentType: "application/json"]
+        headers[.contentLength] = String(OpenAPIDocument.standardBytes.count)
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: OpenAPIDocument.standardBytes)))
     }
 
     /// `/metrics` and `/v1/sys/metrics`: a token with `sys-rule` read on `/sys/metrics`, unless the

@@ -46,9 +46,17 @@ struct VaultAPI: Sendable {
     }
 
     func dispatch(_ vr: VaultRequest, _ request: Request) async throws -> Response {
+        var vr = vr
         let path = vr.path
-        if path == "sys" || path.hasPrefix("sys/") { return try await VaultSysAPI(tessera: tessera, system: system).handle(vr, request) }
-        if path.hasPrefix("auth/") { return try await VaultAuthAPI(tessera: tessera).handle(vr) }
+        let method = vr.operation.declaredMethod
+        if path == "sys" || path.hasPrefix("sys/") {
+            vr.declared = VaultPaths.spec(engine: .system, path: path, method: method)
+            return try await VaultSysAPI(tessera: tessera, system: system).handle(vr, request)
+        }
+        if path.hasPrefix("auth/") {
+            vr.declared = VaultPaths.spec(engine: .auth, path: path, method: method)
+            return try await VaultAuthAPI(tessera: tessera).handle(vr)
+        }
         guard let (mount, rest) = tessera.mounts.resolve(path) else {
             // Like Vault: a caller without a valid identity learns nothing about the mount table.
             let call = vr.pipelineCall(action: "vault_request", auditPath: "/" + path)
@@ -56,9 +64,16 @@ struct VaultAPI: Sendable {
             throw TesseraError.notFound("")
         }
         if let usc = mount.uscName {
+            vr.declared = VaultPaths.spec(engine: .kvV2, path: rest, method: method)
             return try await VaultProxy(tessera: tessera, mount: mount, uscName: usc).handle(vr, rest: rest)
         }
         let kv = VaultKV(tessera: tessera, mount: mount)
+        let engine: VaultPathSpec.Engine = switch mount.kind {
+        case .kvV2: .kvV2
+        case .kvV1: .kvV1
+        case .database: .database
+        }
+        vr.declared = VaultPaths.spec(engine: engine, path: rest, method: method)
         switch mount.kind {
         case .kvV2: return try await kv.handleV2(vr, rest: rest)
         case .kvV1: return try await kv.handleV1(vr, rest: rest)

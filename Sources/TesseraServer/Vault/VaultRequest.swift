@@ -21,6 +21,8 @@ struct VaultRequest: Sendable {
     let context: TesseraCore.RequestContext
     let contentType: String?
     let body: ByteBuffer
+    /// The declaration of this path and operation (`VaultPaths`), once the front-end resolved it.
+    var declared: VaultPathSpec.Operation?
 
     static let maxPathLength = 2048
 
@@ -75,7 +77,10 @@ struct VaultRequest: Sendable {
         guard case .object = json else {
             throw TesseraError.badRequest("failed to decode JSON input: json: cannot unmarshal non-object into Go value of type map[string]interface {}")
         }
-        return try RequestFields(json)
+        // Declared fields are type- and range-checked before any handler reads them; the
+        // handlers themselves say what is missing, in Vault's words.
+        if let declared, !declared.freeForm { _ = try declared.fields.validate(json, checkRequired: false) }
+        return try RequestFields(json, declared: declared?.fields)
     }
 
     /// `a=b&c=d` bodies, which Vault accepts for KV v1 writes.

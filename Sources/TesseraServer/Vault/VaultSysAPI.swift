@@ -20,6 +20,7 @@ struct VaultSysAPI: Sendable {
         case ("sys/init", .write): return await system.initialize(request, context(vr))
         case ("sys/unseal", .write): return await system.unseal(request, context(vr))
         case ("sys/seal", .write): return await system.sealNow(request, context(vr))
+        case ("sys/openapi", .read), ("sys/internal/specs/openapi", .read): return SystemAPI.openAPI()
         case ("sys/metrics", .read): return await system.authorizedMetrics(request, clientAddress: vr.context.clientAddress)
         case ("sys/leader", .read):
             return Responses.json(.obj(("ha_enabled", .bool(false)), ("is_self", .bool(false)), ("active_time", .string("0001-01-01T00:00:00Z")),

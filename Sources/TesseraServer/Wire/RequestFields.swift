@@ -8,13 +8,16 @@ import TesseraCore
 public struct RequestFields: Sendable {
     public let body: JSON
     private let fields: [String: JSON]
+    /// The endpoint's declaration, whose ranges apply when a handler names none.
+    let declared: FieldSet?
 
-    public init(_ body: JSON) throws {
+    public init(_ body: JSON, declared: FieldSet? = nil) throws {
         guard case .object(let pairs) = body else {
             throw TesseraError.badRequest("the request body must be a JSON object")
         }
         self.body = body
         self.fields = Dictionary(pairs, uniquingKeysWith: { a, _ in a })
+        self.declared = declared
     }
 
     public static let empty: RequestFields = {
@@ -25,6 +28,7 @@ public struct RequestFields: Sendable {
     private init(trusted: [String: JSON]) {
         body = .object([])
         fields = trusted
+        declared = nil
     }
 
     public func has(_ key: String) -> Bool {
@@ -52,8 +56,10 @@ public struct RequestFields: Sendable {
     public static let defaultIntRange = Int(Int32.min)...Int(Int32.max)
 
     /// An integer field (a JSON number or a numeric string), range-checked through `InputNumber`.
-    public func int(_ key: String, in range: ClosedRange<Int> = RequestFields.defaultIntRange) throws -> Int? {
-        try Self.int(fields[key], field: key, in: range)
+    public func int(_ key: String, in range: ClosedRange<Int>? = nil) throws -> Int? {
+        var declaredRange: ClosedRange<Int>?
+        if case .integer(let r)? = declared?[key]?.kind { declaredRange = r }
+        return try Self.int(fields[key], field: key, in: range ?? declaredRange ?? Self.defaultIntRange)
     }
 
     /// An integer from any JSON value: a number or a numeric string; `null` and `""` are absent.

@@ -129,7 +129,9 @@ def test_revocation_that_keeps_failing_becomes_irrevocable_then_force_revoke(pos
             time.sleep(0.2)
         assert state == "irrevocable"
         assert leases[0]["last_error"]
-        metrics = requests.get(node.base + "/metrics").text
+        # /metrics needs a token with sys-rule read on /sys/metrics (the admin's).
+        assert requests.get(node.base + "/metrics").status_code == 403
+        metrics = requests.get(node.base + "/metrics", headers={"X-Vault-Token": node.token}).text
         assert 'tessera_leases{state="irrevocable"} 1' in metrics
         r = node.call("lease-revoke", lease_id=cred["lease_id"], force=True)
         assert r.status_code == 200, r.text

@@ -43,6 +43,11 @@ usc_workdir = _usc.usc_workdir
 openbao = _usc.openbao
 
 
+def pytest_terminal_summary(terminalreporter):
+    for p in getattr(_usc, "_kept", []):
+        terminalreporter.write_line(f"security e2e: OpenBao logs kept in {p}")
+
+
 @pytest.fixture(scope="module")
 def make_node(tessera_bin, tmp_path_factory):
     """make_node(config=…, extra_args=…) → a started Node, killed at the end of the module."""

@@ -28,7 +28,7 @@ for _p in (E2E, E2E / "rotation", E2E / "usc"):
     if str(_p) not in sys.path:
         sys.path.insert(0, str(_p))
 
-from e2e_servers import DurableNode, free_port, tessera_binary  # noqa: E402,F401
+from e2e_servers import DurableNode, free_port, tessera_binary  # noqa: E402,F401  (re-exported for the tests)
 import rotlib  # noqa: E402
 
 

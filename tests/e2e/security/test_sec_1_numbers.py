@@ -215,8 +215,8 @@ def kv1_native_value(node: Node, w: World, v: Any, token: Any) -> requests.Respo
     return node.vault("GET", f"kv1/{name}", token=ADMIN if token is ADMIN else NO_TOKEN)
 
 
-ROTATION_FIELDS = ["rotation-interval", "rotation-interval-minutes", "rotation-hour", "password-length", "max-versions",
-                   "verify-port"]
+ROTATION_FIELDS = ["rotation-interval", "rotation-interval-minutes", "rotation-interval-min", "rotation-hour",
+                   "password-length", "max-versions", "verify-port"]
 
 NATIVE_CASES: list[Case] = [
     native("create-auth-method", "jwt-ttl", lambda n, w: {"name": "/" + uid("num-am-")}, follow=after_auth_method),
@@ -235,6 +235,10 @@ NATIVE_CASES: list[Case] = [
              lambda n, w: {"name": "/num/" + uid("r"), "target-name": w.target, "rotated-username": w.role,
                            "rotated-password": w.role_pw, "skip-dry-run": True}, follow=after_rotated)
       for f in ROTATION_FIELDS],
+    # the SSH variant parses the same settings before it looks the (here missing) target up
+    *[native("rotated-secret-create-ssh", f,
+             lambda n, w: {"name": "/num/" + uid("rs"), "target-name": "num-no-ssh-target", "rotated-username": "u",
+                           "rotated-password": "p", "skip-dry-run": True}) for f in ROTATION_FIELDS],
     *[native("rotated-secret-update-postgresql", f, lambda n, w: {"name": w.rotated}, follow=after_rotated)
       for f in ROTATION_FIELDS],
     native("get-rotated-secret-value", "version", lambda n, w: {"names": w.rotated}),

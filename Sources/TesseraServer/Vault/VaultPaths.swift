@@ -1,0 +1,196 @@
+// VaultPaths: the declaration of every Vault-compatible path Tessera serves — its pattern, the
+// operations on it, their fields and help. The table drives the validation of request bodies
+// (types and ranges, before the handler reads them; unknown fields are warned about, as Vault
+// does), and the OpenAPI document. Patterns are relative to `/v1/`; `{mount}` is a mount of
+// the path's engine and `{path}` is the rest of the path (one or more segments).
+import TesseraCore
+
+struct VaultPathSpec: Sendable {
+    enum Engine: String, Sendable {
+        case system, auth, kvV2 = "kv-v2", kvV1 = "kv-v1", database
+    }
+
+    struct Operation: Sendable {
+        let method: String
+        let summary: String
+        let fields: FieldSet
+        /// Needs a token (everything except seal status, health, init and unseal).
+        let authenticated: Bool
+        /// Arbitrary keys are the data itself (KV v1 writes): no unknown-field warnings.
+        let freeForm: Bool
+
+        init(_ method: String, _ summary: String, fields: [FieldSpec] = [], authenticated: Bool = true, freeForm: Bool = false) {
+            self.method = method
+            self.summary = summary
+            self.fields = FieldSet(fields)
+            self.authenticated = authenticated
+            self.freeForm = freeForm
+        }
+    }
+
+    let engine: Engine
+    /// Relative to the mount for KV and database engines, else to `/v1/`.
+    let pattern: String
+    let operations: [Operation]
+
+    /// The operation for a request: matched by method name (`GET`, `LIST`, `POST`, …).
+    func operation(_ method: String) -> Operation? {
+        operations.first { $0.method == method || ($0.method == "POST" && method == "PUT") }
+    }
+
+    /// Whether a path (relative as `pattern` is) matches: literal segments equal, `{x}` one
+    /// segment, a final `{path}` or `{prefix}` one or more.
+    func matches(_ path: String) -> Bool {
+        let want = pattern.split(separator: "/")
+        let have = path.split(separator: "/")
+        for (i, w) in want.enumerated() {
+            if w == "{path}" || w == "{prefix}" { return have.count > i }
+            guard i < have.count else { return false }
+            if !(w.hasPrefix("{") && w.hasSuffix("}")) && w != have[i] { return false }
+        }
+        return have.count == want.count
+    }
+}
+
+enum VaultPaths {
+    static let versions = FieldSpec.any("versions", required: true, "Version numbers: a list of integers or a comma-separated string.")
+
+    static let all: [VaultPathSpec] = [
+        // System
+        VaultPathSpec(engine: .system, pattern: "sys/seal-status", operations: [.init("GET", "Seal status.", authenticated: false)]),
+        VaultPathSpec(engine: .system, pattern: "sys/health", operations: [.init("GET", "Health, as Vault answers it.", authenticated: false)]),
+        VaultPathSpec(engine: .system, pattern: "sys/init", operations: [
+            .init("GET", "Whether the server is initialized.", authenticated: false),
+            .init("POST", "Initialize: create the root key and its shares, and the first admin.", fields: [
+                .int("secret_shares", 1...255, "Number of key shares."), .int("secret_threshold", 1...255, "Shares needed to unseal."),
+                .int("shares", 1...255, "Alias of secret_shares."), .int("threshold", 1...255, "Alias of secret_threshold."),
+                .string("admin_access_id", "The first admin's access id (p-…)."),
+                .string("admin_access_key", sensitive: true, "The first admin's access key."),
+            ], authenticated: false),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/unseal", operations: [
+            .init("POST", "Submit one unseal key share.", fields: [
+                .string("key", sensitive: true, "A key share."), .bool("reset", "Forget the shares given so far."),
+                .bool("migrate", "Ignored."),
+            ], authenticated: false),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/seal", operations: [.init("POST", "Seal the server (sys-rule update on /sys/seal).")]),
+        VaultPathSpec(engine: .system, pattern: "sys/leader", operations: [.init("GET", "HA leader (always this node).", authenticated: false)]),
+        VaultPathSpec(engine: .system, pattern: "sys/metrics", operations: [.init("GET", "Prometheus metrics (sys-rule read on /sys/metrics).", fields: [
+            .string("format", "prometheus (the only format)."),
+        ])]),
+        VaultPathSpec(engine: .system, pattern: "sys/openapi", operations: [.init("GET", "This OpenAPI document.", authenticated: false)]),
+        VaultPathSpec(engine: .system, pattern: "sys/mounts", operations: [.init("GET", "The mount table (sys-rule read on /sys/mounts).")]),
+        VaultPathSpec(engine: .system, pattern: "sys/mounts/{path}", operations: [
+            .init("POST", "Enable a secrets engine (sys-rule create on /sys/mounts/<path>).", fields: [
+                .string("type", required: true, "kv, kv-v2 or kv-v1."), .string("description", "A description."),
+                .object("options", "Engine options, e.g. {\"version\":\"2\"}."), .object("config", "Ignored."),
+                .bool("local", "Ignored."), .bool("seal_wrap", "Ignored."), .bool("external_entropy_access", "Ignored."),
+                .string("plugin_name", "Ignored."), .string("plugin_version", "Ignored."),
+            ]),
+            .init("DELETE", "Disable a secrets engine (sys-rule delete on /sys/mounts/<path>)."),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/internal/ui/mounts/{path}", operations: [.init("GET", "The KV preflight of the CLI.")]),
+        VaultPathSpec(engine: .system, pattern: "sys/leases/lookup", operations: [
+            .init("POST", "Look up a lease.", fields: [.string("lease_id", required: true, "The lease id.")]),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/leases/lookup/{prefix}", operations: [.init("LIST", "List lease ids under a prefix.")]),
+        VaultPathSpec(engine: .system, pattern: "sys/leases/renew", operations: [
+            .init("POST", "Renew a lease.", fields: [.string("lease_id", "The lease id."),
+                                                      .duration("increment", "Requested extension (seconds or Go duration).")]),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/leases/revoke", operations: [
+            .init("POST", "Revoke a lease.", fields: [.string("lease_id", "The lease id."), .bool("sync", "Wait for the revocation.")]),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/leases/revoke-prefix/{prefix}", operations: [
+            .init("POST", "Revoke every lease under a prefix of whole segments (sys-rule update on /sys/leases/revoke-prefix/<prefix>).",
+                  fields: [.bool("sync", "Wait for the revocations."), .string("prefix", "The prefix (when not in the path).")]),
+        ]),
+        // Tokens and logins
+        VaultPathSpec(engine: .auth, pattern: "auth/token/lookup-self", operations: [
+            .init("GET", "The caller's token."), .init("POST", "The caller's token."),
+        ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/token/renew-self", operations: [
+            .init("POST", "Renew the caller's token, at most to its maximum lifetime.", fields: [
+                .duration("increment", "Requested extension (ignored: the auth method's TTL applies)."),
+            ]),
+        ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/token/revoke-self", operations: [.init("POST", "Revoke the caller's token.")]),
+        VaultPathSpec(engine: .auth, pattern: "auth/approle/login", operations: [
+            .init("POST", "Log in with an access id (role_id) and access key (secret_id).", fields: [
+                .string("role_id", required: true, "The access id (p-…)."),
+                .string("secret_id", required: true, sensitive: true, "The access key."),
+            ], authenticated: false),
+        ]),
+        // KV version 2
+        VaultPathSpec(engine: .kvV2, pattern: "data/{path}", operations: [
+            .init("GET", "Read a secret version.", fields: [.int("version", 0...Int(Int32.max), "A version (0 or absent: the newest).")]),
+            .init("POST", "Write a new version.", fields: [
+                .object("data", required: true, "The secret's data."),
+                .object("options", "Options: {\"cas\": N} for check-and-set."),
+            ]),
+            .init("PATCH", "Merge-patch the newest version (application/merge-patch+json).", fields: [
+                .object("data", required: true, "The fields to change."), .object("options", "Options: {\"cas\": N}."),
+            ]),
+            .init("DELETE", "Soft-delete the newest version."),
+        ]),
+        VaultPathSpec(engine: .kvV2, pattern: "metadata/{path}", operations: [
+            .init("GET", "A secret's metadata and versions."),
+            .init("LIST", "List keys under a folder."),
+            .init("POST", "Set a secret's metadata.", fields: [
+                .int("max_versions", 0...Item.maximumMaxVersions, "Versions kept (0: the default)."),
+                .bool("cas_required", "Require check-and-set on writes."),
+                .duration("delete_version_after", "Automatic soft deletion of versions (stored, not enforced)."),
+                .object("custom_metadata", "String keys and values."),
+            ]),
+            .init("PATCH", "Merge-patch a secret's metadata.", fields: [
+                .int("max_versions", 0...Item.maximumMaxVersions, "Versions kept (0: the default)."),
+                .bool("cas_required", "Require check-and-set on writes."),
+                .duration("delete_version_after", "Automatic soft deletion of versions."),
+                .object("custom_metadata", "String keys and values; null removes a key."),
+            ]),
+            .init("DELETE", "Delete a secret with every version (refused under delete protection)."),
+        ]),
+        VaultPathSpec(engine: .kvV2, pattern: "delete/{path}", operations: [.init("POST", "Soft-delete versions.", fields: [versions])]),
+        VaultPathSpec(engine: .kvV2, pattern: "undelete/{path}", operations: [.init("POST", "Undelete versions.", fields: [versions])]),
+        VaultPathSpec(engine: .kvV2, pattern: "destroy/{path}", operations: [.init("POST", "Destroy versions for good.", fields: [versions])]),
+        VaultPathSpec(engine: .kvV2, pattern: "config", operations: [
+            .init("GET", "The mount's KV settings."),
+            .init("POST", "Change the mount's KV settings.", fields: [
+                .int("max_versions", 0...Item.maximumMaxVersions, "Versions kept by default."),
+                .bool("cas_required", "Require check-and-set on writes."),
+                .duration("delete_version_after", "Automatic soft deletion of versions."),
+            ]),
+        ]),
+        // KV version 1
+        VaultPathSpec(engine: .kvV1, pattern: "{path}", operations: [
+            .init("GET", "Read a secret."), .init("LIST", "List keys under a folder."),
+            .init("POST", "Write a secret: the body is its data.", freeForm: true),
+            .init("DELETE", "Delete a secret (refused under delete protection)."),
+        ]),
+        // Database credentials
+        VaultPathSpec(engine: .database, pattern: "creds/{name}", operations: [.init("GET", "Issue a credential under a lease.")]),
+    ]
+
+    /// The declaration that covers a request, if any.
+    static func spec(engine: VaultPathSpec.Engine, path: String, method: String) -> VaultPathSpec.Operation? {
+        for spec in all where spec.engine == engine && spec.matches(path) {
+            if let op = spec.operation(method) { return op }
+        }
+        return nil
+    }
+}
+
+extension VaultRequest.Operation {
+    /// The HTTP method name of the declaration (`LIST` for lists).
+    var declaredMethod: String {
+        switch self {
+        case .read: "GET"
+        case .write: "POST"
+        case .delete: "DELETE"
+        case .list: "LIST"
+        case .patch: "PATCH"
+        case .head: "HEAD"
+        }
+    }
+}
