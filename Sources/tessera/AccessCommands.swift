@@ -142,7 +142,7 @@ struct AssocRoleAMCommand: AsyncParsableCommand {
     @OptionGroup var api: APIOptions
     @Option(name: .customLong("role-name"), help: .field("assoc-role-am", "role-name")) var roleName: String
     @Option(name: .customLong("am-name"), help: .field("assoc-role-am", "am-name")) var amName: String
-    @Option(name: .customLong("sub-claims"), help: .field("assoc-role-am", "sub-claims", note: "As key=value1,value2; repeatable."))
+    @Option(name: .customLong("sub-claims"), help: .field("assoc-role-am", "sub-claims", valueName: "key=value1,value2"))
     var subClaims: [String] = []
     func run() async throws {
         try await runCLI {

@@ -14,7 +14,7 @@ struct TargetCreateSSHCommand: AsyncParsableCommand {
     @Option(name: .customLong("ssh-username"), help: .field("target-create-ssh", "ssh-username")) var sshUsername: String
     @Option(name: .customLong("ssh-password"), help: .field("target-create-ssh", "ssh-password")) var sshPassword: String?
     @Option(name: .customLong("private-key"), help: .field("target-create-ssh", "private-key")) var privateKey: String?
-    @Option(name: .customLong("private-key-file"), help: .field("target-create-ssh", "private-key", note: "Read from this file."))
+    @Option(name: .customLong("private-key-file"), help: "A file with the private key (the same as --private-key @FILE).")
     var privateKeyFile: String?
     @Option(name: .customLong("host-key"), help: .field("target-create-ssh", "host-key")) var hostKey: String?
 
@@ -38,7 +38,6 @@ struct TargetCreateSSHCommand: AsyncParsableCommand {
     }
 }
 
-/// The settings shared by the create and update commands.
 /// The settings shared by the create and update commands (the same fields on every rotated-secret verb).
 struct RotatorOptions: ParsableArguments {
     @Option(name: .customLong("rotated-username"), help: .field(rotatorVerb, "rotated-username")) var rotatedUsername: String?

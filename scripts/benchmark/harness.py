@@ -380,7 +380,7 @@ class Bench:
 
     def check_seeded(self, t, lvl):
         """Tessera sees the seeded rows: its /metrics count and a Vault lease lookup of one of them."""
-        r = t.http.get(t.base + "/metrics", timeout=120)
+        r = t.http.get(t.base + "/metrics", headers={"X-Vault-Token": t.root_token}, timeout=120)
         active = None
         for line in r.text.splitlines():
             if line.startswith('tessera_leases{state="active"}'):

@@ -88,7 +88,7 @@ public enum SSHClient {
             child.fail(SSHFailure.closed)
             result.fail(SSHFailure.closed)
         }
-        let timeoutTask = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)) {
+        let timeoutTask = channel.eventLoop.scheduleTask(in: .seconds(timeout.components.seconds)) {
             result.fail(SSHFailure.timedOut)
             channel.close(promise: nil)
         }

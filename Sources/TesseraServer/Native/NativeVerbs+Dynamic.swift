@@ -149,7 +149,8 @@ extension NativeVerbs {
                 guard let st = Lease.State(rawValue: s) else { throw TesseraError.badRequest("invalid state '\(s)'") }
                 return st
             }
-            let path = try ItemPath(folder: "/" + prefix.split(separator: "/").dropLast().joined(separator: "/"))
+            // Prefixes are whole segments: `db/` and `db/ro` list within /db and /db/ro.
+            let path = try ItemPath(folder: "/" + prefix.split(separator: "/").joined(separator: "/"))
             return PreparedVerb(paths: [path]) { t, caller in
                 let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
                 // Each lease is shown only to whom may list its own producer; deny wins.
