@@ -29,7 +29,8 @@ struct APIOptions: ParsableArguments {
     }
 
     var resolvedToken: String? {
-        token ?? ProcessInfo.processInfo.environment["TESSERA_TOKEN"] ?? Profile.load(profile)?.token
+        if let token { return (try? SecretInput.resolve(token as String, flag: "--token") as String) ?? token }
+        return ProcessInfo.processInfo.environment["TESSERA_TOKEN"] ?? Profile.load(profile)?.token
     }
 }
 

@@ -7,15 +7,16 @@ struct AuditCommand: AsyncParsableCommand {
                                                     subcommands: [Query.self, Verify.self], defaultSubcommand: Query.self)
 
     struct Query: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "query", abstract: "Find events, e.g. who read /prod/db/* in the last 90 days.")
+        static let configuration = CommandConfiguration(
+            commandName: "query", abstract: CLIHelp.verb("audit-query", "Find events, e.g. who read /prod/db/* in the last 90 days."))
         @OptionGroup var api: APIOptions
-        @Option(name: .customLong("path"), help: "Path prefix; a trailing * is allowed (e.g. /prod/db/*).") var path: String?
-        @Option(name: .customLong("actor"), help: "Access id of the actor.") var actor: String?
-        @Option(help: "Action, e.g. get_secret_value.") var action: String?
-        @Option(help: "allowed, denied or error.") var result: String?
-        @Option(help: "Start: RFC 3339 time, Unix seconds, or a duration back from now (90d, 12h).") var since: String?
-        @Option(help: "End, in the same forms.") var until: String?
-        @Option var limit: Int = 1000
+        @Option(name: .customLong("path"), help: .field("audit-query", "path-prefix")) var path: String?
+        @Option(name: .customLong("actor"), help: .field("audit-query", "access-id")) var actor: String?
+        @Option(help: .field("audit-query", "action")) var action: String?
+        @Option(help: .field("audit-query", "result")) var result: String?
+        @Option(help: .field("audit-query", "since")) var since: String?
+        @Option(help: .field("audit-query", "until")) var until: String?
+        @Option(help: .field("audit-query", "limit")) var limit: Int = 1000
 
         func run() async throws {
             try await runCLI {
@@ -35,7 +36,8 @@ struct AuditCommand: AsyncParsableCommand {
     }
 
     struct Verify: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(commandName: "verify", abstract: "Verify the audit hash chain; names the first bad event.")
+        static let configuration = CommandConfiguration(
+            commandName: "verify", abstract: CLIHelp.verb("audit-verify", "Verify the audit hash chain; names the first bad event."))
         @OptionGroup var api: APIOptions
 
         func run() async throws {

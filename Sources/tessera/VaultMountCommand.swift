@@ -7,14 +7,14 @@ struct VaultMountCommand: AsyncParsableCommand {
                                                     subcommands: [Create.self, List.self, Delete.self])
 
     struct Create: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Mount a folder of items for Vault clients, e.g. --path secret/ --type kv-v2.")
+        static let configuration = CommandConfiguration(
+            abstract: CLIHelp.verb("vault-mount-create", "Mount a folder of items for Vault clients, e.g. --path secret/ --type kv-v2."))
         @OptionGroup var api: APIOptions
-        @Option(help: "Vault mount path, e.g. secret/.") var path: String
-        @Option(help: "kv-v2 (default) or kv-v1.") var type: String = "kv-v2"
-        @Option(help: "Folder of items it maps onto (default: /<path>).") var folder: String?
-        @Option var description: String?
-        @Option(name: .customLong("usc-name"), help: "Back the mount by this connector's upstream Vault instead of Tessera's store.")
-        var uscName: String?
+        @Option(help: .field("vault-mount-create", "path")) var path: String
+        @Option(help: .field("vault-mount-create", "type")) var type: String = "kv-v2"
+        @Option(help: .field("vault-mount-create", "folder")) var folder: String?
+        @Option(help: .field("vault-mount-create", "description")) var description: String?
+        @Option(name: .customLong("usc-name"), help: .field("vault-mount-create", "usc-name")) var uscName: String?
 
         func run() async throws {
             try await runCLI {
@@ -28,7 +28,7 @@ struct VaultMountCommand: AsyncParsableCommand {
     }
 
     struct List: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "List mounts.")
+        static let configuration = CommandConfiguration(abstract: CLIHelp.verb("vault-mount-list", "List mounts."))
         @OptionGroup var api: APIOptions
 
         func run() async throws {
@@ -43,9 +43,9 @@ struct VaultMountCommand: AsyncParsableCommand {
     }
 
     struct Delete: AsyncParsableCommand {
-        static let configuration = CommandConfiguration(abstract: "Remove a mount (its items stay).")
+        static let configuration = CommandConfiguration(abstract: CLIHelp.verb("vault-mount-delete", "Remove a mount (its items stay)."))
         @OptionGroup var api: APIOptions
-        @Option var path: String
+        @Option(help: .field("vault-mount-delete", "path")) var path: String
 
         func run() async throws {
             try await runCLI {

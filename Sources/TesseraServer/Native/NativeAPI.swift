@@ -44,14 +44,14 @@ public struct NativeAPI: Sendable {
             let unknown = verb.fields.fields.isEmpty ? [] : try verb.fields.validate(json)
             let fields = try RequestFields(json, declared: verb.fields)
             var prepared = try verb.prepare(fields)
-            if !unknown.isEmpty { prepared.parameters["ignored_fields"] = unknown.map { String($0.prefix(64)) }.prefix(20).joined(separator: ",") }
+            if !unknown.isEmpty { prepared.parameters["ignored_fields"] = FieldSet.warningList(unknown) }
             let ctx = RequestContext(interface: .native, clientAddress: context.clientAddress, startedAt: tessera.now())
             let call = try verb.call(prepared, fields: fields, context: ctx)
             let output = try await tessera.run(call) { caller in try await prepared.run(tessera, caller) }
             log(name, 200, context)
             var response = Responses.json(output)
             if !unknown.isEmpty, let header = HTTPField.Name("X-Tessera-Warnings") {
-                response.headers[header] = "ignored unrecognized fields: " + unknown.map { String($0.prefix(64)) }.prefix(20).joined(separator: ", ")
+                response.headers[header] = "Endpoint ignored these unrecognized parameters: [" + FieldSet.warningList(unknown) + "]"
             }
             return response
         } catch {

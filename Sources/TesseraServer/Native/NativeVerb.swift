@@ -69,7 +69,8 @@ public struct NativeVerb: Sendable {
         self.action = action
         self.access = access
         self.help = help
-        self.fields = FieldSet(fields.isEmpty ? [] : Self.commonFields + fields)
+        // A verb with help but no fields of its own still declares the common ones.
+        self.fields = FieldSet(fields.isEmpty && help.isEmpty ? [] : Self.commonFields + fields)
         var sensitiveNames = Set(sensitive)
         for f in fields where f.sensitive { sensitiveNames.formUnion(f.names) }
         self.sensitiveFields = sensitiveNames.sorted()

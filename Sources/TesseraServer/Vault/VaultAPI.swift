@@ -35,8 +35,13 @@ struct VaultAPI: Sendable {
             } catch let e as TesseraError where e == VaultRequest.unsupportedPath {
                 return VaultResponses.errors([e.message], status: .notFound)
             }
-            let response = try await dispatch(vr, request)
+            var response = try await dispatch(vr, request)
             log(request, response.status.code, context)
+            let ignored = vr.ignoredFields.all
+            if !ignored.isEmpty, let header = HTTPField.Name("X-Tessera-Warnings") {
+                // Vault's words for the same warning.
+                response.headers[header] = "Endpoint ignored these unrecognized parameters: [" + FieldSet.warningList(ignored) + "]"
+            }
             return response
         } catch {
             let e = Tessera.classify(error, logger: tessera.logger)

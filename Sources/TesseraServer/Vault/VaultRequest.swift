@@ -2,6 +2,7 @@
 // the operation (LIST is `GET ?list=true`, as the LIST rewriter delivers it), the token, and a
 // body parsed leniently (clients may send no Content-Type, an empty body or `null`).
 import Foundation
+import Synchronization
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -23,6 +24,8 @@ struct VaultRequest: Sendable {
     let body: ByteBuffer
     /// The declaration of this path and operation (`VaultPaths`), once the front-end resolved it.
     var declared: VaultPathSpec.Operation?
+    /// Body fields the declaration does not know; the front-end names them in a warning header.
+    let ignoredFields = IgnoredFields()
 
     static let maxPathLength = 2048
 
@@ -79,7 +82,10 @@ struct VaultRequest: Sendable {
         }
         // Declared fields are type- and range-checked before any handler reads them; the
         // handlers themselves say what is missing, in Vault's words.
-        if let declared, !declared.freeForm { _ = try declared.fields.validate(json, checkRequired: false) }
+        if let declared, !declared.freeForm {
+            let unknown = try declared.fields.validate(json, checkRequired: false)
+            if !unknown.isEmpty { ignoredFields.set(unknown) }
+        }
         return try RequestFields(json, declared: declared?.fields)
     }
 
@@ -122,4 +128,11 @@ struct VaultRequest: Sendable {
         PipelineCall(context: context, action: action, auditPath: auditPath, credentials: credentials, needsIdentity: needsIdentity,
                      checks: checks, listing: listing.map { ($0, RuleType.item) })
     }
+}
+
+/// The unknown fields of one request, recorded while its body is read.
+final class IgnoredFields: Sendable {
+    private let names = Mutex<[String]>([])
+    func set(_ list: [String]) { names.withLock { $0 = list } }
+    var all: [String] { names.withLock { $0 } }
 }

@@ -90,6 +90,15 @@ public struct FieldSpec: Sendable {
     }
 }
 
+extension FieldSet {
+    /// A warning naming unknown fields, safe as a header value: printable ASCII only, bounded.
+    public static func warningList(_ names: [String]) -> String {
+        names.prefix(20).map { name in
+            String(String.UnicodeScalarView(name.unicodeScalars.prefix(64).map { (0x20..<0x7F).contains($0.value) ? $0 : "?" }))
+        }.joined(separator: " ")
+    }
+}
+
 /// The declared fields of one endpoint.
 public struct FieldSet: Sendable {
     public let fields: [FieldSpec]
