@@ -13,10 +13,12 @@ from __future__ import annotations
 import json
 import subprocess
 
+from pathlib import Path
+
 import requests
 from openapi_spec_validator import validate
 
-from conftest import REPO
+REPO = Path(__file__).resolve().parents[2]
 
 
 def served(srv, path):
