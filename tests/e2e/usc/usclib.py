@@ -342,7 +342,8 @@ class CLIResult:
     def one_line_error(self) -> str:
         """The single `Error: ...` line of a failed tessera CLI call (asserted)."""
         assert self.rc != 0, self
-        lines = [ln for ln in self.stderr.splitlines() if ln.strip()]
+        # A secret given as a plain argument adds its process-list warning; the error is one line.
+        lines = [ln for ln in self.stderr.splitlines() if ln.strip() and not ln.startswith("warning: ")]
         assert len(lines) == 1 and lines[0].startswith("Error: "), \
             f"expected exactly one `Error: ...` line on stderr: {self!r}"
         return lines[0]
