@@ -14,6 +14,9 @@ public struct Authorizer: Sendable {
     public let rules: [Rule]
     /// The role each rule came from (parallel to `rules`), for the evidence of a decision.
     public let ruleRoles: [String]
+    /// "role R item-rule /p/* [read]" per rule, built once: the authorizer is cached with its
+    /// principal, and the evidence of every request quotes these.
+    let ruleEvidence: [String]
     public let auditAccess: AuditAccess
     public let isRoot: Bool
 
@@ -21,7 +24,11 @@ public struct Authorizer: Sendable {
     ///   - rules: the union of the rules of every role that applies to the identity.
     public init(rules: [Rule], auditAccess: AuditAccess = .none, isRoot: Bool = false, ruleRoles: [String]? = nil) {
         self.rules = rules
-        self.ruleRoles = ruleRoles ?? Array(repeating: "", count: rules.count)
+        let roles = ruleRoles ?? Array(repeating: "", count: rules.count)
+        self.ruleRoles = roles
+        self.ruleEvidence = rules.enumerated().map { i, rule in
+            "role \(i < roles.count && !roles[i].isEmpty ? roles[i] : "?") " + Self.describe(rule)
+        }
         self.auditAccess = auditAccess
         self.isRoot = isRoot
     }
@@ -36,18 +43,15 @@ public struct Authorizer: Sendable {
     /// capability, or that no rule grants it. Written into every audit event (Vault's
     /// `policy_results`) and answered by `explain`.
     public func evidence(_ capability: Capability, on path: ItemPath, type: RuleType = .item) -> (decision: Decision, evidence: String) {
-        var granting: [String] = []
+        var granting: [Int] = []
         for (i, rule) in rules.enumerated() where rule.type == type && rule.pattern.matches(path) {
-            if rule.capabilities.contains(.deny) {
-                return (.deny(explicit: true), "denied by role \(roleName(i)) \(Self.describe(rule))")
-            }
-            if rule.capabilities.contains(capability) { granting.append("role \(roleName(i)) \(Self.describe(rule))") }
+            if rule.capabilities.contains(.deny) { return (.deny(explicit: true), "denied by " + ruleEvidence[i]) }
+            if rule.capabilities.contains(capability) { granting.append(i) }
         }
         if granting.isEmpty { return (.deny(explicit: false), "no rule grants \(capability.rawValue) on \(type.rawValue) \(path.value)") }
-        return (.allow, "\(capability.rawValue) on \(type.rawValue) \(path.value) granted by " + granting.joined(separator: "; "))
+        if granting.count == 1 { return (.allow, capability.rawValue + " granted by " + ruleEvidence[granting[0]]) }
+        return (.allow, capability.rawValue + " granted by " + granting.map { ruleEvidence[$0] }.joined(separator: "; "))
     }
-
-    private func roleName(_ i: Int) -> String { i < ruleRoles.count && !ruleRoles[i].isEmpty ? ruleRoles[i] : "?" }
 
     /// `item-rule /prod/* [list,read]`
     public static func describe(_ rule: Rule) -> String {
@@ -84,6 +88,15 @@ public struct Authorizer: Sendable {
         return granted.allSatisfy { cap in
             same.contains { $0.capabilities.contains(cap) && $0.pattern.covers(rule.pattern) }
         }
+    }
+
+    /// Whether these rules may remove `rule`. Removing a deny gives back everything it took away,
+    /// so it needs the rights of granting every capability on the deny's pattern.
+    public func mayRemove(_ rule: Rule) -> Bool {
+        guard rule.capabilities.contains(.deny) else { return true }
+        var everything = Set(Capability.allCases).subtracting([.deny])
+        if rule.type != .target { everything.remove(.use) }
+        return mayGrant(Rule(pattern: rule.pattern, capabilities: everything, type: rule.type))
     }
 
     /// Whether these rules may grant every rule of `role` and its audit access.

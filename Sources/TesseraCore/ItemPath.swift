@@ -52,6 +52,12 @@ public struct ItemPath: Hashable, Sendable, Comparable, CustomStringConvertible 
         isRoot || other.value.utf8.elementsEqual(value.utf8) || ItemPath.bytes(other.value, haveprefix: folderPrefix)
     }
 
+    /// `s` without `prefix`, cut by bytes, or nil when `s` does not start with those bytes.
+    public static func bytes(_ s: String, droppingPrefix prefix: String) -> String? {
+        guard bytes(s, haveprefix: prefix) else { return nil }
+        return String(decoding: s.utf8.dropFirst(prefix.utf8.count), as: UTF8.self)
+    }
+
     /// Byte-wise prefix test. Swift's `String.hasPrefix` compares grapheme clusters, so
     /// `"/a/\u{301}x".hasPrefix("/a/")` is false: a combining mark would escape a rule.
     public static func bytes(_ s: String, haveprefix prefix: String) -> Bool {
@@ -73,7 +79,13 @@ public struct ItemPath: Hashable, Sendable, Comparable, CustomStringConvertible 
                 throw TesseraError.badRequest("invalid path: contains an invisible or ambiguous character (U+\(String(scalar.value, radix: 16, uppercase: true)))")
             case .nonspacingMark, .spacingMark, .enclosingMark:
                 if atSegmentStart { throw TesseraError.badRequest("invalid path: a segment starts with a combining mark") }
-            default: break
+            default:
+                // Anything else that would join the `/` before it into one grapheme (emoji
+                // modifiers, halfwidth sound marks): string operations would then disagree on
+                // where the segment starts.
+                if atSegmentStart, scalar.properties.isGraphemeExtend || scalar.properties.isEmojiModifier {
+                    throw TesseraError.badRequest("invalid path: a segment starts with a combining mark")
+                }
             }
             atSegmentStart = scalar == "/"
         }

@@ -34,7 +34,7 @@ extension StaticSecretEngine {
     /// `lookedUp` is what the caller just read at `path` (`.some(nil)`: no item), saving a read;
     /// a stale value only costs a retry, as the write itself checks the version.
     public func writeKV(path: ItemPath, value: String, cas: Int?, mountCASRequired: Bool, mountMaxVersions: Int,
-                        actor: String, lookedUp: Item?? = .none) async throws -> (item: Item, version: ItemVersion) {
+                        actor: String, lookedUp: Item?? = .none, mayUpdate: Bool = true) async throws -> (item: Item, version: ItemVersion) {
         let keyring = try seal.keyring()
         var known = lookedUp
         for _ in 0..<5 {
@@ -43,6 +43,7 @@ extension StaticSecretEngine {
             if let k = known { current = k } else { current = try await store.item(at: path) }
             known = .none
             if let item = current {
+                guard mayUpdate else { throw TesseraError.forbidden(path: path.value, capability: Capability.update.rawValue) }
                 guard item.type == .staticSecret else { throw TesseraError.badRequest("item \(path) is not a static secret") }
                 if (item.casRequired || mountCASRequired) && cas == nil {
                     throw TesseraError.badRequest("check-and-set parameter required for this call")

@@ -39,19 +39,26 @@ public final class LoginThrottle: Sendable {
     /// Throws 429 while the access id or the address has used up its failures in the window.
     public func check(accessId: String, address: String, now: Date) throws {
         let blocked = state.withLock { map -> Bool in
-            exceeded(&map, "id:" + accessId, limits.perAccessId, now) || exceeded(&map, "ip:" + address, limits.perAddress, now)
+            exceeded(&map, "id:" + accessId, limits.perAccessId, now) || exceeded(&map, Self.addressKey(address), limits.perAddress, now)
         }
         if blocked { throw Self.refused }
+    }
+
+    /// IPv4 addresses count one by one; IPv6 addresses by their /64, which one host usually holds.
+    static func addressKey(_ address: String) -> String {
+        guard address.contains(":"), let bytes = CIDR.parse(address), bytes.count == 16 else { return "ip:" + address }
+        return "ip6:" + bytes.prefix(8).hexString
     }
 
     public func recordFailure(accessId: String, address: String, now: Date) {
         state.withLock { map in
             if map.count >= capacity {
+                // Forget expired windows first, then those not (yet) blocking; never unblock a key.
                 let cutoff = now.addingTimeInterval(-limits.window)
                 map = map.filter { $0.value.started > cutoff }
-                if map.count >= capacity { map.removeAll() }
+                if map.count >= capacity { map = map.filter { $0.value.failures >= min(limits.perAccessId, limits.perAddress) } }
             }
-            for key in ["id:" + accessId, "ip:" + address] {
+            for key in ["id:" + accessId, Self.addressKey(address)] {
                 var w = map[key] ?? Window(started: now, failures: 0)
                 if now.timeIntervalSince(w.started) >= limits.window { w = Window(started: now, failures: 0) }
                 w.failures += 1

@@ -28,10 +28,10 @@ public final class MountTable: Sendable {
         let candidates = cache.withLock { $0 }
         var best: VaultMount?
         for m in candidates where ItemPath.bytes(path, haveprefix: m.path) || path + "/" == m.path {
-            if best == nil || m.path.count > (best?.path.count ?? 0) { best = m }
+            if best == nil || m.path.utf8.count > (best?.path.utf8.count ?? 0) { best = m }
         }
         guard let best else { return nil }
-        let rest = path.count >= best.path.count ? String(path.dropFirst(best.path.count)) : ""
+        let rest = ItemPath.bytes(path, droppingPrefix: best.path) ?? ""
         return (best, rest)
     }
 

@@ -28,7 +28,26 @@ public struct ConnectorBinding: Sendable {
     let token: String
 
     /// The upstream path of a secret id (`<prefix><id>`).
-    public func upstreamPath(_ secretId: String) -> String { connector.prefix + secretId }
+    /// The upstream path of a secret id. The id is percent-encoded byte by byte (all but
+    /// unreserved characters and `/`), so the upstream reaches exactly the secret that was
+    /// authorized: `%61dmin`, `admin?` and `admin#` stay those names instead of becoming `admin`.
+    public func upstreamPath(_ secretId: String) -> String { connector.prefix + Self.encode(secretId) }
+
+    public static func encode(_ path: String) -> String {
+        var out = [UInt8]()
+        out.reserveCapacity(path.utf8.count)
+        let hex = Array("0123456789ABCDEF".utf8)
+        for b in path.utf8 {
+            switch b {
+            case UInt8(ascii: "A")...UInt8(ascii: "Z"), UInt8(ascii: "a")...UInt8(ascii: "z"), UInt8(ascii: "0")...UInt8(ascii: "9"),
+                 UInt8(ascii: "-"), UInt8(ascii: "."), UInt8(ascii: "_"), UInt8(ascii: "~"), UInt8(ascii: "/"):
+                out.append(b)
+            default:
+                out += [UInt8(ascii: "%"), hex[Int(b >> 4)], hex[Int(b & 0x0F)]]
+            }
+        }
+        return String(decoding: out, as: UTF8.self)
+    }
 }
 
 public struct ConnectorEngine: Sendable {
@@ -193,7 +212,7 @@ public struct ConnectorEngine: Sendable {
         var result: [String] = []
         var pending = [""]
         while let folder = pending.popLast(), result.count < limit {
-            let r = try await send(b, method: .GET, path: "/v1/\(b.kvMount)metadata/\(b.connector.prefix)\(folder)?list=true")
+            let r = try await send(b, method: .GET, path: "/v1/\(b.kvMount)metadata/\(b.upstreamPath(folder))?list=true")
             if r.status == 404 { continue }
             try Self.check(r)
             let keys = ((r.json?["data"] as? [String: Any])?["keys"] as? [String]) ?? []

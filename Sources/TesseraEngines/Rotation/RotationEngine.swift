@@ -39,10 +39,12 @@ public struct RotatorSettings: Sendable {
     public init() {}
 
     /// Whether these settings change what the rotated secret acts on: the account, who changes
-    /// its password, the port that verifies it, or the command that changes it. Such a change
+    /// its password, the rules of its passwords, the port that verifies it, or the command that
+    /// changes it. Such a change
     /// needs the rights of creating the rotated secret, not only of updating it.
     public func changesWhatRotates(_ r: Rotator) -> Bool {
-        (username.map { $0 != r.username } ?? false)
+        (username.map { !$0.utf8.elementsEqual(r.username.utf8) } ?? false)
+            || (policy.map { $0 != r.policy } ?? false)
             || (credentials.map { $0 != r.credentials } ?? false)
             || (verifyPort.map { $0 != r.verifyPort } ?? false)
             || (customCommand.map { $0 != r.customCommand } ?? false)

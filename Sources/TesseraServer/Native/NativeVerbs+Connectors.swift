@@ -254,6 +254,11 @@ extension NativeVerbs {
         var id = try f.requiredString(idField)
         while id.hasPrefix("/") { id.removeFirst() }
         let path = try ItemPath("/" + name + "/" + id)
-        return (name, String(path.value.dropFirst(name.count + 2)), path)
+        // Cut the id out of the canonical path by bytes: a grapheme count would let a character
+        // that joins with the `/` (U+1F3FB, U+FF9E) vanish from the id after authorization.
+        let folder = "/" + name + "/"
+        guard ItemPath.bytes(path.value, haveprefix: folder) else { throw TesseraError.badRequest("invalid secret id") }
+        let idBytes = path.value.utf8.dropFirst(folder.utf8.count)
+        return (name, String(decoding: idBytes, as: UTF8.self), path)
     }
 }

@@ -104,7 +104,7 @@ extension NativeVerbs {
                 let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
                 let visible = listing.items.filter { authorizer.check(.list, on: $0.path).isAllowed }
                 let folders = listing.folders.filter { folderPath in
-                    visible.contains { $0.path.value.hasPrefix(folderPath + "/") }
+                    visible.contains { ItemPath.bytes($0.path.value, haveprefix: folderPath + "/") }
                 }
                 let selected = visible.filter { item in
                     (!currentFolder || item.path.parent == folder)

@@ -53,7 +53,9 @@ extension NativeVerbs {
                    help: "Delete a role, its rules and its associations.",
                    fields: declare([.string("name", required: true, "The role's name.")])) { f in
             let name = try Role.validateName(try f.requiredString("name"))
-            return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in
+            return PreparedVerb(paths: [try ItemPath(name)]) { t, caller in
+                // Deleting a role removes its deny rules, which can give rights back.
+                for rule in try await t.access.role(named: name).rules { try requireMayRemove(caller, rule) }
                 _ = try await t.access.deleteRole(named: name)
                 return .obj()
             }
@@ -72,6 +74,11 @@ extension NativeVerbs {
                                 parameters: ["rule_path": pattern.description, "capability": capabilities.map(\.rawValue).sorted().joined(separator: ","),
                                              "rule_type": type.rawValue]) { t, caller in
                 try requireMayGrant(caller, Role(name: name, rules: [Rule(pattern: pattern, capabilities: capabilities, type: type)]))
+                // Replacing a deny with something else removes the deny.
+                if !capabilities.contains(.deny),
+                   let old = try await t.access.role(named: name).rules.first(where: { $0.pattern == pattern && $0.type == type }) {
+                    try requireMayRemove(caller, old)
+                }
                 _ = try await t.access.setRule(roleName: name, pattern: pattern, capabilities: capabilities, type: type)
                 return .obj()
             }
@@ -84,7 +91,10 @@ extension NativeVerbs {
             let name = try Role.validateName(try f.requiredString("role-name"))
             let pattern = try PathPattern(try f.requiredString("path"))
             let type = try RuleType(wire: try f.string("rule-type"))
-            return PreparedVerb(paths: [try ItemPath(name)], parameters: ["rule_path": pattern.description, "rule_type": type.rawValue]) { t, _ in
+            return PreparedVerb(paths: [try ItemPath(name)], parameters: ["rule_path": pattern.description, "rule_type": type.rawValue]) { t, caller in
+                if let old = try await t.access.role(named: name).rules.first(where: { $0.pattern == pattern && $0.type == type }) {
+                    try requireMayRemove(caller, old)
+                }
                 _ = try await t.access.deleteRule(roleName: name, pattern: pattern, type: type)
                 return .obj(("deleted", .bool(true)), ("result", .string("rule \(pattern) removed from role \(name)")))
             }
@@ -120,6 +130,13 @@ extension NativeVerbs {
                                              capability: rule.capabilities.subtracting([.deny]).map(\.rawValue).sorted().joined(separator: ","))
             }
             throw TesseraError.forbidden(path: "/audit", capability: "audit-access " + role.auditAccess.rawValue)
+        }
+    }
+
+    /// Removing a deny rule needs the rights of granting all it took away.
+    static func requireMayRemove(_ caller: CallerContext, _ rule: Rule) throws {
+        guard caller.principal?.authorizer.mayRemove(rule) ?? false else {
+            throw TesseraError.forbidden(path: rule.pattern.description, capability: "remove deny")
         }
     }
 

@@ -173,6 +173,10 @@ extension NativeVerbs {
                     try caller.require(.create, on: path, type: .item)
                     try caller.require(.use, on: try ItemPath(rotator.targetName), type: .target)
                 }
+                // Turning delete protection off exposes every version to pruning: a delete right.
+                if settings.deleteProtection == false, try await t.secrets.item(path).deleteProtection {
+                    try caller.require(.delete, on: path, type: .item)
+                }
                 if let command = settings.customCommand, command != rotator.customCommand, !command.isEmpty {
                     try caller.require(.update, on: SystemPath.rotatorCustomCommand, type: .system)
                 }

@@ -53,13 +53,12 @@ struct VaultAPI: Sendable {
     func dispatch(_ vr: VaultRequest, _ request: Request) async throws -> Response {
         var vr = vr
         let path = vr.path
-        let method = vr.operation.declaredMethod
         if path == "sys" || path.hasPrefix("sys/") {
-            vr.declared = VaultPaths.spec(engine: .system, path: path, method: method)
+            vr.declaredAt = (.system, path)
             return try await VaultSysAPI(tessera: tessera, system: system).handle(vr, request)
         }
         if path.hasPrefix("auth/") {
-            vr.declared = VaultPaths.spec(engine: .auth, path: path, method: method)
+            vr.declaredAt = (.auth, path)
             return try await VaultAuthAPI(tessera: tessera).handle(vr)
         }
         guard let (mount, rest) = tessera.mounts.resolve(path) else {
@@ -69,7 +68,7 @@ struct VaultAPI: Sendable {
             throw TesseraError.notFound("")
         }
         if let usc = mount.uscName {
-            vr.declared = VaultPaths.spec(engine: .kvV2, path: rest, method: method)
+            vr.declaredAt = (.kvV2, rest)
             return try await VaultProxy(tessera: tessera, mount: mount, uscName: usc).handle(vr, rest: rest)
         }
         let kv = VaultKV(tessera: tessera, mount: mount)
@@ -78,7 +77,7 @@ struct VaultAPI: Sendable {
         case .kvV1: .kvV1
         case .database: .database
         }
-        vr.declared = VaultPaths.spec(engine: engine, path: rest, method: method)
+        vr.declaredAt = (engine, rest)
         switch mount.kind {
         case .kvV2: return try await kv.handleV2(vr, rest: rest)
         case .kvV1: return try await kv.handleV1(vr, rest: rest)

@@ -96,9 +96,12 @@ struct VaultKV: Sendable {
         let call = vr.pipelineCall(action: exists ? "update_item" : "create_item", auditPath: path.value,
                                    checks: [AccessCheck(exists ? .update : .create, .item, path)])
         let (item, version) = try await tessera.run(call) { caller in
+            // Authorized to create: if another writer creates the item first, this write may not
+            // become an update of it unless the caller may also update.
+            let mayUpdate = exists || (caller.principal?.authorizer.check(.update, on: path).isAllowed ?? false)
             let r = try await tessera.secrets.writeKV(path: path, value: value, cas: cas, mountCASRequired: mount.casRequired,
                                                       mountMaxVersions: mount.maxVersions, actor: caller.principal?.identity.accessId ?? "",
-                                                      lookedUp: .some(existing))
+                                                      lookedUp: .some(existing), mayUpdate: mayUpdate)
             caller.notes.set("version", String(r.version.version))
             return r
         }

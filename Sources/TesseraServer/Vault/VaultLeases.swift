@@ -143,7 +143,7 @@ struct VaultLeases: Sendable {
             for l in try await tessera.dynamic.leases(prefix: native, state: .active) {
                 // Each lease is shown only to whom may list its own producer; deny wins.
                 guard let producer = try? ItemPath(l.producer), authorizer.check(.list, on: producer).isAllowed else { continue }
-                let rest = vaultId(l.id).dropFirst(vaultId(native).count)
+                guard let rest = ItemPath.bytes(vaultId(l.id), droppingPrefix: vaultId(native)) else { continue }
                 if let slash = rest.firstIndex(of: "/") { keys.insert(String(rest[..<slash]) + "/") } else { keys.insert(String(rest)) }
             }
             return keys.sorted()
@@ -160,7 +160,7 @@ struct VaultLeases: Sendable {
     func vaultId(_ native: String) -> String {
         for m in databaseMounts {
             let folder = String(m.folder.folderPrefix.dropFirst())
-            if native.hasPrefix(folder) { return m.path + "creds/" + native.dropFirst(folder.count) }
+            if let rest = ItemPath.bytes(native, droppingPrefix: folder) { return m.path + "creds/" + rest }
         }
         return native
     }
@@ -171,15 +171,15 @@ struct VaultLeases: Sendable {
 
     /// `db/creds/readonly/X` → `db/readonly/X`; native ids pass through.
     func nativeId(_ vault: String) -> String {
-        for m in databaseMounts where vault.hasPrefix(m.path + "creds/") {
-            return String(m.folder.folderPrefix.dropFirst()) + vault.dropFirst((m.path + "creds/").count)
+        for m in databaseMounts {
+            if let rest = ItemPath.bytes(vault, droppingPrefix: m.path + "creds/") { return String(m.folder.folderPrefix.dropFirst()) + rest }
         }
         return vault
     }
 
     func nativePrefix(_ vault: String) -> String {
         for m in databaseMounts {
-            if vault.hasPrefix(m.path + "creds/") { return nativeId(vault) }
+            if ItemPath.bytes(vault, haveprefix: m.path + "creds/") { return nativeId(vault) }
             if (m.path + "creds/").hasPrefix(vault) || vault + "/" == m.path || vault == m.path {
                 return String(m.folder.folderPrefix.dropFirst())
             }

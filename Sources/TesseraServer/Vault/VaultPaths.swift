@@ -32,6 +32,14 @@ struct VaultPathSpec: Sendable {
     /// Relative to the mount for KV and database engines, else to `/v1/`.
     let pattern: String
     let operations: [Operation]
+    private let segments: [Substring]
+
+    init(engine: Engine, pattern: String, operations: [Operation]) {
+        self.engine = engine
+        self.pattern = pattern
+        self.operations = operations
+        self.segments = pattern.split(separator: "/")
+    }
 
     /// The operation for a request: matched by method name (`GET`, `LIST`, `POST`, …).
     func operation(_ method: String) -> Operation? {
@@ -41,7 +49,7 @@ struct VaultPathSpec: Sendable {
     /// Whether a path (relative as `pattern` is) matches: literal segments equal, `{x}` one
     /// segment, a final `{path}` or `{prefix}` one or more.
     func matches(_ path: String) -> Bool {
-        let want = pattern.split(separator: "/")
+        let want = segments
         let have = path.split(separator: "/")
         for (i, w) in want.enumerated() {
             if w == "{path}" || w == "{prefix}" { return have.count > i }
@@ -172,7 +180,7 @@ enum VaultPaths {
         VaultPathSpec(engine: .database, pattern: "creds/{name}", operations: [.init("GET", "Issue a credential under a lease.")]),
     ]
 
-    /// The declaration that covers a request, if any.
+    /// The declaration that covers a request, if any (looked up only when a body is read).
     static func spec(engine: VaultPathSpec.Engine, path: String, method: String) -> VaultPathSpec.Operation? {
         for spec in all where spec.engine == engine && spec.matches(path) {
             if let op = spec.operation(method) { return op }

@@ -53,8 +53,12 @@ struct VaultProxy: Sendable {
             return try await forward(vr, action: "delete_item", path: p, checks: [AccessCheck(.delete, .item, p)], method: .DELETE, upstreamPath: "metadata/", sub: sub)
         case ("config", .read), ("config", .write):
             let write = vr.operation == .write
+            // The upstream mount's settings reach past the connector's prefix to every secret of the
+            // upstream mount: changing them is a system operation on this mount.
+            let checks = write ? [AccessCheck(.update, .system, SystemPath.mount(mount.path)), AccessCheck(.update, .item, folder)]
+                               : [AccessCheck(.read, .item, folder)]
             return try await forward(vr, action: write ? "update_mount_config" : "read_mount_config", path: folder,
-                                     checks: [AccessCheck(write ? .update : .read, .item, folder)], method: write ? .PUT : .GET,
+                                     checks: checks, method: write ? .PUT : .GET,
                                      upstreamPath: "config", sub: "", body: write)
         case (_, .head):
             return VaultResponses.errors([], status: .methodNotAllowed)

@@ -22,8 +22,12 @@ struct VaultRequest: Sendable {
     let context: TesseraCore.RequestContext
     let contentType: String?
     let body: ByteBuffer
-    /// The declaration of this path and operation (`VaultPaths`), once the front-end resolved it.
-    var declared: VaultPathSpec.Operation?
+    /// Where the declaration of this path and operation is (`VaultPaths`), once the front-end
+    /// resolved the engine; it is looked up only when the body is read.
+    var declaredAt: (engine: VaultPathSpec.Engine, path: String)?
+    var declared: VaultPathSpec.Operation? {
+        declaredAt.flatMap { VaultPaths.spec(engine: $0.engine, path: $0.path, method: operation.declaredMethod) }
+    }
     /// Body fields the declaration does not know; the front-end names them in a warning header.
     let ignoredFields = IgnoredFields()
 
@@ -82,6 +86,7 @@ struct VaultRequest: Sendable {
         }
         // Declared fields are type- and range-checked before any handler reads them; the
         // handlers themselves say what is missing, in Vault's words.
+        let declared = self.declared
         if let declared, !declared.freeForm {
             let unknown = try declared.fields.validate(json, checkRequired: false)
             if !unknown.isEmpty { ignoredFields.set(unknown) }

@@ -77,11 +77,20 @@ public struct FieldSpec: Sendable {
         case .integer(let range):
             _ = try RequestFields.int(value, field: key, in: range)
         case .boolean:
-            _ = try RequestFields(.object([(key, value)])).bool(key)
+            switch value {
+            case .bool: break
+            case .int(let i) where i == 0 || i == 1: break
+            case .string(let s) where ["true", "1", "yes", "false", "0", "no", ""].contains(s.lowercased()): break
+            default: throw TesseraError.badRequest("field '\(key)' must be a boolean")
+            }
         case .duration(let max):
             _ = try RequestFields.seconds(value, field: key, max: max)
         case .stringList:
-            _ = try RequestFields(.object([(key, value)])).stringList(key)
+            switch value {
+            case .string: break
+            case .array(let items) where items.allSatisfy({ if case .string = $0 { true } else { false } }): break
+            default: throw TesseraError.badRequest("field '\(key)' must be a list of strings")
+            }
         case .object:
             guard case .object = value else { throw TesseraError.badRequest("field '\(key)' must be an object") }
         case .any:

@@ -55,6 +55,7 @@ import json
 import os
 import random
 import re
+import threading
 import time
 import zlib
 from dataclasses import dataclass, field
@@ -67,12 +68,18 @@ import requests
 
 SEED = int(os.environ.get("TESSERA_FUZZ_SEED", "20261201"))
 CASES = int(os.environ.get("TESSERA_FUZZ_CASES", "0") or 0)     # 0: the core + RANDOM_EXTRA
-RANDOM_EXTRA = 10
+RANDOM_EXTRA = 6
+HEAVY_MODES = ("anon", "limited", "admin")   # the 100 KB / 10 000-item cases: one mode per operation
 MODES = [m.strip() for m in os.environ.get("TESSERA_FUZZ_MODES", "anon,limited,admin").split(",") if m.strip()]
 OPS_FILTER = [s.strip() for s in os.environ.get("TESSERA_FUZZ_OPS", "").split(",") if s.strip()]
 HTTP_TIMEOUT = 10.0
 MAX_BODY = 1 << 20               # the server's default max_body_bytes
 MAX_RESTARTS = 15                # crash recoveries before the run gives up
+MAX_CRASHES_PER_OP = 4           # crashing cases named per operation and mode
+WORKERS = int(os.environ.get("TESSERA_FUZZ_WORKERS", "2") or 2)   # parallel sessions
+# Run alone at the end of a mode: they may revoke the mode's own token or seal the server.
+SEQUENTIAL_OPS = ("revoke-self", "revoke-creds", "delete-auth-method", "auth-method-delete", "/v1/sys/seal",
+                  "/v1/sys/unseal", "/v1/sys/init")
 
 HTTP_METHODS = ("get", "put", "post", "delete", "patch", "head", "options")
 
@@ -147,6 +154,8 @@ NUM_EDGE: list[Any] = [
     18446744073709551616, Raw("123456789012345678901234567890"), Raw("1e400"), Raw("-1e400"),
     Raw("-0"), Raw("1E+2"), Raw("1e-400"), Raw("0.000001"), 2.5e9,
 ]
+# The core's share of NUM_EDGE (the rest is in the extended catalogue).
+NUM_CORE: list[Any] = NUM_EDGE[:11] + [NUM_EDGE[13], NUM_EDGE[14]]
 NUM_STRINGS = ["99999999999999999999", "9223372036854775808", "-9223372036854775809", "1e300",
                "-1e300", "-1", "1.5", "0x7fffffff", " 1", "+1", "NaN", "Infinity", "-0", "2147483648"]
 DURATIONS = ["9999999999999h", "1e300s", "-5m", "", "99999999999999999999s", "2562048h",
@@ -168,9 +177,9 @@ def values_for(f: "Field", *, extended: bool = False) -> list[Any]:
     bounds = [x for x in ((hi + 1) if hi is not None else None, (lo - 1) if lo is not None else None,
                           hi, lo) if x is not None]
     if f.kind == "int":
-        vals = bounds + NUM_EDGE + NUM_STRINGS[:9] + [True, "abc", [], {}, None, [1], deep_array(40)]
+        vals = bounds + NUM_CORE + NUM_STRINGS[:6] + [True, "abc", [], {}, None, [1], deep_array(40)]
     elif f.kind == "duration":
-        vals = NUM_EDGE + DURATIONS + NUM_STRINGS[:6] + [True, [], {}, None, deep_object(40)]
+        vals = NUM_CORE + DURATIONS[:12] + NUM_STRINGS[:4] + [True, [], None, deep_object(40)]
     elif f.kind == "any":
         vals = (NUM_EDGE[:12] + DURATIONS[:10] + NUM_STRINGS[:4] + ODD_STRINGS[:4] + WRONG_TYPES[:5]
                 + [[9223372036854775808], [-1, Raw("1e300")], "1,99999999999999999999", "-1,-2",
@@ -307,6 +316,8 @@ def parse_operations(doc: dict) -> list[Operation]:
 # modes: which names and tokens a request carries
 # ==========================================================================================
 
+SHARED_FIELDS = {"token", "uid-token"}
+SHARED_SLICES = 6
 IDENT_FIELDS = {"name", "names", "path", "path-prefix", "prefix", "folder", "role-name", "am-name",
                 "target-name", "target-to-associate", "usc-name", "secret-name", "secret-id",
                 "access-id", "lease-id", "lease_id", "tmp-creds-id", "role_id"}
@@ -411,6 +422,7 @@ class Case:
     headers: dict = field(default_factory=dict)
     body: bytes | None = None
     body_desc: str = ""
+    auth_check: bool = True            # False: the request may address another (unauthenticated) route
 
     def summary(self) -> str:
         q = ("?" + self.query) if self.query else ""
@@ -488,8 +500,12 @@ class CaseBuilder:
         known = {"access-type": "access_key", "format": "text", "db-type": "postgres", "rule-type": "item-rule",
                  "state": "active", "since": "1h", "result": "denied", "hashi-url": "http://127.0.0.1:9",
                  "host": "127.0.0.1", "value": "fuzz-value", "capability": "read", "type": "generic",
-                 "access-key": "fuzz-wrong-key", "secret_id": "fuzz-wrong-secret", "key": "AAAA"}
+                 "access-key": "fuzz-wrong-key", "secret_id": "fuzz-wrong-secret", "key": "AAAA",
+                 "bound-ips": "127.0.0.1/32", "audit-access": "own", "authentication-credentials": "use-user-creds",
+                 "until": "2099-01-01T00:00:00Z", "private-key": None}
         v = known.get(f.name, "fuzz")
+        if v is None:
+            return None
         if op.template == "/v1/sys/mounts/{path}" and f.name == "type":
             v = "kv"
         if op.verb in MOUNT_VERBS and f.name == "type":
@@ -499,9 +515,15 @@ class CaseBuilder:
     def base_body(self) -> dict:
         body: dict = {}
         for f in self.op.fields:
-            if f.ignored or f.kind == "any" or f.name in ("token", "uid-token"):
+            if f.ignored or f.name in ("token", "uid-token"):
                 continue
-            body[f.name] = self.base_value(f)
+            if f.kind == "any":
+                if f.name == "versions":
+                    body[f.name] = [1]
+                continue
+            v = self.base_value(f)
+            if v is not None:
+                body[f.name] = v
         if self.op.template.endswith("/secret/data/{path}") and self.op.method in ("POST", "PATCH"):
             body = {"data": {"k": "v"}}
         elif self.op.free_form and not body:
@@ -517,9 +539,12 @@ class CaseBuilder:
     # -- assembling a case ----------------------------------------------------------------------
     def make(self, desc: str, *, body: dict | None = None, raw: bytes | None = None, raw_desc: str = "",
              paths: dict | None = None, query: list[tuple[str, str]] | None = None, method: str | None = None,
-             headers: dict | None = None, no_token: bool = False, content_type: str | None = "application/json",
+             headers: dict | None = None, no_token: bool = False, content_type: str | None = "",
              with_list: bool = False) -> Case:
         op, mode = self.op, self.mode
+        if content_type == "":
+            # Vault's PATCH takes JSON merge patches only.
+            content_type = "application/merge-patch+json" if (method or op.method) == "PATCH" else "application/json"
         self.n += 1
         h: dict = {}
         path = op.template
@@ -576,7 +601,7 @@ class CaseBuilder:
                             headers={"X-Vault-Token": "p-fuzzadmin0001..wrong"})
         yield from self.single_fields(base, extended=False)
         yield from self.heavy(base)
-        yield from self.all_fields(base, 6)
+        yield from self.all_fields(base, 3 if mode.name == "admin" else 6)
 
     def whole_body(self, base: dict) -> Iterator[Case]:
         op, mode = self.op, self.mode
@@ -591,7 +616,7 @@ class CaseBuilder:
             return
         tok = mode.native_token if op.native else None
         pre = ('{"token":' + json.dumps(tok) + ",") if tok else "{"
-        raws: list[tuple[bytes, str]] = [
+        raws: list[tuple[bytes, str]] = [] if tok else [
             (b"", "<empty body>"), (b"null", "null"), (b"[]", "[]"), (b"[1,2]", "[1,2]"), (b'"str"', '"str"'),
             (b"42", "42"), (b"1e400", "1e400"), (b"true", "true"), (b"{", "{"), (b'{"a":', '{"a":'),
             (b"not json", "not json"), (b"{}}", "{}}"), (b'{"a":1,}', '{"a":1,}'),
@@ -631,7 +656,11 @@ class CaseBuilder:
             for m in PATH_MUTATIONS:
                 paths = self.path_values()
                 paths[p] = url_part(m) if not m.isascii() else m
-                yield self.make(f"path {{{p}}} = {describe(m)}", body=body, paths=paths)
+                c = self.make(f"path {{{p}}} = {describe(m)}", body=body, paths=paths)
+                # An empty parameter is the parent path, e.g. sys/internal/ui/mounts, which Vault
+                # serves without a token.
+                c.auth_check = m not in ("", "/")
+                yield c
             paths = self.path_values()
             paths[p] = paths[p] + "/" + url_part("\u0301x")
             yield self.make(f"path {{{p}}} + '/\\u0301x'", body=body, paths=paths)
@@ -663,9 +692,20 @@ class CaseBuilder:
         return self.make(desc, body=body)
 
     def single_fields(self, base: dict, extended: bool) -> Iterator[Case]:
-        """Every value of every property, round-robin over the properties."""
+        """Every value of every property, round-robin over the properties.
+
+        The properties every native verb shares (token, uid-token) go through one parser: in the
+        core each verb gets a different slice of their values, so all of them are sent overall."""
         fields = [f for f in self.fields_to_mutate() if extended or not f.ignored]
-        lists = [(f, values_for(f, extended=extended)) for f in fields]
+        lists = []
+        h = zlib.crc32(self.op.key.encode())
+        for f in fields:
+            vals = values_for(f, extended=extended)
+            if self.op.native and f.name in SHARED_FIELDS and not extended:
+                vals = [v for j, v in enumerate(vals) if j % SHARED_SLICES == h % SHARED_SLICES]
+            elif self.mode.name == "admin" and f.kind == "string" and not extended:
+                vals = vals[:12]           # the admin subset: wrong types and the first odd strings
+            lists.append((f, vals))
         depth = max((len(v) for _, v in lists), default=0)
         for i in range(depth):
             for f, vals in lists:
@@ -673,13 +713,20 @@ class CaseBuilder:
                     yield self.with_value(base, f, vals[i], f"{f.where} field {f.name!r} ({f.kind}) = {describe(vals[i], 60)}")
 
     def heavy(self, base: dict) -> Iterator[Case]:
+        """A 100 KB string and a 10 000-item list, in one mode per operation (they are slow)."""
+        h = zlib.crc32(self.op.key.encode())
+        if self.op.auth == "none" or self.op.key in ADMIN_EXCLUDED:
+            owner = ("anon", "limited")[h % 2]          # not in the admin subset
+        else:
+            owner = HEAVY_MODES[h % len(HEAVY_MODES)]
+        if owner != self.mode.name:
+            return
         fields = self.fields_to_mutate()
         if not fields:
             if self.op.has_body or self.op.native:
                 yield self.make("unknown field 'x' = 'a'*100000", body={**base, "x": BIG_STRING})
                 yield self.make("unknown field 'x' = ['x']*10000", body={**base, "x": LIST_10K})
             return
-        h = zlib.crc32(self.op.key.encode())
         strs = [f for f in fields if f.kind in ("string", "any", "strlist")] or fields
         lists = [f for f in fields if f.kind in ("strlist", "any", "object")] or fields
         f1 = strs[h % len(strs)]
@@ -731,7 +778,7 @@ class CaseBuilder:
         if CASES <= 0:
             yield from self.core()
             rnd = self.random_cases()
-            for _ in range(RANDOM_EXTRA):
+            for _ in range(RANDOM_EXTRA if self.mode.name != "admin" else 0):
                 yield next(rnd)
             return
         n = 0
@@ -780,6 +827,8 @@ class FuzzRun:
         self.closed: list[str] = []
         self.slow: list[tuple[float, str]] = []
         self.restarts = 0
+        self.lock = threading.RLock()
+        self.inflight: dict[int, tuple[str, Case]] = {}
         self.doc: dict = {}
         self.ops: list[Operation] = []
         self.started = time.monotonic()
@@ -864,51 +913,60 @@ class FuzzRun:
         except requests.RequestException:
             return None
 
+    def log_tail(self) -> str:
+        """What the server logged after its start-up banner (a crash's message is there)."""
+        text = self.srv.read_log()
+        i = text.rfind("==> Tessera server listening")
+        if i >= 0:
+            text = text[i:].split("\n", 1)[1] if "\n" in text[i:] else ""
+        return text[-2500:].strip() or "(nothing logged after start-up)"
+
     def recover(self, why: str) -> None:
         """After a crash: a fresh dev server with the same admin, state set up again."""
         self.restarts += 1
-        tail = self.srv.read_log()[-3000:]
-        self.crashes.append(f"{why}\n--- server log tail ---\n{tail}")
+        rc = self.srv.proc.poll() if self.srv.proc else None
+        self.crashes.append(f"{why}\n--- exit status {rc}; server log after start-up ---\n{self.log_tail()}")
         if self.restarts > MAX_RESTARTS:
             pytest.fail(f"the server crashed {self.restarts} times; giving up.\n" + "\n\n".join(self.crashes[-3:]))
         self.srv.kill()
-        self.session.close()
-        self.session = requests.Session()
         self.srv.start()
         self.setup()
 
     def unseal(self, why: str) -> None:
-        self.seals.append(why)
+        with self.lock:
+            self.seals.append(why)
         m = re.search(r"Unseal Key:\s+(\S+)", self.srv.read_log())
         assert m, "sealed, and no unseal key in the dev server's log"
         r = requests.post(f"{self.url}/v1/sys/unseal", json={"key": m.group(1)}, timeout=10)
         assert r.status_code == 200 and not r.json().get("sealed"), f"could not unseal: {r.status_code} {r.text[:300]}"
 
-    def check_after_op(self, mode: Mode, op: Operation, last: Case | None) -> None:
-        status = self.health()
-        where = f"mode={mode.name} op={op.key!r}, last case {last.desc if last else '-'!r}"
-        if status == 200:
-            return
+    def check_after_op(self, mode: Mode, op: Operation, last: Case | None) -> bool:
+        """False when the server process is gone (the caller handles the crash)."""
         if not self.srv.is_running():
-            self.fail("crash", mode, last, "server process died", "") if last else None
-            self.recover(f"server process dead after {where}")
-            return
-        if status in (503, 501) or status is None:
-            try:
-                sealed = requests.get(f"{self.url}/v1/sys/seal-status", timeout=5).json().get("sealed")
-            except (requests.RequestException, ValueError):
-                sealed = None
-            if sealed:
-                self.failures.append(Failure("sealed", mode.name, op.key, last.summary() if last else "",
-                                             last.desc if last else "", last.body_desc if last else "", status,
-                                             "the server was sealed after this operation"))
-                self.unseal(f"sealed after {where}")
-                return
+            return False
+        status = self.health()
+        if status == 200:
+            return True
+        if not self.srv.is_running():
+            return False
+        where = f"mode={mode.name} op={op.key!r}, last case {last.desc if last else '-'!r}"
+        sealed = None
+        try:
+            sealed = requests.get(f"{self.url}/v1/sys/seal-status", timeout=5).json().get("sealed")
+        except (requests.RequestException, ValueError):
+            pass
+        if sealed:
+            self.failures.append(Failure("sealed", mode.name, op.key, last.summary() if last else "",
+                                         last.desc if last else "", last.body_desc if last else "", status,
+                                         "the server was sealed after this operation"))
+            self.unseal(f"sealed after {where}")
+            return True
         self.failures.append(Failure("health", mode.name, op.key, last.summary() if last else "",
                                      last.desc if last else "", "", status, f"/v1/sys/health answered {status}"))
+        return True
 
     def refresh_token(self, mode: Mode) -> None:
-        """A fuzzed operation may have revoked the mode's own token (revoke-self, lease ops …)."""
+        """A fuzzed operation may have revoked the mode's own token (revoke-self, revoke-creds …)."""
         if mode.name == "anon":
             return
         r = requests.get(f"{self.url}/v1/auth/token/lookup-self", headers={"X-Vault-Token": mode.native_token},
@@ -917,71 +975,155 @@ class FuzzRun:
             return
         if mode.name == "limited":
             tok = self.login(self.limited_id, self.limited_key)
-            mode.native_token = tok
-            mode.vault_tokens[0] = tok
         else:
             tok = self.login(self.srv.admin_id, self.srv.admin_key)
-            mode.native_token = tok
-            mode.vault_tokens[0] = tok
+        mode.native_token = tok
+        mode.vault_tokens[0] = tok
 
     # -- one request -------------------------------------------------------------------------------------
     def fail(self, kind: str, mode: Mode, case: Case, status: Any, text: str) -> None:
-        self.failures.append(Failure(kind, mode.name, case.op.key, case.summary(), case.desc, case.body_desc,
-                                     status, text))
+        with self.lock:
+            self.failures.append(Failure(kind, mode.name, case.op.key, case.summary(), case.desc, case.body_desc,
+                                         status, text))
 
-    def send(self, mode: Mode, case: Case) -> None:
+    def count(self, mode: Mode, status: Any) -> None:
+        with self.lock:
+            d = self.statuses.setdefault(mode.name, {})
+            d[status] = d.get(status, 0) + 1
+
+    def send(self, mode: Mode, case: Case, session: requests.Session) -> bool:
+        """One request; False when the server process died (nothing is recorded then)."""
         url = self.url + case.path + (("?" + case.query) if case.query else "")
         req = requests.Request(case.method, self.url + "/", headers=case.headers, data=case.body)
-        prep = self.session.prepare_request(req)
+        prep = session.prepare_request(req)
         prep.url = url                     # exactly as built: no dot-segment removal, no re-quoting
-        if case.body is None:
-            prep.headers.pop("Content-Length", None)
-        self.requests += 1
-        self.per_mode[mode.name] = self.per_mode.get(mode.name, 0) + 1
-        self.covered.setdefault(mode.name, set()).add(case.op.key)
+        with self.lock:
+            self.requests += 1
+            self.per_mode[mode.name] = self.per_mode.get(mode.name, 0) + 1
+            self.covered.setdefault(mode.name, set()).add(case.op.key)
         t0 = time.monotonic()
         try:
-            r = self.session.send(prep, timeout=HTTP_TIMEOUT, allow_redirects=False)
+            r = session.send(prep, timeout=HTTP_TIMEOUT, allow_redirects=False)
         except requests.Timeout as e:
+            if not self.srv.is_running():
+                return False
             self.fail("no answer (time-out)", mode, case, "timeout", repr(e)[:300])
             self.count(mode, "timeout")
-            self.session.close()
-            return
+            session.close()
+            return True
         except requests.RequestException as e:
-            self.session.close()
+            session.close()
+            time.sleep(0.05)
             if not self.srv.is_running():
-                self.fail("crash", mode, case, "server process died", repr(e)[:300])
-                self.recover(f"server process died on mode={mode.name} {case.summary()} ({case.desc}) "
-                             f"body={case.body_desc[:300]}")
-                return
+                return False
             big = (case.body is not None and len(case.body) > MAX_BODY) or len(case.path) + len(case.query) > 60_000 \
                 or any(len(str(v)) > 60_000 for v in case.headers.values())
             self.count(mode, "closed")
-            if big:
-                return                     # an over-size request may be answered by closing the connection
-            self.fail("closed without an answer", mode, case, "connection closed", repr(e)[:300])
-            return
+            if not big:                    # an over-size request may be answered by closing the connection
+                self.fail("closed without an answer", mode, case, "connection closed", repr(e)[:300])
+            return True
         dt = time.monotonic() - t0
         if dt > 1.0:
-            self.slow.append((dt, f"{mode.name} {case.summary()} ({case.desc})"))
+            with self.lock:
+                self.slow.append((dt, f"{mode.name} {case.summary()} ({case.desc})"))
         st = r.status_code
         self.count(mode, st)
         if st >= 500 or st < 200:
             self.fail(f"HTTP {st}", mode, case, st, r.text[:600])
-        elif 200 <= st < 300 and mode.name == "anon" and case.op.auth == "token":
+        elif 200 <= st < 300 and mode.name == "anon" and case.op.auth == "token" and case.auth_check:
             self.fail("2xx without a token", mode, case, st, r.text[:600])
-        elif 200 <= st < 300 and mode.name == "limited" and is_write(case.op):
+        elif 200 <= st < 300 and mode.name == "limited" and is_write(case.op) and case.auth_check:
             self.fail("2xx on a write with the limited token", mode, case, st, r.text[:600])
+        return True
 
-    def count(self, mode: Mode, status: Any) -> None:
-        d = self.statuses.setdefault(mode.name, {})
-        d[status] = d.get(status, 0) + 1
-
-    # -- one mode -------------------------------------------------------------------------------------
+    # -- operations --------------------------------------------------------------------------------------
     def selected_ops(self) -> list[Operation]:
         if not OPS_FILTER:
             return self.ops
         return [op for op in self.ops if any(s in op.key for s in OPS_FILTER)]
+
+    def run_op(self, name: str, op: Operation, session: requests.Session, stop: threading.Event | None,
+               skip: int = 0) -> tuple[str, Case | None, int]:
+        """Sends the op's cases from number `skip` on: ("ok" | "stopped" | "crashed", last case, its number)."""
+        mode = self.modes[name]
+        last, i = None, -1
+        t_op = time.monotonic()
+        for i, case in enumerate(CaseBuilder(op, mode, SEED).stream()):
+            if i < skip:
+                continue
+            if stop is not None and stop.is_set():
+                return "stopped", last, i
+            last = case
+            with self.lock:
+                self.inflight[threading.get_ident()] = (name, case)
+            alive = self.send(mode, case, session)
+            with self.lock:
+                self.inflight.pop(threading.get_ident(), None)
+            if not alive:
+                return "crashed", case, i
+        if not self.check_after_op(mode, op, last):
+            return "crashed", last, i
+        dt = time.monotonic() - t_op
+        if dt > 3:
+            with self.lock:
+                self.slow.append((dt, f"{name} {op.key} (whole operation)"))
+        return "ok", last, i
+
+    def run_parallel(self, name: str, ops: list[Operation]) -> tuple[set[str], dict[str, tuple[Case | None, int]]]:
+        """Ops spread over WORKERS sessions; stops all of them at the first crash."""
+        todo = list(ops)
+        done: set[str] = set()
+        crashed: dict[str, tuple[Case | None, int]] = {}
+        stop = threading.Event()
+        errors: list[BaseException] = []
+
+        def worker():
+            session = requests.Session()
+            try:
+                while not stop.is_set():
+                    with self.lock:
+                        if not todo:
+                            return
+                        op = todo.pop(0)
+                    result, case, i = self.run_op(name, op, session, stop)
+                    with self.lock:
+                        if result == "ok":
+                            done.add(op.key)
+                        elif result == "crashed":
+                            crashed[op.key] = (case, i)
+                            stop.set()
+            except BaseException as e:     # a bug of the fuzzer itself: re-raised below
+                errors.append(e)
+                stop.set()
+            finally:
+                session.close()
+
+        threads = [threading.Thread(target=worker, daemon=True) for _ in range(max(1, WORKERS))]
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        if errors:
+            raise errors[0]
+        if stop.is_set() and not crashed:
+            crashed["?"] = (None, -1)
+        return done, crashed
+
+    def replay(self, name: str, op: Operation) -> None:
+        """After a crash: the op's cases once more, one at a time, to name the request that kills the server."""
+        skip = 0
+        for _ in range(MAX_CRASHES_PER_OP):
+            result, case, i = self.run_op(name, op, self.session, None, skip)
+            if result != "crashed":
+                return
+            self.session.close()
+            if case is not None:
+                self.fail("crash", self.modes[name], case, "server process died",
+                          "the server process exited during this request (replayed alone: reproducible)")
+            self.recover(f"replayed alone, this request kills the server: mode={name} "
+                         f"{case.summary() if case else op.key} ({case.desc if case else ''}) "
+                         f"body={case.body_desc[:300] if case else ''}")
+            skip = i + 1
 
     def run_mode(self, name: str) -> list[Failure]:
         start_fail = len(self.failures)
@@ -989,24 +1131,23 @@ class FuzzRun:
         ops = self.selected_ops()
         if name == "admin":
             ops = [op for op in ops if op.auth == "token" and op.key not in ADMIN_EXCLUDED]
-        token_ops = ("revoke", "renew", "lease", "auth-method", "delete")
-        for op in ops:
-            mode = self.modes[name]          # setup() after a crash replaces the modes
-            last = None
-            t_op = time.monotonic()
-            for case in CaseBuilder(op, mode, SEED).stream():
-                last = case
-                before = self.restarts
-                self.send(mode, case)
-                if self.restarts != before:
-                    mode = self.modes[name]
-                    break                    # a fresh server: go on with the next operation
-            self.check_after_op(mode, op, last)
-            if any(t in op.key for t in token_ops):
-                self.refresh_token(self.modes[name])
-            dt = time.monotonic() - t_op
-            if dt > 3:
-                self.slow.append((dt, f"{name} {op.key} (whole operation)"))
+        # Operations that may end the mode's token or change global state run alone, at the end.
+        tail = [op for op in ops if any(t in op.key for t in SEQUENTIAL_OPS)]
+        pending = [op for op in ops if op not in tail]
+        while pending:
+            done, crashed = self.run_parallel(name, pending)
+            pending = [op for op in pending if op.key not in done]
+            if not crashed:
+                break
+            inflight = ", ".join(k for k in crashed if k != "?")
+            self.recover(f"mode={name}: the server died while these ran in parallel: {inflight or '?'} "
+                         "(each is replayed alone below)")
+            for op in [op for op in pending if op.key in crashed]:
+                self.replay(name, op)
+            pending = [op for op in pending if op.key not in crashed]
+        for op in tail:
+            self.replay(name, op)
+            self.refresh_token(self.modes[name])
         st = self.statuses.get(name, {})
         hist = ", ".join(f"{k}: {v}" for k, v in sorted(st.items(), key=lambda kv: str(kv[0])))
         print(f"\nfuzz[{name}]: {len(ops)} operations, {self.per_mode.get(name, 0)} requests, "

@@ -47,7 +47,8 @@ def ssh_target(node: Node, sshd) -> str:
     return node.once("esc-ssh", build)
 
 
-ROTATOR_FIELDS = ("target_name", "rotated_username", "authentication_credentials", "verify_port", "rotator_custom_cmd")
+ROTATOR_FIELDS = ("target_name", "rotated_username", "authentication_credentials", "verify_port", "rotator_custom_cmd",
+                  "password_length")
 
 
 def rotator_settings(node: Node, name: str) -> dict:
@@ -79,6 +80,9 @@ RETARGETS = {
     "account-to-superuser": lambda: {"rotated-username": "postgres"},
     "credential-mode": lambda: {"authentication-credentials": "use-user-creds", "rotated-password": "guess"},
     "verify-port": lambda: {"verify-port": free_port()},
+    # weaker passwords for an account the identity cannot read: the same rights as creating it
+    "password-rules": lambda: {"password-length": 8, "use-lower-letters": "false", "use-capital-letters": "false",
+                               "use-special-characters": "false"},
 }
 
 
