@@ -51,7 +51,10 @@ final class HTTPLimitsHandler: ChannelDuplexHandler, RemovableChannelHandler {
     let maxBodyBytes: Int
     let counter: ConnectionCounter
     private var holdsSlot = false
-    private var deadline: Scheduled<Void>?
+    /// When the connection is cut unless the client makes progress (nil while the server works).
+    /// One repeating check per connection reads it, so a request costs no timer of its own.
+    private var deadline: NIODeadline?
+    private var watchdog: RepeatedTask?
     /// Requests whose head has been read and whose response has not ended.
     private var inFlight = 0
     private var bodyBytes = 0
@@ -71,16 +74,27 @@ final class HTTPLimitsHandler: ChannelDuplexHandler, RemovableChannelHandler {
         }
         holdsSlot = true
         arm(context, seconds: limits.headerTimeoutSeconds)
+        let channel = context.channel
+        // Runs on the connection's event loop; cancelled when the handler goes away.
+        let handler = NIOLoopBound(self, eventLoop: context.eventLoop)
+        watchdog = context.eventLoop.scheduleRepeatedTask(initialDelay: .milliseconds(250), delay: .milliseconds(250)) { task in
+            if let d = handler.value.deadline, d < .now() {
+                task.cancel()
+                channel.close(promise: nil)
+            }
+        }
     }
 
     func handlerRemoved(context: ChannelHandlerContext) {
-        deadline?.cancel()
+        watchdog?.cancel()
+        watchdog = nil
         deadline = nil
         if holdsSlot { counter.release(); holdsSlot = false }
     }
 
     func channelInactive(context: ChannelHandlerContext) {
-        deadline?.cancel()
+        watchdog?.cancel()
+        watchdog = nil
         deadline = nil
         if holdsSlot { counter.release(); holdsSlot = false }
         context.fireChannelInactive()
@@ -108,7 +122,6 @@ final class HTTPLimitsHandler: ChannelDuplexHandler, RemovableChannelHandler {
         case .end:
             if refusing { return }
             // The server is working on the request: no client time-out applies.
-            deadline?.cancel()
             deadline = nil
         }
         context.fireChannelRead(data)
@@ -135,7 +148,6 @@ final class HTTPLimitsHandler: ChannelDuplexHandler, RemovableChannelHandler {
     /// Writes a small JSON error, then closes the connection without reading anything more.
     private func refuse(_ context: ChannelHandlerContext, status: HTTPResponse.Status, message: String) {
         refusing = true
-        deadline?.cancel()
         deadline = nil
         // Both error shapes: the native API's `error`/`message` and Vault's `errors`.
         let code = status == .contentTooLarge ? "PayloadTooLarge" : "InvalidParam"
@@ -153,10 +165,6 @@ final class HTTPLimitsHandler: ChannelDuplexHandler, RemovableChannelHandler {
     }
 
     private func arm(_ context: ChannelHandlerContext, seconds: Int) {
-        deadline?.cancel()
-        let channel = context.channel
-        deadline = context.eventLoop.scheduleTask(in: .seconds(Int64(seconds))) {
-            channel.close(promise: nil)
-        }
+        deadline = .now() + .seconds(Int64(seconds))
     }
 }
