@@ -4,7 +4,8 @@
 TesseraServer (tests/e2e/conftest.py) and a config file that switches failed-login throttling
 out of the way (the fuzzer sends thousands of bad logins from 127.0.0.1) and declares the two
 Vault mounts the OpenAPI document shows besides the dev `secret/` (KV v1 at `kv/`, database at
-`database/`), so that their paths reach a real engine.
+`database/`), so that their paths reach a real engine, plus two KV views (`fuzz-view1/`,
+`fuzz-view2/`) of the folder `/fuzz-admin` for the read-back after the run.
 
 The root conftest is loaded under a private module name, because `import conftest` picks
 whichever conftest module pytest loaded last (the same approach as tests/e2e/security/seclib.py).
@@ -49,6 +50,10 @@ FUZZ_CONFIG = {
     "mounts": [
         {"path": "kv/", "type": "kv-v1", "folder": "/kv"},
         {"path": "database/", "type": "database", "folder": "/database"},
+        # Two views of what the admin mode stores natively under /fuzz-admin, so that the read-back
+        # after the run also reads it through the Vault KV engines.
+        {"path": "fuzz-view1/", "type": "kv-v1", "folder": "/fuzz-admin"},
+        {"path": "fuzz-view2/", "type": "kv-v2", "folder": "/fuzz-admin"},
     ],
 }
 

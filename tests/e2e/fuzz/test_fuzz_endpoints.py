@@ -24,8 +24,15 @@ What is sent, per operation and mode (the "core", deterministic for a given seed
     2147483648, min-1, max+1, numeric strings ("99999999999999999999", "1e300", "-1"), durations
     ("9999999999999h", "1e300s", "-5m", ""), odd Unicode (U+0301 first, U+200B, U+202E, NUL, lone
     surrogates escaped as "\\ud800", emoji), null, booleans, arrays, objects, deep nesting;
-  * one 100 KB string and one 10 000-item list per operation (on a rotating property);
-  * a few "all properties at once" requests, and 10 seeded random combinations.
+  * one 100 KB string and one 10 000-item list per operation (on a rotating property, in one of
+    the three modes);
+  * a few "all properties at once" requests, and 6 seeded random combinations (not for the admin);
+  * as the admin, writes that store extreme values (KV v1, KV v2, native JSON / key-value secrets).
+After the three modes, everything stored is read back, natively and through KV views of the same
+folders (a stored value that crashes later reads shows only then).
+
+Operations that may end the mode's own token or touch the seal (revoke-self, revoke-creds, deleting
+auth methods, sys/seal, sys/unseal, sys/init) run alone at the end of their mode.
 
 Asserted: no response is 5xx (all failures are collected and reported together: mode, method,
 path, body summary, status, response text), no request without a token gets a 2xx from an operation
@@ -44,6 +51,9 @@ Longer runs on demand:
                              (e.g. 20) cuts the core short, for a quick smoke run.
     TESSERA_FUZZ_SEED=7      another seed for the random parts (default 20261201).
     TESSERA_FUZZ_MODES=anon,limited   only some of the modes (anon, limited, admin).
+    TESSERA_FUZZ_WORKERS=1   sessions sending in parallel (default 2; operations are spread over them).
+                             When the server dies, every operation that was in flight is replayed
+                             alone on a restarted server, so the report names the request that kills it.
     TESSERA_FUZZ_OPS=secret  only operations whose "METHOD /path" contains one of these
                              comma-separated substrings (the integrity checks still run).
 A JSON report of every failure is written next to the server log (its path is printed).
@@ -210,6 +220,14 @@ def values_for(f: "Field", *, extended: bool = False) -> list[Any]:
 # A flat catalogue for the all-properties and random cases (nothing heavy).
 CATALOGUE: list[Any] = (NUM_EDGE + NUM_STRINGS + DURATIONS + ODD_STRINGS + WRONG_TYPES
                         + [deep_array(40), deep_object(40), deep_array(1000), deep_object(1000)])
+
+
+# Values the admin mode stores (under names of their own) and the read-back reads again.
+STORE_VALUES: list[Any] = CATALOGUE + [
+    {"ttl": 9223372036854775808, "version": Raw("1e400")}, [Raw("1e400"), Raw("-1e400")],
+    {"\ud800": "\udfff"}, {"": None}, "x" * 100_000, [9223372036854775808] * 1000,
+    {"deep": deep_object(1000)}, Raw("1e-400"), {"lease_duration": "9999999999999h"},
+]
 
 
 def random_value(rng: random.Random) -> Any:
@@ -600,6 +618,8 @@ class CaseBuilder:
             yield self.make("token as X-Vault-Token header only", body=base,
                             headers={"X-Vault-Token": "p-fuzzadmin0001..wrong"})
         yield from self.single_fields(base, extended=False)
+        if mode.name == "admin":
+            yield from self.stored_values()
         yield from self.heavy(base)
         yield from self.all_fields(base, 3 if mode.name == "admin" else 6)
 
@@ -667,6 +687,25 @@ class CaseBuilder:
         if op.has_list:
             for v in LIST_VALUES:
                 yield self.make(f"list={describe(v)}", query=[("list", v)])
+
+    def stored_values(self) -> Iterator[Case]:
+        """Admin writes that succeed and leave extreme values stored, each under its own name, for
+        the read-back after the run (KV v1, KV v2 and native JSON / key-value secrets)."""
+        op = self.op
+        if op.method != "POST":
+            return
+        for i, v in enumerate(STORE_VALUES):
+            if op.template in ("/v1/kv/{path}", "/v1/secret/data/{path}"):
+                paths = self.path_values()
+                paths["path"] = paths["path"] + f"-s{i}"
+                data = {"k": v, "n": i}
+                body = data if op.template == "/v1/kv/{path}" else {"data": data}
+                yield self.make(f"store {describe(v, 60)}", body=body, paths=paths)
+            elif op.verb == "create-secret":
+                name = self.mode.ident(op, "name") + f"-s{i}"
+                fmt = ("json", "key-value", "text")[i % 3]
+                yield self.make(f"store {fmt} {describe(v, 60)}",
+                                body={"name": name, "value": encode({"k": v}), "format": fmt})
 
     def admin_path_mutations(self, base: dict) -> Iterator[Case]:
         op = self.op
@@ -1223,6 +1262,81 @@ def test_fuzz(fuzz, mode):
         pytest.skip(f"mode {mode} not in TESSERA_FUZZ_MODES")
     failures = fuzz.run_mode(mode)
     assert not failures, report(fuzz, failures, f"fuzz[{mode}]")
+
+
+READ_BACK_LIMIT = 3000          # items read back after the run (each through up to 6 requests)
+
+
+def read_back(run: FuzzRun) -> list[Failure]:
+    """Everything the run stored, read back natively and through the Vault KV engines.
+
+    A stored value that a later read cannot handle (a KV v1 value that crashes every read of it)
+    shows only here: the fuzzed reads and writes address different names."""
+    failures: list[Failure] = []
+    session = requests.Session()
+    n = 0
+
+    def get(what: str, method: str, path: str, **kw) -> Any:
+        nonlocal n, session
+        n += 1
+        with run.lock:
+            run.requests += 1
+            run.per_mode["read-back"] = run.per_mode.get("read-back", 0) + 1
+        try:
+            r = session.request(method, run.url + path, timeout=HTTP_TIMEOUT, **kw)
+        except requests.RequestException as e:
+            session.close()
+            session = requests.Session()
+            time.sleep(0.05)
+            dead = not run.srv.is_running()
+            failures.append(Failure("crash" if dead else "closed without an answer", "read-back", what,
+                                    f"{method} {path[:200]}", "read back a stored item", str(kw.get("json", ""))[:300],
+                                    "server process died" if dead else "connection closed", repr(e)[:300]))
+            if dead:
+                run.recover(f"read-back: {method} {path[:300]} body={str(kw.get('json', ''))[:300]} kills the server")
+            return None
+        if r.status_code >= 500:
+            failures.append(Failure(f"HTTP {r.status_code}", "read-back", what, f"{method} {path[:200]}",
+                                    "read back a stored item", str(kw.get("json", ""))[:300], r.status_code, r.text[:600]))
+        return r
+
+    token = run.login(run.srv.admin_id, run.srv.admin_key)
+    vh = {"X-Vault-Token": run.admin_vault}
+    r = get("list-items", "POST", "/api/v2/list-items", json={"token": token, "path": "/"})
+    items = (r.json().get("items") or []) if r is not None and r.status_code == 200 else []
+    for it in items[:READ_BACK_LIMIT]:
+        name = it.get("item_name") or ""
+        if not run.srv.is_running():
+            break
+        get("get-secret-value", "POST", "/api/v2/get-secret-value", json={"token": token, "names": [name]})
+        get("describe-item", "POST", "/api/v2/describe-item", json={"token": token, "name": name})
+        last = it.get("last_version")
+        if isinstance(last, int) and last > 1:
+            get("get-secret-value", "POST", "/api/v2/get-secret-value",
+                json={"token": token, "names": [name], "version": 1})
+        rest = "/".join(url_part(seg) for seg in name.split("/")[2:])
+        top = name.split("/")[1] if name.count("/") >= 2 else ""
+        views = {"kv": [("kv-v1", "kv/")], "secret": [("kv-v2", "secret/")],
+                 "fuzz-admin": [("kv-v1", "fuzz-view1/"), ("kv-v2", "fuzz-view2/")]}.get(top, [])
+        for kind, mount in views:
+            if kind == "kv-v1":
+                get("GET /v1/kv/{path}", "GET", f"/v1/{mount}{rest}", headers=vh)
+            else:
+                get("GET /v1/secret/data/{path}", "GET", f"/v1/{mount}data/{rest}", headers=vh)
+                get("GET /v1/secret/metadata/{path}", "GET", f"/v1/{mount}metadata/{rest}", headers=vh)
+    for mount in ("kv/", "secret/metadata/", "fuzz-view1/", "fuzz-view2/metadata/"):
+        get("LIST", "GET", f"/v1/{mount}", headers=vh, params={"list": "true"})
+    session.close()
+    print(f"\nfuzz[read-back]: {min(len(items), READ_BACK_LIMIT)} of {len(items)} stored items, {n} requests",
+          flush=True)
+    return failures
+
+
+def test_read_back_what_the_fuzzing_stored(fuzz):
+    failures = read_back(fuzz)
+    with fuzz.lock:
+        fuzz.failures.extend(failures)
+    assert not failures, report(fuzz, failures, "fuzz[read-back]")
 
 
 def test_server_intact_after_fuzz(fuzz):
