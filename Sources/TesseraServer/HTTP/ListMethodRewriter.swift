@@ -24,7 +24,9 @@ final class ListMethodRewriter: ChannelDuplexHandler, RemovableChannelHandler {
     private static let list = Array("LIST ".utf8)
     static let unsupportedMarker = "x-tessera-unsupported-method"
     /// Methods NIO's parser accepts and the front-ends handle; anything else is marked unsupported.
-    private static let known: Set<String> = ["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS", "TRACE", "CONNECT"]
+    // TRACE and CONNECT are not served: they get the JSON 405 like any unknown method (a CONNECT
+    // answered by the router had no length and left the client waiting).
+    private static let known: Set<String> = ["GET", "PUT", "POST", "DELETE", "PATCH", "HEAD", "OPTIONS"]
 
     func channelRead(context: ChannelHandlerContext, data: NIOAny) {
         guard state == .awaitingRequest else {
