@@ -2,6 +2,8 @@
 // `sudo` paths). Front-ends name these and nothing else, so the list of system operations is here.
 
 public enum SystemPath {
+    /// Taking an online snapshot of all data and the audit trail (`operator backup`).
+    public static let backup = ItemPath.system("backup")
     /// Sealing the server.
     public static let seal = ItemPath.system("seal")
     /// Reading the metrics (`/metrics`, `/v1/sys/metrics`).

@@ -39,6 +39,33 @@ public struct ServerOptions: Sendable {
     /// `/metrics` answers without a token only when this is set, like Vault's
     /// `unauthenticated_metrics_access`.
     public var unauthenticatedMetricsAccess = false
+    /// The TLS listener (`tls_cert_file`, `tls_key_file`, `tls_client_ca_file`, `tls_min_version`,
+    /// `tls_require_and_verify_client_cert`); without a certificate the server speaks plain HTTP.
+    public var tlsCertFile: String?
+    public var tlsKeyFile: String?
+    public var tlsClientCAFile: String?
+    public var tlsMinVersion: TLSSettings.MinimumVersion = .tls12
+    /// With a client CA: refuse clients without a certificate (default true, unlike Vault's false).
+    public var tlsRequireClientCert = true
+
+    /// The listener's TLS settings, nil for plain HTTP; a key without a certificate (or the
+    /// reverse) is an error.
+    public var tls: TLSSettings? {
+        get throws {
+            switch (tlsCertFile, tlsKeyFile) {
+            case (nil, nil):
+                if tlsClientCAFile != nil { throw TesseraError.badRequest("tls_client_ca_file needs tls_cert_file and tls_key_file") }
+                return nil
+            case (let cert?, let key?):
+                var settings = TLSSettings(certFile: cert, keyFile: key, clientCAFile: tlsClientCAFile)
+                settings.minimumVersion = tlsMinVersion
+                settings.requireClientCert = tlsRequireClientCert
+                return settings
+            default:
+                throw TesseraError.badRequest("TLS needs both tls_cert_file and tls_key_file")
+            }
+        }
+    }
 
     public struct MountSpec: Sendable, Equatable {
         public var path: String
@@ -74,6 +101,11 @@ public struct ServerOptions: Sendable {
         var http_max_connections: Int?
         var http_max_header_bytes: Int?
         var unauthenticated_metrics_access: Bool?
+        var tls_cert_file: String?
+        var tls_key_file: String?
+        var tls_client_ca_file: String?
+        var tls_min_version: String?
+        var tls_require_and_verify_client_cert: Bool?
 
         struct Mount: Decodable {
             var path: String
@@ -115,6 +147,11 @@ public struct ServerOptions: Sendable {
         if let v = try positive(file.http_max_connections, "http_max_connections", max: 1_000_000) { httpLimits.maxConnections = v }
         if let v = try positive(file.http_max_header_bytes, "http_max_header_bytes", max: 1 << 24) { httpLimits.maxHeaderBytes = v }
         if let v = file.unauthenticated_metrics_access { unauthenticatedMetricsAccess = v }
+        if let v = file.tls_cert_file { tlsCertFile = v }
+        if let v = file.tls_key_file { tlsKeyFile = v }
+        if let v = file.tls_client_ca_file { tlsClientCAFile = v }
+        if let v = file.tls_min_version { tlsMinVersion = try TLSSettings.MinimumVersion(config: v) }
+        if let v = file.tls_require_and_verify_client_cert { tlsRequireClientCert = v }
         for m in file.mounts ?? [] {
             mounts.append(MountSpec(path: try VaultMount.normalizePath(m.path), kind: try VaultMount.Kind(wire: m.type), folder: m.folder))
         }

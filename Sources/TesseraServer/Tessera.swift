@@ -2,6 +2,7 @@
 // lifecycle that opens and closes them.
 import Foundation
 import Logging
+import Synchronization
 import TesseraCore
 import TesseraCrypto
 import TesseraEngines
@@ -21,6 +22,10 @@ public final class Tessera: Sendable {
     public let audit: AuditTrail
     public let logger: Logger
     public let now: @Sendable () -> Date
+    /// The listener's TLS certificate, key and client CA; nil serves plain HTTP.
+    public let tls: TLSContextHolder?
+    /// Set while a snapshot is being taken (one at a time).
+    let snapshotRunning = Mutex(false)
 
     /// Opens the data directory (creating it with mode 0700), migrates, and loads the seal state.
     /// With an auto-unseal key file, checks its mode and unseals.
@@ -28,6 +33,8 @@ public final class Tessera: Sendable {
         let fm = FileManager.default
         try fm.createDirectory(atPath: options.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         if let keyFile = options.unsealKeyFile { try UnsealKeyFile.checkMode(keyFile) }
+        // A certificate that does not load stops the start, before any storage is opened.
+        let tls = try options.tls.map { try TLSContextHolder(settings: $0) }
         var storeLogger = Logger(label: "tessera.store")
         storeLogger.logLevel = max(.info, options.logLevel)
         let store = try await SQLiteStore.open(path: options.dataDirectory + "/tessera.db", durability: options.durability, logger: storeLogger)
@@ -40,8 +47,9 @@ public final class Tessera: Sendable {
             try? await store.close()
             throw error
         }
+        removeLeftoverSnapshots(in: options.dataDirectory)
         let seal = SealManager(store: store)
-        let t = Tessera(options: options, store: store, auditStore: auditStore, seal: seal, logger: logger, now: now)
+        let t = Tessera(options: options, store: store, auditStore: auditStore, seal: seal, logger: logger, now: now, tls: tls)
         do {
             try await seal.load()
             if try await t.access.upgradeAdminRole() { logger.notice("the admin role now holds sys-rule and the target 'use' capability") }
@@ -66,8 +74,10 @@ public final class Tessera: Sendable {
         return t
     }
 
-    init(options: ServerOptions, store: any Store, auditStore: any AuditStore, seal: SealManager, logger: Logger, now: @escaping @Sendable () -> Date) {
+    init(options: ServerOptions, store: any Store, auditStore: any AuditStore, seal: SealManager, logger: Logger,
+         now: @escaping @Sendable () -> Date, tls: TLSContextHolder? = nil) {
         self.options = options
+        self.tls = tls
         self.store = store
         self.auditStore = auditStore
         self.seal = seal

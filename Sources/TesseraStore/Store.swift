@@ -152,6 +152,8 @@ public protocol RotationRepository: Sendable {
 /// The whole data store of one installation.
 public protocol Store: SealRepository, ItemRepository, AccessRepository, MountRepository, ConnectorRepository, LeaseRepository,
                        RotationRepository, AuditAnchorRepository {
+    /// Writes a consistent copy of all data as of one moment to a new file (online: writes go on).
+    func snapshot(to path: String) async throws
     func close() async throws
 }
 
@@ -172,5 +174,7 @@ public protocol AuditStore: Sendable {
     func query(_ query: AuditQuery) async throws -> [AuditEvent]
     /// Events in sequence order starting after `afterSequence`, at most `limit`.
     func scan(afterSequence: Int64, limit: Int) async throws -> [AuditEvent]
+    /// Writes a consistent copy of the trail as of one moment to a new file (online: appends go on).
+    func snapshot(to path: String) async throws
     func close() async throws
 }

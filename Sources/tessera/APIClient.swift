@@ -5,6 +5,7 @@ import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOSSL
 
 /// Options every API command shares.
 struct APIOptions: ParsableArguments {
@@ -20,12 +21,19 @@ struct APIOptions: ParsableArguments {
     @Flag(help: "Print the server's JSON answer as is.")
     var json = false
 
+    @Option(name: .customLong("ca-cert"), help: "PEM CA file to verify an HTTPS server with (default: $TESSERA_CACERT, the profile's, or the system's CAs).")
+    var caCert: String?
+
     var resolvedAddress: String {
         let env = ProcessInfo.processInfo.environment
         var a = address ?? env["TESSERA_ADDR"] ?? Profile.load(profile)?.address ?? "http://127.0.0.1:8200"
         if !a.contains("://") { a = "http://" + a }
         while a.hasSuffix("/") { a.removeLast() }
         return a
+    }
+
+    var resolvedCACert: String? {
+        caCert ?? ProcessInfo.processInfo.environment["TESSERA_CACERT"].flatMap { $0.isEmpty ? nil : $0 } ?? Profile.load(profile)?.caCert
     }
 
     var resolvedToken: String? {
@@ -41,7 +49,8 @@ struct CLIError: Error, CustomStringConvertible {
 
 enum APIClient {
     /// Sends one HTTP request and returns the status and parsed JSON body.
-    static func send(method: HTTPMethod, url: String, body: [String: Any]?, headers: [(String, String)] = []) async throws -> (Int, Any?) {
+    static func send(method: HTTPMethod, url: String, body: [String: Any]?, headers: [(String, String)] = [],
+                     caCert: String? = nil) async throws -> (Int, Any?) {
         var request = HTTPClientRequest(url: url)
         request.method = method
         request.headers.add(name: "Content-Type", value: "application/json")
@@ -50,10 +59,7 @@ enum APIClient {
             let data = try JSONSerialization.data(withJSONObject: body)
             request.body = .bytes(ByteBuffer(bytes: data))
         }
-        var configuration = HTTPClient.Configuration()
-        configuration.timeout = .init(connect: .seconds(5), read: .seconds(60))
-        configuration.connectionPool.retryConnectionEstablishment = false
-        let client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+        let client = try makeClient(caCert: caCert)
         let server = url.components(separatedBy: "/api/").first.flatMap { $0.components(separatedBy: "/v1/").first } ?? url
         let response: HTTPClientResponse
         let bytes: ByteBuffer
@@ -71,6 +77,77 @@ enum APIClient {
         return (Int(response.status.code), parsed)
     }
 
+    /// A client with short time-outs that trusts `caCert` (PEM file) when given.
+    static func makeClient(caCert: String?, readTimeout: TimeAmount = .seconds(60)) throws -> HTTPClient {
+        var configuration = HTTPClient.Configuration()
+        configuration.timeout = .init(connect: .seconds(5), read: readTimeout)
+        configuration.connectionPool.retryConnectionEstablishment = false
+        if let caCert {
+            var tls = TLSConfiguration.makeClientConfiguration()
+            do {
+                let roots = try NIOSSLCertificate.fromPEMFile(caCert)
+                guard !roots.isEmpty else { throw CLIError(description: "") }
+                tls.trustRoots = .certificates(roots)
+            } catch {
+                throw CLIError(description: "cannot read the CA certificate file \(caCert): expected PEM certificates")
+            }
+            configuration.tlsConfiguration = tls
+        }
+        return HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
+    }
+
+    /// Streams a GET answer into `path` (written as `path.partial`, then renamed), calling
+    /// `progress(received, expected)` as bytes arrive. Returns the status; on an error status the
+    /// file is not written and the body is returned as JSON.
+    static func download(url: String, token: String, caCert: String?, to path: String,
+                         progress: (Int64, Int64?) -> Void) async throws -> (Int, Any?) {
+        // The server builds the whole snapshot before the first byte: allow for a large one.
+        let client = try makeClient(caCert: caCert, readTimeout: .minutes(30))
+        var request = HTTPClientRequest(url: url)
+        request.headers.add(name: "X-Vault-Token", value: token)
+        let partial = path + ".partial"
+        do {
+            let response = try await client.execute(request, deadline: .now() + .hours(6))
+            guard response.status == .ok else {
+                let bytes = try await response.body.collect(upTo: 1 << 20)
+                try? await client.shutdown()
+                let data = Data(bytes.readableBytesView)
+                return (Int(response.status.code), try? JSONSerialization.jsonObject(with: data))
+            }
+            let expected = response.headers.first(name: "Content-Length").flatMap(Int64.init)
+            guard FileManager.default.createFile(atPath: partial, contents: nil, attributes: [.posixPermissions: 0o600]),
+                  let out = FileHandle(forWritingAtPath: partial) else {
+                throw CLIError(description: "cannot write \(partial)")
+            }
+            var received: Int64 = 0
+            do {
+                for try await chunk in response.body {
+                    try out.write(contentsOf: Data(chunk.readableBytesView))
+                    received += Int64(chunk.readableBytes)
+                    progress(received, expected)
+                }
+                try out.synchronize()
+                try out.close()
+            } catch {
+                try? out.close()
+                throw error
+            }
+            if let expected, expected != received { throw CLIError(description: "the snapshot stream ended early (\(received) of \(expected) bytes)") }
+            try? FileManager.default.removeItem(atPath: path)
+            try FileManager.default.moveItem(atPath: partial, toPath: path)
+            try? await client.shutdown()
+            return (200, nil)
+        } catch let e as CLIError {
+            try? FileManager.default.removeItem(atPath: partial)
+            try? await client.shutdown()
+            throw e
+        } catch {
+            try? FileManager.default.removeItem(atPath: partial)
+            try? await client.shutdown()
+            throw CLIError(description: "the snapshot download failed: \(Self.reason(error))")
+        }
+    }
+
     /// Calls a native verb with the token (when one is known) and returns the JSON answer.
     static func call(_ verb: String, _ fields: [String: Any?], options: APIOptions, withToken: Bool = true) async throws -> Any? {
         var body: [String: Any] = [:]
@@ -81,13 +158,17 @@ enum APIClient {
             }
             body["token"] = token
         }
-        let (status, json) = try await send(method: .POST, url: options.resolvedAddress + "/api/v2/" + verb, body: body)
+        let (status, json) = try await send(method: .POST, url: options.resolvedAddress + "/api/v2/" + verb, body: body,
+                                            caCert: options.resolvedCACert)
         guard (200..<300).contains(status) else { throw CLIError(description: errorText(status, json)) }
         return json
     }
 
     static func reason(_ error: any Error) -> String {
         let text = String(describing: error)
+        if error is NIOSSLError || text.contains("handshakeFailed") || text.contains("CERTIFICATE_VERIFY_FAILED") {
+            return "the TLS handshake failed (is the server's CA given with --ca-cert or TESSERA_CACERT?)"
+        }
         if text.contains("Connection refused") || text.contains("connectTimeout") { return "connection refused" }
         if text.contains("deadlineExceeded") || text.contains("Timeout") { return "timed out" }
         return "connection failed"
@@ -130,6 +211,8 @@ struct Profile: Codable {
     var address: String
     var token: String
     var expiration: String?
+    /// The CA file given at `tessera auth`, used while this profile is.
+    var caCert: String?
 
     static var directory: String {
         let env = ProcessInfo.processInfo.environment

@@ -20,7 +20,7 @@ struct AuthCommand: AsyncParsableCommand {
             guard let o = answer as? [String: Any], let token = o["token"] as? String else {
                 throw CLIError(description: "the server did not return a token")
             }
-            try Profile(address: api.resolvedAddress, token: token, expiration: o["expiration"] as? String).save(api.profile)
+            try Profile(address: api.resolvedAddress, token: token, expiration: o["expiration"] as? String, caCert: api.resolvedCACert).save(api.profile)
             if api.json { APIClient.print(answer, options: api) } else {
                 print("Authenticated. Token saved to profile '\(api.profile)' (expires \(o["expiration"] as? String ?? "?")).")
             }

@@ -21,12 +21,15 @@ struct TargetCommand: AsyncParsableCommand {
         @Option(name: .customLong("vault-token"), help: .field("target-create-hashi-vault", "vault-token")) var vaultToken: String
         @Option(help: .field("target-create-hashi-vault", "namespace")) var namespace: [String] = []
         @Option(name: .customLong("kv-mount"), help: .field("target-create-hashi-vault", "kv-mount")) var kvMount: String?
+        @Option(name: .customLong("ca-certificate"), help: "A PEM CA file (@FILE or a path) for an https Vault.") var caCertificate: String?
 
         func run() async throws {
             try await runCLI {
                 let vaultToken = try SecretInput.resolve(vaultToken, flag: "--vault-token")
                 let a = try await APIClient.call("target-create-hashi-vault", ["name": name, "hashi-url": hashiURL, "vault-token": vaultToken,
-                                                                               "namespace": namespace.first, "kv-mount": kvMount], options: api)
+                                                                               "namespace": namespace.first, "kv-mount": kvMount,
+                                                                               "ca-certificate": try caCertificate.map(readPEMArgument)],
+                                                 options: api)
                 if api.json { APIClient.print(a, options: api) } else { print("Created target \(name)") }
             }
         }
@@ -173,13 +176,28 @@ struct TargetCreateDBCommand: AsyncParsableCommand {
     @Option(name: .customLong("db-name"), help: .field("target-create-db", "db-name")) var dbName: String = "postgres"
     @Option(name: .customLong("user-name"), help: .field("target-create-db", "user-name")) var userName: String
     @Option(help: .field("target-create-db", "pwd")) var pwd: String
+    @Option(name: .customLong("ssl-mode"), help: .field("target-create-db", "ssl-mode")) var sslMode: String?
+    @Option(name: .customLong("ssl-certificate"), help: "A PEM CA file (@FILE or a path) for verify-ca or verify-full.") var sslCertificate: String?
+    @Option(name: .customLong("db-server-name"), help: .field("target-create-db", "db-server-name")) var dbServerName: String?
 
     func run() async throws {
         try await runCLI {
             let pwd = try SecretInput.resolve(pwd, flag: "--pwd")
             let a = try await APIClient.call("target-create-db", ["name": name, "db-type": dbType, "host": host, "port": port,
-                                                                  "db-name": dbName, "user-name": userName, "pwd": pwd], options: api)
+                                                                  "db-name": dbName, "user-name": userName, "pwd": pwd,
+                                                                  "ssl-mode": sslMode, "ssl-certificate": try sslCertificate.map(readPEMArgument),
+                                                                  "db-server-name": dbServerName], options: api)
             if api.json { APIClient.print(a, options: api) } else { print("Created target \(name)") }
         }
     }
+}
+
+/// A PEM argument: the file at `@PATH` or `PATH`, or the PEM text itself.
+func readPEMArgument(_ argument: String) throws -> String {
+    if argument.contains("-----BEGIN") { return argument }
+    let path = argument.hasPrefix("@") ? String(argument.dropFirst()) : argument
+    guard let data = FileManager.default.contents(atPath: path), let text = String(data: data, encoding: .utf8), text.contains("-----BEGIN") else {
+        throw CLIError(description: "cannot read a PEM certificate from \(path)")
+    }
+    return text
 }

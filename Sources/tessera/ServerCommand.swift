@@ -41,6 +41,25 @@ struct ServerCommand: AsyncParsableCommand {
     @Flag(help: "Development mode: temporary storage, initialized and unsealed, admin credentials printed.")
     var dev = false
 
+    @Flag(name: .customLong("dev-tls"), help: "With --dev: serve HTTPS with a throwaway CA and certificate written to the dev folder.")
+    var devTLS = false
+
+    @Option(name: .customLong("tls-cert-file"), help: "PEM server certificate, optionally followed by its chain; enables HTTPS.")
+    var tlsCertFile: String?
+
+    @Option(name: .customLong("tls-key-file"), help: "PEM private key of the server certificate.")
+    var tlsKeyFile: String?
+
+    @Option(name: .customLong("tls-client-ca-file"), help: "PEM CAs that client certificates must chain to; clients are asked for one.")
+    var tlsClientCAFile: String?
+
+    @Option(name: .customLong("tls-min-version"), help: "tls12 (default) or tls13.")
+    var tlsMinVersion: String?
+
+    @Option(name: .customLong("tls-require-and-verify-client-cert"),
+            help: "With a client CA: true (default) refuses clients without a certificate; false lets them in anonymously.")
+    var tlsRequireClientCert: Bool?
+
     @Option(name: .customLong("dev-access-id"), help: "Admin access id in dev mode (p-…).")
     var devAccessId: String?
 
@@ -57,6 +76,11 @@ struct ServerCommand: AsyncParsableCommand {
             if let logLevel { try options.setLogLevel(logLevel) }
             if let unsealKeyFile { options.unsealKeyFile = unsealKeyFile }
             if let durability { try options.setDurability(durability) }
+            if let tlsCertFile { options.tlsCertFile = tlsCertFile }
+            if let tlsKeyFile { options.tlsKeyFile = tlsKeyFile }
+            if let tlsClientCAFile { options.tlsClientCAFile = tlsClientCAFile }
+            if let tlsMinVersion { options.tlsMinVersion = try TLSSettings.MinimumVersion(config: tlsMinVersion) }
+            if let tlsRequireClientCert { options.tlsRequireClientCert = tlsRequireClientCert }
             if let leaseRevokeAttempts {
                 guard leaseRevokeAttempts > 0 else { throw TesseraError.badRequest("--lease-revoke-attempts must be positive") }
                 options.leaseRevokeAttempts = leaseRevokeAttempts
@@ -71,16 +95,31 @@ struct ServerCommand: AsyncParsableCommand {
         } catch let e as TesseraError {
             throw ValidationError(e.message)
         }
-        if (devAccessId != nil || devAccessKey != nil) && !dev {
-            throw ValidationError("--dev-access-id and --dev-access-key need --dev")
+        if (devAccessId != nil || devAccessKey != nil || devTLS) && !dev {
+            throw ValidationError("--dev-access-id, --dev-access-key and --dev-tls need --dev")
+        }
+        if devTLS && (options.tlsCertFile != nil || options.tlsKeyFile != nil) {
+            throw ValidationError("--dev-tls makes its own certificate: leave out --tls-cert-file and --tls-key-file")
         }
         options.dev = dev
         var devDirectory: String?
+        var devCAFile: String?
         if dev {
             let dir = FileManager.default.temporaryDirectory.appendingPathComponent("tessera-dev-" + UUID().uuidString.lowercased()).path
             options.dataDirectory = dir
             options.unsealKeyFile = nil
             devDirectory = dir
+            if devTLS {
+                do {
+                    try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
+                    let files = try DevTLS.write(to: dir, host: options.host)
+                    options.tlsCertFile = files.certFile
+                    options.tlsKeyFile = files.keyFile
+                    devCAFile = files.caFile
+                } catch {
+                    throw ValidationError("cannot write the dev TLS certificate: \(error)")
+                }
+            }
         }
         let level = options.logLevel
         LoggingSystem.bootstrap { label in
@@ -97,6 +136,8 @@ struct ServerCommand: AsyncParsableCommand {
             throw ExitCode(1)
         }
         defer { if let devDirectory { try? FileManager.default.removeItem(atPath: devDirectory) } }
+        let scheme = tessera.tls == nil ? "http" : "https"
+        let address = "\(scheme)://\(options.host.contains(":") ? "[\(options.host)]" : options.host):\(options.port)"
         var banner = ""
         if dev {
             let result: (barrier: Barrier.Initialization, admin: IssuedAuthMethod)
@@ -113,14 +154,32 @@ struct ServerCommand: AsyncParsableCommand {
             Storage is TEMPORARY: \(options.dataDirectory)
             It is deleted when the server stops. The server is initialized and unsealed.
 
-                Address:     http://\(options.host):\(options.port)
+                Address:     \(address)
                 Access ID:   \(result.admin.method.accessId)
                 Access Key:  \(result.admin.accessKey)
                 Unseal Key:  \(result.barrier.shares.first?.encoded ?? "")
 
+            """
+            if let devCAFile {
+                banner += """
+                The server speaks HTTPS with a throwaway certificate. Clients trust its CA with:
+                    export TESSERA_CACERT='\(devCAFile)'
+                    export VAULT_CACERT='\(devCAFile)'
+                CA Certificate: \(devCAFile)
+
+                """
+            }
+            banner += """
             Log in with:
-                tessera auth --address http://\(options.host):\(options.port) --access-id \(result.admin.method.accessId) --access-key '<access key>'
-            Vault clients can use VAULT_ADDR=http://\(options.host):\(options.port) VAULT_TOKEN='<access id>..<access key>'
+                tessera auth --address \(address) --access-id \(result.admin.method.accessId) --access-key '<access key>'
+            Vault clients can use VAULT_ADDR=\(address) VAULT_TOKEN='<access id>..<access key>'
+
+            """
+        } else if tessera.tls == nil {
+            banner = """
+            ==> WARNING: TLS is off. This server speaks plain HTTP, so tokens, access keys and secret
+                values cross the network in the clear. Set tls_cert_file and tls_key_file (or
+                --tls-cert-file and --tls-key-file) before serving anything but loopback tests.
 
             """
         }
@@ -131,7 +190,7 @@ struct ServerCommand: AsyncParsableCommand {
         try await tessera.serve(onServerRunning: { channel in
             let actual = channel.localAddress?.port ?? port
             var text = finalBanner.isEmpty ? "" : finalBanner + "\n"
-            text += "==> Tessera server listening on http://\(host):\(actual) (\(summary))\n"
+            text += "==> Tessera server listening on \(scheme)://\(host):\(actual) (\(summary))\n"
             FileHandle.standardOutput.write(Data(text.utf8))
         })
     }

@@ -26,6 +26,8 @@ public struct ConnectorBinding: Sendable {
     /// The upstream KV v2 mount with a trailing slash, e.g. `secret/`.
     public var kvMount: String
     let token: String
+    /// The CA the upstream's certificate must chain to (nil: the system's CAs).
+    let caPEM: String?
 
     /// The upstream path of a secret id (`<prefix><id>`).
     /// The upstream path of a secret id. The id is percent-encoded byte by byte (all but
@@ -70,15 +72,21 @@ public struct ConnectorEngine: Sendable {
     // MARK: Targets
 
     /// Checks the connection and stores the target with its token sealed.
-    public func createVaultTarget(name raw: String, url rawURL: String, token: String, namespace: String?, kvMount rawMount: String?) async throws -> Target {
+    public func createVaultTarget(name raw: String, url rawURL: String, token: String, namespace: String?, kvMount rawMount: String?,
+                                  caPEM: String? = nil) async throws -> Target {
         let keyring = try seal.keyring()
         let name = try Target.validateName(raw)
         let url = try Self.validateURL(rawURL)
         guard !token.isEmpty, token.utf8.count <= 1024 else { throw TesseraError.badRequest("vault-token is required") }
         let mount = try Self.normalizeMount(rawMount ?? "secret/")
-        try await check(url: url, token: token, namespace: namespace, mount: mount)
+        if let caPEM {
+            guard url.hasPrefix("https://") else { throw TesseraError.badRequest("ca-certificate needs an https hashi-url") }
+            try VaultUpstream.validateCA(caPEM)
+        }
+        try await check(url: url, token: token, namespace: namespace, mount: mount, caPEM: caPEM)
         let sealed = try keyring.seal(Array(token.utf8), aad: Self.targetAAD(name))
         var settings = ["url": url, "kv_mount": mount]
+        if let caPEM { settings["ca_cert"] = caPEM }
         if let namespace, !namespace.isEmpty { settings["namespace"] = namespace }
         let target = Target(name: name, kind: .hashiVault, settings: settings, credentialCiphertext: sealed.ciphertext,
                             keyTerm: sealed.term, createdAt: now())
@@ -106,12 +114,15 @@ public struct ConnectorEngine: Sendable {
     }
 
     /// Says which of these fails: reaching the address, the token, or the mount being KV v2.
-    func check(url: String, token: String, namespace: String?, mount: String) async throws {
+    func check(url: String, token: String, namespace: String?, mount: String, caPEM: String?) async throws {
         let lookup: UpstreamResponse
         do {
-            lookup = try await upstream.send(method: .GET, baseURL: url, path: "/v1/auth/token/lookup-self", token: token, namespace: namespace)
+            lookup = try await upstream.send(method: .GET, baseURL: url, path: "/v1/auth/token/lookup-self", token: token, namespace: namespace,
+                                             caPEM: caPEM)
         } catch TesseraError.gatewayTimeout {
             throw TesseraError.badRequest("cannot create the target: the Vault at \(url) is unreachable (timed out)")
+        } catch let e as TesseraError where e.message.contains("TLS") {
+            throw TesseraError.badRequest("cannot create the target: \(e.message)")
         } catch {
             throw TesseraError.badRequest("cannot create the target: the Vault at \(url) is unreachable (connection refused or failed)")
         }
@@ -122,7 +133,7 @@ public struct ConnectorEngine: Sendable {
             throw TesseraError.badRequest("cannot create the target: the Vault at \(url) answered HTTP \(lookup.status) to a token lookup")
         }
         let preflight = try await upstream.send(method: .GET, baseURL: url, path: "/v1/sys/internal/ui/mounts/" + String(mount.dropLast()),
-                                                token: token, namespace: namespace)
+                                                token: token, namespace: namespace, caPEM: caPEM)
         guard preflight.status == 200, let data = preflight.json?["data"] as? [String: Any] else {
             throw TesseraError.badRequest("cannot create the target: the mount \(mount) does not exist or the token cannot use it (HTTP \(preflight.status))")
         }
@@ -183,12 +194,13 @@ public struct ConnectorEngine: Sendable {
         }
         let token = String(decoding: try keyring.open(target.credentialCiphertext, term: target.keyTerm, aad: Self.targetAAD(target.name)), as: UTF8.self)
         return ConnectorBinding(connector: connector, target: target, url: target.settings["url"] ?? "", namespace: target.settings["namespace"],
-                                kvMount: target.settings["kv_mount"] ?? "secret/", token: token)
+                                kvMount: target.settings["kv_mount"] ?? "secret/", token: token, caPEM: target.settings["ca_cert"])
     }
 
     /// Sends a request for the binding's upstream with its token.
     public func send(_ b: ConnectorBinding, method: HTTPMethod, path: String, body: [UInt8]? = nil, contentType: String? = nil) async throws -> UpstreamResponse {
-        try await upstream.send(method: method, baseURL: b.url, path: path, token: b.token, namespace: b.namespace, body: body, contentType: contentType)
+        try await upstream.send(method: method, baseURL: b.url, path: path, token: b.token, namespace: b.namespace, caPEM: b.caPEM,
+                                body: body, contentType: contentType)
     }
 
     /// Maps an upstream error status for connector operations: 404 stays 404; a rejected token or a

@@ -17,6 +17,7 @@ public actor PostgresConnectionPool {
         var database: String
         var username: String
         var password: String
+        var tls: PostgresTLS
     }
 
     struct Idle {

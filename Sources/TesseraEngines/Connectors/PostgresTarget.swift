@@ -13,10 +13,14 @@ public struct PostgresTarget: Sendable {
     public var database: String
     public var username: String
     let password: String
+    /// How the connection is encrypted (`ssl-mode`).
+    public var tls: PostgresTLS
     /// Where connections are reused; nil opens a new connection every time (used to prove a login).
     var pool: PostgresConnectionPool?
 
-    public init(host: String, port: Int, database: String, username: String, password: String, pool: PostgresConnectionPool? = nil) {
+    public init(host: String, port: Int, database: String, username: String, password: String, tls: PostgresTLS,
+                pool: PostgresConnectionPool? = nil) {
+        self.tls = tls
         self.host = host
         self.port = port
         self.database = database
@@ -45,7 +49,7 @@ public struct PostgresTarget: Sendable {
                 throw Self.describe(error, target: self)
             }
         }
-        let key = PostgresConnectionPool.Key(host: host, port: port, database: database, username: username, password: password)
+        let key = PostgresConnectionPool.Key(host: host, port: port, database: database, username: username, password: password, tls: tls)
         var retried = false
         while true {
             let connection: PostgresConnection
@@ -83,8 +87,16 @@ public struct PostgresTarget: Sendable {
     }
 
     private func connect(timeout: Duration, id: Int) async throws -> PostgresConnection {
+        let driverTLS: PostgresConnection.Configuration.TLS
+        do {
+            driverTLS = try tls.driverTLS(host: host)
+        } catch {
+            throw TesseraError.badRequest("the TLS settings of the database target are not usable (ssl-certificate must hold PEM CA certificates)")
+        }
         var configuration = PostgresConnection.Configuration(host: host, port: port, username: username, password: password,
-                                                             database: database, tls: .disable)
+                                                             database: database, tls: driverTLS)
+        // Without a name the driver uses the host, or checks the address when the host is an IP.
+        configuration.options.tlsServerName = tls.mode == .verifyFull ? tls.serverName : nil
         configuration.options.connectTimeout = .seconds(timeout.components.seconds)
         // No statement Tessera runs on a target may hold a connection (and its caller) forever.
         configuration.options.additionalStartupParameters = [("statement_timeout", String(Self.statementTimeoutMillis))]
@@ -117,6 +129,7 @@ public struct PostgresTarget: Sendable {
     static func describe(_ error: any Error, target: PostgresTarget) -> TesseraError {
         if let e = error as? TesseraError { return e }
         if let p = error as? PSQLError {
+            if let tlsError = target.tls.describe(p, host: target.host, port: target.port) { return tlsError }
             if let code = p.serverInfo?[.sqlState] {
                 let message = p.serverInfo?[.message] ?? "error"
                 switch code {
@@ -134,7 +147,7 @@ public struct PostgresTarget: Sendable {
 extension ConnectorEngine {
     /// Creates a database target after checking that its admin credentials log in.
     public func createDatabaseTarget(name raw: String, dbType: String, host: String, port: Int, database: String,
-                                     username: String, password: String) async throws -> Target {
+                                     username: String, password: String, tls: PostgresTLS) async throws -> Target {
         let keyring = try seal.keyring()
         let name = try Target.validateName(raw)
         guard ["postgres", "postgresql"].contains(dbType.lowercased()) else {
@@ -143,14 +156,19 @@ extension ConnectorEngine {
         guard !host.isEmpty, (1...65535).contains(port), !username.isEmpty else {
             throw TesseraError.badRequest("host, a port between 1 and 65535, and user-name are required")
         }
-        let pg = PostgresTarget(host: host, port: port, database: database.isEmpty ? "postgres" : database, username: username, password: password)
+        if let ca = tls.caPEM { try PostgresTLS.validateCA(ca) }
+        let pg = PostgresTarget(host: host, port: port, database: database.isEmpty ? "postgres" : database, username: username,
+                                password: password, tls: tls)
         do {
             try await pg.verify()
         } catch let e as TesseraError {
             throw TesseraError.badRequest("cannot create the target: \(e.message)")
         }
         let sealed = try keyring.seal(Array(password.utf8), aad: Self.targetAAD(name))
-        let settings = ["db_type": "postgres", "host": host, "port": String(port), "db_name": pg.database, "user_name": username]
+        var settings = ["db_type": "postgres", "host": host, "port": String(port), "db_name": pg.database, "user_name": username,
+                        "ssl_mode": tls.mode.rawValue]
+        if let ca = tls.caPEM { settings["ssl_ca"] = ca }
+        if let serverName = tls.serverName { settings["ssl_server_name"] = serverName }
         let target = Target(name: name, kind: .database, settings: settings, credentialCiphertext: sealed.ciphertext,
                             keyTerm: sealed.term, createdAt: now())
         try await store.createTarget(target)
@@ -164,6 +182,12 @@ extension ConnectorEngine {
         let password = String(decoding: try keyring.open(target.credentialCiphertext, term: target.keyTerm, aad: Self.targetAAD(target.name)), as: UTF8.self)
         return PostgresTarget(host: target.settings["host"] ?? "", port: Int(target.settings["port"] ?? "") ?? 5432,
                               database: target.settings["db_name"] ?? "postgres", username: target.settings["user_name"] ?? "",
-                              password: password, pool: postgresPool)
+                              password: password, tls: Self.postgresTLS(target), pool: postgresPool)
+    }
+
+    /// A database target's TLS settings; targets stored before `ssl_mode` existed connect in plain.
+    static func postgresTLS(_ target: Target) -> PostgresTLS {
+        guard let raw = target.settings["ssl_mode"], let mode = PostgresTLS.Mode(rawValue: raw) else { return .legacy }
+        return PostgresTLS(mode: mode, caPEM: target.settings["ssl_ca"], serverName: target.settings["ssl_server_name"])
     }
 }

@@ -1,10 +1,13 @@
 // VaultUpstream: the HTTP client Tessera uses to reach a governed Vault/OpenBao. Every call has
 // a bounded deadline; transport failures become 502 and time-outs 504, so a down or slow
-// upstream never hangs a request or blocks others.
+// upstream never hangs a request or blocks others. An https upstream is verified against the
+// target's CA bundle (or the system's CAs).
 import AsyncHTTPClient
 import Foundation
 import NIOCore
 import NIOHTTP1
+import NIOSSL
+import Synchronization
 import TesseraCore
 
 public struct UpstreamResponse: Sendable {
@@ -33,6 +36,8 @@ public struct UpstreamResponse: Sendable {
 public final class VaultUpstream: Sendable {
     let client: HTTPClient
     public let timeout: Duration
+    /// TLS configurations per CA bundle, so a bundle is parsed once.
+    private let tlsByCA = Mutex<[String: TLSConfiguration]>([:])
 
     public init(timeout: Duration = .seconds(10)) {
         self.timeout = timeout
@@ -45,14 +50,34 @@ public final class VaultUpstream: Sendable {
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)
     }
 
+    /// Checks that a CA bundle holds at least one PEM certificate.
+    public static func validateCA(_ pem: String) throws {
+        guard let c = try? NIOSSLCertificate.fromPEMBytes(Array(pem.utf8)), !c.isEmpty else {
+            throw TesseraError.badRequest("ca-certificate must hold PEM CA certificates")
+        }
+    }
+
+    private func tlsConfiguration(_ caPEM: String) throws -> TLSConfiguration {
+        if let known = tlsByCA.withLock({ $0[caPEM] }) { return known }
+        var configuration = TLSConfiguration.makeClientConfiguration()
+        configuration.minimumTLSVersion = .tlsv12
+        configuration.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(caPEM.utf8)))
+        tlsByCA.withLock { cache in
+            if cache.count > 64 { cache.removeAll() }
+            cache[caPEM] = configuration
+        }
+        return configuration
+    }
+
     public func shutdown() async {
         try? await client.shutdown()
     }
 
     /// Sends one request to `baseURL + path` with the target's token (and namespace).
-    public func send(method: HTTPMethod, baseURL: String, path: String, token: String, namespace: String?,
+    public func send(method: HTTPMethod, baseURL: String, path: String, token: String, namespace: String?, caPEM: String? = nil,
                      body: [UInt8]? = nil, contentType: String? = nil) async throws -> UpstreamResponse {
         var request = HTTPClientRequest(url: baseURL + path)
+        if let caPEM { request.tlsConfiguration = try tlsConfiguration(caPEM) }
         request.method = method
         request.headers.add(name: "X-Vault-Token", value: token)
         request.headers.add(name: "X-Vault-Request", value: "true")
@@ -73,6 +98,9 @@ public final class VaultUpstream: Sendable {
             throw TesseraError.gatewayTimeout("the upstream Vault did not accept a connection within the time limit")
         } catch {
             let text = String(describing: error)
+            if error is NIOSSLError || error is NIOSSLExtraError || text.contains("CERTIFICATE_VERIFY_FAILED") || text.contains("handshakeFailed") {
+                throw TesseraError.badGateway("the upstream Vault's TLS certificate was not accepted (it must chain to the target's CA and name its host)")
+            }
             if text.contains("Timeout") || text.contains("deadline") {
                 throw TesseraError.gatewayTimeout("the upstream Vault did not answer within \(seconds) s")
             }

@@ -20,7 +20,8 @@ struct AccountPasswordChanger: Sendable {
             let session: PostgresTarget
             switch rotator.credentials {
             case .target: session = admin
-            case .user: session = PostgresTarget(host: admin.host, port: admin.port, database: admin.database, username: rotator.username, password: current)
+            case .user: session = PostgresTarget(host: admin.host, port: admin.port, database: admin.database, username: rotator.username,
+                                                 password: current, tls: admin.tls)
             }
             try await session.withConnection { c in
                 _ = try await c.query(PostgresQuery(unsafeSQL: sql), logger: PostgresTarget.logger).collect()
@@ -47,7 +48,7 @@ struct AccountPasswordChanger: Sendable {
         case .postgres:
             let admin = try connectors.postgres(target)
             let session = PostgresTarget(host: admin.host, port: rotator.verifyPort > 0 ? rotator.verifyPort : admin.port,
-                                         database: admin.database, username: rotator.username, password: password)
+                                         database: admin.database, username: rotator.username, password: password, tls: admin.tls)
             try await session.verify()
         case .ssh:
             var endpoint = try connectors.sshEndpoint(target)

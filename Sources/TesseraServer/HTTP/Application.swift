@@ -1,11 +1,13 @@
 // Builds the HTTP application: the router with every front-end, and the service that runs it
-// with graceful shutdown (in-flight requests finish, then the audit trail is flushed).
+// with graceful shutdown (in-flight requests finish, then the audit trail is flushed), and the
+// SIGHUP reload.
 import Foundation
 import Hummingbird
 import Logging
 import NIOCore
 import ServiceLifecycle
 import TesseraCore
+import UnixSignals
 
 extension Tessera {
     /// The router with every front-end registered.
@@ -20,7 +22,7 @@ extension Tessera {
 
     public func application(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) -> some ApplicationProtocol {
         Application(router: router(),
-                    server: TesseraHTTPChannel.builder(limits: options.httpLimits, maxBodyBytes: options.maxBodyBytes),
+                    server: TesseraHTTPChannel.builder(limits: options.httpLimits, maxBodyBytes: options.maxBodyBytes, tls: tls),
                     configuration: .init(address: .hostname(options.host, port: options.port), serverName: nil),
                     onServerRunning: onServerRunning,
                     logger: logger)
@@ -32,16 +34,30 @@ extension Tessera {
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         let worker = Task { await self.runLeaseWorker() }
         let rotator = Task { await self.runRotationWorker() }
+        let hangups = Task {
+            for await _ in await UnixSignalsSequence(trapping: .sighup) { self.reloadOnHangup() }
+        }
         do {
             try await group.run()
         } catch {
-            worker.cancel()
-            rotator.cancel()
+            for task in [worker, rotator, hangups] { task.cancel() }
             await shutdown()
             throw error
         }
-        worker.cancel()
-        rotator.cancel()
+        for task in [worker, rotator, hangups] { task.cancel() }
         await shutdown()
+    }
+
+    /// SIGHUP: the TLS certificate and key are read again for new connections (open ones keep
+    /// theirs). A file that does not load leaves the old certificate in use.
+    public func reloadOnHangup() {
+        guard let tls else { return }
+        do {
+            try tls.reload()
+            logger.notice("SIGHUP: reloaded the TLS certificate and key", metadata: ["cert_file": "\(tls.settings.certFile)"])
+        } catch {
+            logger.error("SIGHUP: the TLS certificate was not reloaded; the previous one stays in use",
+                         metadata: ["reason": "\(Tessera.classify(error, logger: logger).message)"])
+        }
     }
 }

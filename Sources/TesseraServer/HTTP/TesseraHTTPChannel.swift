@@ -1,16 +1,23 @@
-// The HTTP/1 child channel: Hummingbird's HTTP1Channel with the LIST rewriter in front of the parser
-// and the HTTP limits (`HTTPLimits.swift`) after it.
+// The HTTP/1 child channel: TLS first when the listener has a certificate (`TLSListener.swift`),
+// then the LIST rewriter in front of Hummingbird's HTTP1Channel parser, and the HTTP limits
+// (`HTTPLimits.swift`) after it.
 import Hummingbird
 import HummingbirdCore
 import Logging
 import NIOCore
+import NIOSSL
 
 struct TesseraHTTPChannel: ServerChildChannel {
     let inner: HTTP1Channel
+    let tls: TLSContextHolder?
 
     func setup(channel: any Channel, logger: Logger) -> EventLoopFuture<HTTP1Channel.Value> {
         channel.eventLoop.makeCompletedFuture {
             try channel.pipeline.syncOperations.addHandler(ListMethodRewriter(), position: .first)
+            if let tls {
+                // The context of this moment: a SIGHUP later changes only new connections.
+                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context), position: .first)
+            }
         }.flatMap {
             inner.setup(channel: channel, logger: logger)
         }
@@ -22,7 +29,7 @@ struct TesseraHTTPChannel: ServerChildChannel {
 
     /// The server with the HTTP limits on every connection (`HTTPLimitsHandler`), and NIO's
     /// header limits set to the same size.
-    static func builder(limits: HTTPLimits, maxBodyBytes: Int) -> HTTPServerBuilder {
+    static func builder(limits: HTTPLimits, maxBodyBytes: Int, tls: TLSContextHolder?) -> HTTPServerBuilder {
         let counter = ConnectionCounter()
         return HTTPServerBuilder { responder in
             let decoder = HTTP1Channel.Configuration.DecoderConfiguration(maxHeaderFieldSize: limits.maxHeaderBytes,
@@ -31,7 +38,7 @@ struct TesseraHTTPChannel: ServerChildChannel {
             let configuration = HTTP1Channel.Configuration(
                 additionalChannelHandlers: [HTTPLimitsHandler(limits: limits, maxBodyBytes: maxBodyBytes, counter: counter)],
                 idleTimeout: nil, httpDecoderConfiguration: decoder)
-            return TesseraHTTPChannel(inner: HTTP1Channel(responder: responder, configuration: configuration))
+            return TesseraHTTPChannel(inner: HTTP1Channel(responder: responder, configuration: configuration), tls: tls)
         }
     }
 }

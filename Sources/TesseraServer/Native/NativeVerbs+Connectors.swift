@@ -15,15 +15,18 @@ extension NativeVerbs {
                                     .string("vault-token", required: true, sensitive: true,
                                             "A Vault token (stored encrypted, never shown)."),
                                     .list("namespace", "The Vault namespace (the first one is used)."),
-                                    .string("kv-mount", "The upstream KV v2 mount (default secret/).")],
+                                    .string("kv-mount", "The upstream KV v2 mount (default secret/)."),
+                                    .string("ca-certificate", "PEM CA bundle that an https Vault's certificate must chain to (default: the system's CAs).")],
                                    sdk: targetSDKFields)) { f in
             let name = try Target.validateName(try f.requiredString("name"))
             let url = try f.requiredString("hashi-url")
             let token = try f.requiredString("vault-token")
             let namespace = try f.stringList("namespace")?.first
             let mount = try f.string("kv-mount")
+            let ca = try f.string("ca-certificate").flatMap { $0.isEmpty ? nil : $0 }
             return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in
-                let target = try await t.connectors.createVaultTarget(name: name, url: url, token: token, namespace: namespace, kvMount: mount)
+                let target = try await t.connectors.createVaultTarget(name: name, url: url, token: token, namespace: namespace, kvMount: mount,
+                                                                      caPEM: ca)
                 return .obj(("target_name", .string(target.name)), ("target_id", .string(target.name)))
             }
         },
@@ -35,7 +38,12 @@ extension NativeVerbs {
                                     .int("port", 1...65535, "The database port (default 5432)."),
                                     .string("db-name", "The database (default postgres)."),
                                     .string("user-name", required: true, "The admin user."),
-                                    .string("pwd", sensitive: true, "The admin password (stored encrypted, never shown).")],
+                                    .string("pwd", sensitive: true, "The admin password (stored encrypted, never shown)."),
+                                    .string("ssl-mode", "TLS to the database: disable, require (default), verify-ca or verify-full."),
+                                    .bool("ssl", "Akeyless's switch, accepted; TLS is on unless ssl-mode is disable."),
+                                    .string("ssl-certificate", "PEM CA certificates that the database's certificate must chain to."),
+                                    .string("db-server-name", "The name the database's certificate must hold (verify-full; default: host)."),
+                                    .bool("skip-server-name-validation", "With ssl and ssl-certificate: verify-ca instead of verify-full.")],
                                    sdk: ["azure-client-id", "azure-tenant-id", "client-certificate", "cloud-service-provider",
                                          "cluster-mode", "comment", "connection-type", "db-server-certificates", "db-server-name",
                                          "delete_protection", "description", "enable-mtls", "key", "lock-on-read", "lock-ttl",
@@ -43,7 +51,7 @@ extension NativeVerbs {
                                          "mongodb-atlas-project-id",
                                          "mongodb-default-auth-db", "mongodb-uri-options", "oracle-service-name",
                                          "oracle-wallet-login-type", "parent-target-name", "rotate-on-unlock",
-                                         "skip-server-name-validation", "snowflake-account", "ssl", "ssl-certificate"],
+                                         "snowflake-account"],
                                    sdkSecrets: ["azure-client-secret", "client-key-passphrase", "client-private-key",
                                                 "mongodb-atlas-api-private-key", "oracle-wallet-p12-file-data",
                                                 "oracle-wallet-sso-file-data", "snowflake-api-private-key",
@@ -55,9 +63,10 @@ extension NativeVerbs {
             let database = try f.string("db-name") ?? "postgres"
             let user = try f.requiredString("user-name")
             let password = try f.string("pwd") ?? ""
+            let tls = try databaseTLS(f)
             return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in
                 let target = try await t.connectors.createDatabaseTarget(name: name, dbType: dbType, host: host, port: port,
-                                                                         database: database, username: user, password: password)
+                                                                         database: database, username: user, password: password, tls: tls)
                 return .obj(("target_name", .string(target.name)), ("target_id", .string(target.name)))
             }
         },
@@ -117,6 +126,26 @@ extension NativeVerbs {
     ]
 
     /// Fields of the Akeyless SDK's target models that Tessera does not use.
+    /// A database target's TLS: `ssl-mode` when given; else an `ssl-certificate` (Akeyless's way)
+    /// means verify-full (verify-ca with `skip-server-name-validation`); else require. Plain TCP
+    /// only with `ssl-mode` disable: Akeyless's `ssl` false does not turn TLS off.
+    static func databaseTLS(_ f: RequestFields) throws -> PostgresTLS {
+        let ca = try f.string("ssl-certificate").flatMap { $0.isEmpty ? nil : $0 }
+        let serverName = try f.string("db-server-name").flatMap { $0.isEmpty ? nil : $0 }
+        let mode: PostgresTLS.Mode
+        if let raw = try f.string("ssl-mode") {
+            mode = try PostgresTLS.mode(raw)
+        } else if ca != nil {
+            mode = try f.bool("skip-server-name-validation") == true ? .verifyCA : .verifyFull
+        } else {
+            mode = .require
+        }
+        if ca != nil, mode == .disable || mode == .require {
+            throw TesseraError.badRequest("ssl-certificate is used only with ssl-mode verify-ca or verify-full")
+        }
+        return PostgresTLS(mode: mode, caPEM: ca, serverName: serverName)
+    }
+
     static let targetSDKFields = ["delete_protection", "description", "key", "lock-on-read", "lock-ttl", "max-versions",
                                   "rotate-on-unlock"]
 
@@ -126,7 +155,8 @@ extension NativeVerbs {
         case .hashiVault:
             return .obj(("target_name", .string(t.name)), ("target_type", .string(t.kind.rawValue)),
                         ("hashi_url", .string(t.settings["url"] ?? "")), ("namespace", .string(t.settings["namespace"] ?? "")),
-                        ("kv_mount", .string(t.settings["kv_mount"] ?? "")), ("creation_date", .date(t.createdAt)))
+                        ("kv_mount", .string(t.settings["kv_mount"] ?? "")), ("ca_certificate", .string(t.settings["ca_cert"] ?? "")),
+                        ("creation_date", .date(t.createdAt)))
         case .ssh:
             return .obj(("target_name", .string(t.name)), ("target_type", .string("ssh")), ("host", .string(t.settings["host"] ?? "")),
                         ("port", .string(t.settings["port"] ?? "")), ("ssh_username", .string(t.settings["user_name"] ?? "")),
@@ -136,6 +166,8 @@ extension NativeVerbs {
             return .obj(("target_name", .string(t.name)), ("target_type", .string("db")), ("db_type", .string(t.settings["db_type"] ?? "")),
                         ("host", .string(t.settings["host"] ?? "")), ("port", .string(t.settings["port"] ?? "")),
                         ("db_name", .string(t.settings["db_name"] ?? "")), ("user_name", .string(t.settings["user_name"] ?? "")),
+                        ("ssl_mode", .string(t.settings["ssl_mode"] ?? "disable")),
+                        ("ssl_certificate", .string(t.settings["ssl_ca"] ?? "")),
                         ("creation_date", .date(t.createdAt)))
         }
     }

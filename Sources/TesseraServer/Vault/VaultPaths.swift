@@ -87,6 +87,9 @@ enum VaultPaths {
         VaultPathSpec(engine: .system, pattern: "sys/metrics", operations: [.init("GET", "Prometheus metrics (sys-rule read on /sys/metrics).", fields: [
             .string("format", "prometheus (the only format)."),
         ])]),
+        VaultPathSpec(engine: .system, pattern: "sys/storage/raft/snapshot", operations: [
+            .init("GET", "An online snapshot of all data and the audit trail, values still encrypted (sys-rule read on /sys/backup)."),
+        ]),
         VaultPathSpec(engine: .system, pattern: "sys/openapi", operations: [.init("GET", "This OpenAPI document.", authenticated: false)]),
         VaultPathSpec(engine: .system, pattern: "sys/mounts", operations: [.init("GET", "The mount table (sys-rule read on /sys/mounts).")]),
         VaultPathSpec(engine: .system, pattern: "sys/mounts/{path}", operations: [

@@ -1,7 +1,9 @@
 // Vault `sys/` endpoints: seal status, health, init, unseal, seal, leader, the mount table
 // (`sys/mounts`, enable and disable), and the KV preflight `sys/internal/ui/mounts/<path>`.
 import Foundation
+import HTTPTypes
 import Hummingbird
+import NIOCore
 import TesseraCore
 import TesseraEngines
 
@@ -22,6 +24,7 @@ struct VaultSysAPI: Sendable {
         case ("sys/seal", .write): return await system.sealNow(request, context(vr))
         case ("sys/openapi", .read), ("sys/internal/specs/openapi", .read): return SystemAPI.openAPI()
         case ("sys/metrics", .read): return await system.authorizedMetrics(request, clientAddress: vr.context.clientAddress)
+        case ("sys/storage/raft/snapshot", .read): return try await snapshot(vr)
         case ("sys/leader", .read):
             return Responses.json(.obj(("ha_enabled", .bool(false)), ("is_self", .bool(false)), ("active_time", .string("0001-01-01T00:00:00Z")),
                                        ("leader_address", .string("")), ("leader_cluster_address", .string("")),
@@ -49,6 +52,34 @@ struct VaultSysAPI: Sendable {
             try await tessera.run(vr.pipelineCall(action: "vault_request", auditPath: "/" + path)) { _ in () }
             throw TesseraError.notFound("")
         }
+    }
+
+    /// `operator backup` (and `bao operator raft snapshot save`): an online snapshot, streamed
+    /// from a file under the data directory that is removed when the stream ends.
+    func snapshot(_ vr: VaultRequest) async throws -> Response {
+        let taken = try await tessera.run(vr.pipelineCall(action: "backup", auditPath: SystemPath.backup.value,
+                                                          checks: [AccessCheck(.read, .system, SystemPath.backup)])) { caller in
+            let s = try await tessera.takeSnapshot()
+            caller.notes.set("bytes", String(s.size))
+            return s
+        }
+        guard let handle = FileHandle(forReadingAtPath: taken.path) else {
+            try? FileManager.default.removeItem(atPath: taken.path)
+            throw TesseraError.unavailable("the snapshot file cannot be read")
+        }
+        let path = taken.path
+        var headers: HTTPFields = [.contentType: "application/octet-stream"]
+        headers[.contentDisposition] = "attachment; filename=\"tessera.snap\""
+        return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: Int(taken.size)) { writer in
+            defer {
+                try? handle.close()
+                try? FileManager.default.removeItem(atPath: path)
+            }
+            while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {
+                try await writer.write(ByteBuffer(bytes: data))
+            }
+            try await writer.finish(nil)
+        })
     }
 
     func context(_ vr: VaultRequest) -> TesseraRequestContextInfo {

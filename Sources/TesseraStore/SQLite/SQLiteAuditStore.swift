@@ -22,6 +22,7 @@ public final class SQLiteAuditStore: AuditStore {
     init(db: SQLiteDatabaseFile) { self.db = db }
 
     public func close() async throws { await db.close() }
+    public func snapshot(to path: String) async throws { try await db.snapshot(to: path) }
 
     public func append(_ events: [AuditEvent]) async throws {
         guard !events.isEmpty else { return }

@@ -107,6 +107,27 @@ final class SQLiteDatabaseFile: Sendable {
         }
     }
 
+    /// Writes a consistent copy of the database, as of one moment, to a new file at `destination`
+    /// (`VACUUM INTO` on a connection of its own: a read transaction, so writers go on).
+    func snapshot(to destination: String) async throws {
+        let loop = MultiThreadedEventLoopGroup.singleton.any()
+        var logger = Logger(label: "tessera.store.snapshot")
+        logger.logLevel = .warning
+        do {
+            let connection = try await SQLiteConnection.open(storage: .file(path: path), threadPool: threadPool, logger: logger, on: loop)
+            do {
+                _ = try await connection.query("PRAGMA busy_timeout = 10000")
+                _ = try await connection.query("VACUUM INTO ?", [.text(destination)])
+                try await connection.close()
+            } catch {
+                try? await connection.close()
+                throw error
+            }
+        } catch {
+            throw TesseraError.unavailable("cannot snapshot the database: \(SQLiteDatabaseFile.describe(error))")
+        }
+    }
+
     func close() async {
         for r in readers { try? await r.close() }
         try? await writer.close()

@@ -24,6 +24,7 @@ public final class SQLiteStore: Store {
     init(db: SQLiteDatabaseFile) { self.db = db }
 
     public func close() async throws { await db.close() }
+    public func snapshot(to path: String) async throws { try await db.snapshot(to: path) }
 
     // MARK: Seal
 
