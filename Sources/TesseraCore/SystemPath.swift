@@ -4,6 +4,14 @@
 public enum SystemPath {
     /// Taking an online snapshot of all data and the audit trail (`operator backup`).
     public static let backup = ItemPath.system("backup")
+    /// Adding a keyring term (`sys/rotate`).
+    public static let rotate = ItemPath.system("rotate")
+    /// Reading the active key term and the rewrap's progress (`sys/key-status`).
+    public static let keyStatus = ItemPath.system("key-status")
+    /// The background rewrap (the path of its audit events).
+    public static let rewrap = ItemPath.system("rewrap")
+    /// Starting, reading and cancelling a rekey of the root key's shares.
+    public static let rekey = ItemPath.system("rekey")
     /// Sealing the server.
     public static let seal = ItemPath.system("seal")
     /// Reading the metrics (`/metrics`, `/v1/sys/metrics`).

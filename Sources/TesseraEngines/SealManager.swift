@@ -1,5 +1,7 @@
-// SealManager: the server's seal state. It holds the keyring only while unsealed; unsealing
-// collects key shares (one call each, as `vault operator unseal` does) until the threshold.
+// SealManager: the server's seal state. It holds the keyring (and the root key that seals it)
+// only while unsealed; unsealing collects key shares (one call each, as `vault operator unseal`
+// does) until the threshold. Key rotation adds a keyring term; a rekey replaces the root key
+// and its shares from a quorum of the old ones (`vault operator rekey`).
 import Foundation
 import Synchronization
 import TesseraCore
@@ -18,11 +20,16 @@ public final class SealManager: Sendable {
     private struct State {
         var config: SealConfig?
         var keyring: Keyring?
+        /// Kept while unsealed so that a rotated keyring can be sealed again (as Vault does).
+        var rootKey: [UInt8]?
         var pendingShares: [Shamir.Share] = []
+        var rekey: RekeyProgress?
     }
 
     private let store: any Store
     private let state = Mutex(State())
+    /// Serializes key changes (rotate, rekey), whose store writes are async.
+    private let keyChanges = AsyncMutex()
 
     public init(store: any Store) {
         self.store = store
@@ -42,6 +49,9 @@ public final class SealManager: Sendable {
         }
     }
 
+    /// When the installation was initialized (Vault's `install_time` of the key).
+    public var installTime: Date { state.withLock { $0.config?.createdAt ?? Date(timeIntervalSince1970: 0) } }
+
     public var isSealed: Bool { state.withLock { $0.keyring == nil } }
 
     /// The keyring, or `sealed` when the server is sealed.
@@ -59,6 +69,7 @@ public final class SealManager: Sendable {
         state.withLock {
             $0.config = initialization.config
             $0.keyring = initialization.keyring
+            $0.rootKey = initialization.rootKey
             $0.pendingShares = []
         }
         return initialization
@@ -84,6 +95,7 @@ public final class SealManager: Sendable {
             defer { s.pendingShares = [] }
             let root = try Shamir.combine(s.pendingShares)
             s.keyring = try Barrier.openKeyring(config, rootKey: root)
+            s.rootKey = root
             return true
         }
     }
@@ -93,6 +105,7 @@ public final class SealManager: Sendable {
         try state.withLock { s in
             guard let config = s.config else { throw TesseraError.badRequest("Tessera is not initialized") }
             s.keyring = try Barrier.openKeyring(config, rootKey: rootKey)
+            s.rootKey = rootKey
             s.pendingShares = []
         }
     }
@@ -105,7 +118,117 @@ public final class SealManager: Sendable {
     public func seal() {
         state.withLock {
             $0.keyring = nil
+            $0.rootKey = nil
             $0.pendingShares = []
+            $0.rekey = nil
         }
+    }
+
+    // MARK: Key rotation
+
+    /// Adds a keyring term and makes it the one new writes use; older terms stay for reading.
+    /// The keyring is stored sealed under the root key before the new term is used.
+    public func rotate() async throws -> UInt32 {
+        try await keyChanges.withLock {
+            guard let (keyring, root) = state.withLock({ s in s.keyring.flatMap { k in s.rootKey.map { (k, $0) } } }) else {
+                throw TesseraError.sealed
+            }
+            var next = keyring
+            next.rotate()
+            let encrypted = try Barrier.encryptKeyring(next, rootKey: root)
+            try await store.updateEncryptedKeyring(encrypted)
+            state.withLock { s in
+                s.keyring = next
+                s.config?.encryptedKeyring = encrypted
+            }
+            return next.activeTerm
+        }
+    }
+
+    // MARK: Rekey
+
+    /// A rekey in progress: the new share count and threshold, and the old shares given so far.
+    public struct RekeyProgress: Sendable {
+        public var nonce: String
+        public var shares: Int
+        public var threshold: Int
+        public var given: [Shamir.Share] = []
+    }
+
+    public var rekeyProgress: RekeyProgress? { state.withLock { $0.rekey } }
+
+    /// Starts a rekey to `shares`/`threshold` (replacing one in progress is refused).
+    public func rekeyInit(shares: Int, threshold: Int) throws -> RekeyProgress {
+        guard (1...255).contains(shares), (1...shares).contains(threshold), threshold > 1 || shares == 1 else {
+            throw TesseraError.badRequest("secret_shares must be 1 to 255 and secret_threshold 2 to secret_shares (1 only with one share)")
+        }
+        return try state.withLock { s in
+            guard s.config != nil else { throw TesseraError.badRequest("Tessera is not initialized") }
+            guard s.keyring != nil else { throw TesseraError.sealed }
+            guard s.rekey == nil else { throw TesseraError.badRequest("a rekey is already in progress; cancel it first") }
+            let progress = RekeyProgress(nonce: UUID().uuidString.lowercased(), shares: shares, threshold: threshold)
+            s.rekey = progress
+            return progress
+        }
+    }
+
+    public func rekeyCancel() {
+        state.withLock { $0.rekey = nil }
+    }
+
+    /// Adds one old share. When the old threshold is reached, a new root key is made, the keyring
+    /// is sealed under it and stored, and the new shares are returned (shown once). Wrong shares
+    /// fail and reset the progress; the old root key stays.
+    public func rekeyUpdate(share: Shamir.Share, nonce: String) async throws -> (progress: RekeyProgress, newShares: [Shamir.Share]?) {
+        try await keyChanges.withLock {
+            let ready: (RekeyProgress, SealConfig, Keyring)? = try state.withLock { s in
+                guard let config = s.config else { throw TesseraError.badRequest("Tessera is not initialized") }
+                guard let keyring = s.keyring else { throw TesseraError.sealed }
+                guard var rekey = s.rekey else { throw TesseraError.badRequest("no rekey is in progress") }
+                guard ConstantTime.equal(Array(nonce.utf8), Array(rekey.nonce.utf8)) else {
+                    throw TesseraError.badRequest("the nonce does not match the rekey in progress")
+                }
+                guard share.y.count == 32 else { throw TesseraError.badRequest("invalid key share: wrong length") }
+                if rekey.given.contains(where: { $0.x == share.x }) {
+                    if rekey.given.contains(share) { return nil }
+                    rekey.given = []
+                    s.rekey = rekey
+                    throw TesseraError.badRequest("rekey failed: two different shares have the same index")
+                }
+                rekey.given.append(share)
+                s.rekey = rekey
+                guard rekey.given.count >= config.threshold else { return nil }
+                return (rekey, config, keyring)
+            }
+            guard let (rekey, config, keyring) = ready else {
+                guard let current = state.withLock({ $0.rekey }) else { throw TesseraError.badRequest("no rekey is in progress") }
+                return (current, nil)
+            }
+            let oldRoot: [UInt8]
+            do {
+                oldRoot = try Shamir.combine(rekey.given)
+                _ = try Barrier.openKeyring(config, rootKey: oldRoot)
+            } catch {
+                state.withLock { $0.rekey?.given = [] }
+                throw TesseraError.badRequest("rekey failed: the key shares do not recover the root key")
+            }
+            let newRoot = SecureRandom.bytes(32)
+            let split = try Shamir.split(secret: newRoot, shares: rekey.shares, threshold: rekey.threshold)
+            let next = SealConfig(shares: rekey.shares, threshold: rekey.threshold,
+                                  encryptedKeyring: try Barrier.encryptKeyring(keyring, rootKey: newRoot), createdAt: config.createdAt)
+            try await store.replaceSealConfig(next)
+            state.withLock { s in
+                s.config = next
+                s.rootKey = newRoot
+                s.rekey = nil
+            }
+            return (rekey, split)
+        }
+    }
+
+    /// The root key, for rewriting an auto-unseal key file after a rekey.
+    public func currentRootKey() throws -> [UInt8] {
+        guard let root = state.withLock({ $0.rootKey }) else { throw TesseraError.sealed }
+        return root
     }
 }

@@ -20,6 +20,9 @@ public final class Tessera: Sendable {
     public let dynamic: DynamicSecretEngine
     public let rotation: RotationEngine
     public let audit: AuditTrail
+    /// Moves stored values to the newest key term after a rotation.
+    public let rewrap: KeyRewrap
+    let rewrapWake = RewrapWake()
     public let logger: Logger
     public let now: @Sendable () -> Date
     /// The listener's TLS certificate, key and client CA; nil serves plain HTTP.
@@ -90,6 +93,7 @@ public final class Tessera: Sendable {
         dynamic = DynamicSecretEngine(store: store, connectors: connectors, now: now, maxRevokeAttempts: options.leaseRevokeAttempts)
         rotation = RotationEngine(store: store, seal: seal, connectors: connectors, secrets: secrets, now: now,
                                   pauseAfterApply: options.rotationPauseAfterApply)
+        rewrap = KeyRewrap(store: store, seal: seal, rowsPerSecond: options.rewrapRowsPerSecond, now: now)
         audit = AuditTrail(store: auditStore, anchors: store, keyring: { [seal] in try seal.keyring() },
                            writeTimeout: options.auditWriteTimeout, logger: Logger(label: "tessera.audit"))
     }
@@ -152,13 +156,34 @@ public final class Tessera: Sendable {
         }
     }
 
+    /// Runs the rewrap whenever values are sealed under an older key term than the active one:
+    /// after a rotation (woken at once), and after a restart that cut a rewrap short.
+    public func runRewrapWorker(interval: Duration = .seconds(5)) async {
+        while !Task.isCancelled {
+            if !seal.isSealed {
+                do {
+                    if let moved = try await rewrap.runOnce() {
+                        logger.notice("rewrap done: every stored value uses the active key term", metadata: ["moved": "\(moved)"])
+                        await auditBackground("rewrap", SystemPath.rewrap, .success(moved), parameter: "moved")
+                    }
+                } catch {
+                    logger.warning("rewrap pass failed; it is retried", metadata: ["reason": "\(Tessera.classify(error, logger: logger).message)"])
+                }
+            }
+            await rewrapWake.wait(upTo: interval)
+        }
+    }
+
+    /// Starts the rewrap now instead of at its next check.
+    func pokeRewrap() { rewrapWake.wake() }
+
     /// Records a background action (no request, no caller) in the audit trail as the `scheduler`.
-    func auditBackground(_ action: String, _ path: ItemPath, _ outcome: Result<Int, TesseraError>) async {
+    func auditBackground(_ action: String, _ path: ItemPath, _ outcome: Result<Int, TesseraError>, parameter: String = "version") async {
         var event = AuditEvent(time: now(), requestId: UUID().uuidString.lowercased(), interface: .system, authMethodType: "internal",
                                accessId: "scheduler", actorName: "scheduler", action: action, path: path.value, result: .allowed, status: 200)
         switch outcome {
         case .success(let version):
-            event.parameters = ["version": String(version)]
+            event.parameters = [parameter: String(version)]
         case .failure(let error):
             event.result = .error
             event.status = error.status
@@ -201,6 +226,49 @@ public final class Tessera: Sendable {
         await connectors.postgresPool.closeAll()
         try? await auditStore.close()
         try? await store.close()
+    }
+}
+
+/// Wakes the rewrap worker early (after a rotation).
+final class RewrapWake: Sendable {
+    private struct State {
+        var pending = false
+        var waiter: CheckedContinuation<Void, Never>?
+    }
+    private let state = Mutex(State())
+
+    func wake() {
+        let waiter = state.withLock { s -> CheckedContinuation<Void, Never>? in
+            guard let w = s.waiter else {
+                s.pending = true
+                return nil
+            }
+            s.waiter = nil
+            return w
+        }
+        waiter?.resume()
+    }
+
+    /// Returns after `duration`, or sooner when woken (also by a wake that came first).
+    func wait(upTo duration: Duration) async {
+        let timer = Task { [weak self] in
+            do {
+                try await Task.sleep(for: duration)
+                self?.wake()
+            } catch {}
+        }
+        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+            let resumeNow = state.withLock { s -> Bool in
+                if s.pending {
+                    s.pending = false
+                    return true
+                }
+                s.waiter = c
+                return false
+            }
+            if resumeNow { c.resume() }
+        }
+        timer.cancel()
     }
 }
 

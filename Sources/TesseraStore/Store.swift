@@ -22,6 +22,46 @@ public protocol SealRepository: Sendable {
     func createSealConfig(_ config: SealConfig) async throws
     /// Replaces the encrypted keyring (after a key rotation).
     func updateEncryptedKeyring(_ encrypted: [UInt8]) async throws
+    /// Replaces the share count, threshold and keyring encryption together (after a rekey).
+    func replaceSealConfig(_ config: SealConfig) async throws
+}
+
+/// A stored encrypted value, as the rewrap sees it.
+public struct SealedValue: Sendable {
+    public enum Owner: Sendable, Equatable {
+        /// An item version; its AAD names the item, version and term.
+        case itemVersion(itemId: Int64, version: Int)
+        /// A target's credential; its AAD names the target.
+        case target(name: String)
+        /// A password being rotated; its AAD names the item.
+        case pendingRotation(itemId: Int64)
+    }
+    public var owner: Owner
+    public var ciphertext: [UInt8]
+    public var term: UInt32
+
+    public init(owner: Owner, ciphertext: [UInt8], term: UInt32) {
+        self.owner = owner
+        self.ciphertext = ciphertext
+        self.term = term
+    }
+}
+
+/// How many stored values each key term seals (item versions, target credentials, pending rotations).
+public struct KeyTermUsage: Sendable, Equatable {
+    public var byTerm: [UInt32: Int] = [:]
+    public init(byTerm: [UInt32: Int] = [:]) { self.byTerm = byTerm }
+    public var total: Int { byTerm.values.reduce(0, +) }
+    public func below(_ term: UInt32) -> Int { byTerm.filter { $0.key < term }.values.reduce(0, +) }
+}
+
+/// Moving stored values to the newest key term.
+public protocol KeyTermRepository: Sendable {
+    func keyTermUsage() async throws -> KeyTermUsage
+    /// Re-seals up to `limit` values sealed under a term older than `term`, in one transaction:
+    /// `reseal` returns the new ciphertext (under `term`). A value changed meanwhile is skipped
+    /// and found again by the next batch. Returns how many values moved.
+    func rewrapBatch(below term: UInt32, limit: Int, _ reseal: @Sendable (SealedValue) throws -> [UInt8]) async throws -> Int
 }
 
 /// Items and their versions.
@@ -151,7 +191,7 @@ public protocol RotationRepository: Sendable {
 
 /// The whole data store of one installation.
 public protocol Store: SealRepository, ItemRepository, AccessRepository, MountRepository, ConnectorRepository, LeaseRepository,
-                       RotationRepository, AuditAnchorRepository {
+                       RotationRepository, AuditAnchorRepository, KeyTermRepository {
     /// Writes a consistent copy of all data as of one moment to a new file (online: writes go on).
     func snapshot(to path: String) async throws
     func close() async throws

@@ -3,12 +3,14 @@
 // into an empty data directory).
 import ArgumentParser
 import Foundation
+import NIOHTTP1
 import TesseraCore
 import TesseraServer
 
 struct OperatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "operator", abstract: "Initialize, unseal, seal and inspect the server.",
-                                                    subcommands: [Init.self, Unseal.self, Seal.self, Status.self, Backup.self, Restore.self])
+                                                    subcommands: [Init.self, Unseal.self, Seal.self, Status.self, Backup.self, Restore.self, Rotate.self, RewrapStatus.self,
+                                                                  Rekey.self])
 
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Initialize: split the root key and create the first admin.")
@@ -151,6 +153,104 @@ struct OperatorCommand: AsyncParsableCommand {
                 print("Start a server with --data-dir \(dataDir), unseal it with the installation's shares, then run `tessera audit verify`.")
             }
         }
+    }
+
+    struct Rotate: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Add a keyring term for new writes; a background rewrap then moves every stored value to it.")
+        @OptionGroup var api: APIOptions
+
+        func run() async throws {
+            try await runCLI {
+                let (status, json) = try await sys(.PUT, "/v1/sys/rotate", api: api)
+                guard (200..<300).contains(status) else { throw CLIError(description: APIClient.errorText(status, json)) }
+                let (_, key) = try await sys(.GET, "/v1/sys/key-status", api: api)
+                let term = ((key as? [String: Any])?["term"]).map { "\($0)" } ?? "?"
+                print("Key rotated: new writes use term \(term). Follow the rewrap with `tessera operator rewrap-status`.")
+            }
+        }
+    }
+
+    struct RewrapStatus: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "rewrap-status",
+                                                        abstract: "Show the active key term and how many stored values still use older terms.")
+        @OptionGroup var api: APIOptions
+
+        func run() async throws {
+            try await runCLI {
+                let (status, json) = try await sys(.GET, "/v1/sys/key-status", api: api)
+                guard status == 200 else { throw CLIError(description: APIClient.errorText(status, json)) }
+                if api.json { APIClient.print(json, options: api); return }
+                let r = ((json as? [String: Any])?["rewrap"] as? [String: Any]) ?? [:]
+                let remaining = r["remaining"] as? Int ?? 0, total = r["total"] as? Int ?? 0
+                print("Active term:  \(r["active_term"] ?? "?")")
+                print("Remaining:    \(remaining) of \(total) stored values use an older term")
+                print("State:        \(remaining == 0 ? "done" : ((r["running"] as? Bool) == true ? "running" : "waiting"))")
+                if let moved = r["moved"] { print("Moved:        \(moved) since the server started") }
+                if let error = r["last_error"] as? String { print("Last error:   \(error)") }
+            }
+        }
+    }
+
+    struct Rekey: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(
+            abstract: "Make new key shares (and threshold) from a quorum of the old ones, as `vault operator rekey` does.",
+            discussion: "Start with --init --key-shares N --key-threshold T (needs a token), then give old shares one at a time with --nonce.")
+        @OptionGroup var api: APIOptions
+        @Flag(name: .customLong("init"), help: "Start a rekey.") var initialize = false
+        @Flag(help: "Cancel the rekey in progress.") var cancel = false
+        @Flag(help: "Show the rekey in progress.") var status = false
+        @Option(name: .customLong("key-shares"), help: "New number of shares.") var keyShares: Int?
+        @Option(name: .customLong("key-threshold"), help: "New threshold.") var keyThreshold: Int?
+        @Option(help: "The nonce printed by --init.") var nonce: String?
+        @Argument(help: "An old key share (or - to read it from standard input).") var key: String?
+
+        func run() async throws {
+            try await runCLI {
+                if initialize {
+                    let body: [String: Any] = ["secret_shares": keyShares ?? 5, "secret_threshold": keyThreshold ?? 3]
+                    let (code, json) = try await sys(.PUT, "/v1/sys/rekey/init", api: api, body: body)
+                    guard code == 200 else { throw CLIError(description: APIClient.errorText(code, json)) }
+                    let o = json as? [String: Any] ?? [:]
+                    if api.json { APIClient.print(json, options: api); return }
+                    print("Rekey started.\nNonce:             \(o["nonce"] ?? "")\nNew shares:        \(o["n"] ?? "")")
+                    print("New threshold:     \(o["t"] ?? "")\nOld shares needed: \(o["required"] ?? "")")
+                    return
+                }
+                if cancel {
+                    let (code, json) = try await sys(.DELETE, "/v1/sys/rekey/init", api: api)
+                    guard (200..<300).contains(code) else { throw CLIError(description: APIClient.errorText(code, json)) }
+                    print("Rekey cancelled.")
+                    return
+                }
+                if status || key == nil {
+                    let (code, json) = try await sys(.GET, "/v1/sys/rekey/init", api: api)
+                    guard code == 200 else { throw CLIError(description: APIClient.errorText(code, json)) }
+                    APIClient.print(json, options: api)
+                    return
+                }
+                guard let nonce else { throw CLIError(description: "--nonce is required with a key share (see --init's output)") }
+                let share = try SecretInput.resolve(key ?? "", flag: "key")
+                let (code, json) = try await sys(.PUT, "/v1/sys/rekey/update", api: api, body: ["key": share, "nonce": nonce], withToken: false)
+                guard code == 200 else { throw CLIError(description: APIClient.errorText(code, json)) }
+                let o = json as? [String: Any] ?? [:]
+                if api.json { APIClient.print(json, options: api); return }
+                if o["complete"] as? Bool == true {
+                    for (i, k) in ((o["keys_base64"] as? [String]) ?? []).enumerated() { print("Key \(i + 1): \(k)") }
+                    print("\nRekey complete: the old shares no longer unseal. These new shares are shown once; store them safely.")
+                } else {
+                    print("Rekey progress: \(o["progress"] ?? 0) of \(o["required"] ?? 0) old shares given.")
+                }
+            }
+        }
+    }
+
+    /// A Vault-shaped sys call with the token (when known).
+    static func sys(_ method: HTTPMethod, _ path: String, api: APIOptions, body: [String: Any]? = nil,
+                    withToken: Bool = true) async throws -> (Int, Any?) {
+        var headers: [(String, String)] = []
+        if withToken, let token = api.resolvedToken { headers.append(("X-Vault-Token", token)) }
+        return try await APIClient.send(method: method, url: api.resolvedAddress + path, body: body, headers: headers, caCert: api.resolvedCACert)
     }
 }
 

@@ -67,7 +67,7 @@ public struct ConnectorEngine: Sendable {
         self.now = now
     }
 
-    static func targetAAD(_ name: String) -> [UInt8] { Array("tessera/target/v1/".utf8) + Array(name.utf8) }
+    public static func targetAAD(_ name: String) -> [UInt8] { Array("tessera/target/v1/".utf8) + Array(name.utf8) }
 
     // MARK: Targets
 

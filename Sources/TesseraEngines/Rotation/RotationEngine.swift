@@ -71,7 +71,7 @@ public struct RotationEngine: Sendable {
         self.pauseAfterApply = pauseAfterApply
     }
 
-    static func pendingAAD(_ itemId: Int64) -> [UInt8] { Array("tessera/rotation-pending/v1/\(itemId)".utf8) }
+    public static func pendingAAD(_ itemId: Int64) -> [UInt8] { Array("tessera/rotation-pending/v1/\(itemId)".utf8) }
 
     // MARK: Creating and changing
 

@@ -34,17 +34,18 @@ extension Tessera {
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         let worker = Task { await self.runLeaseWorker() }
         let rotator = Task { await self.runRotationWorker() }
+        let rewrapper = Task { await self.runRewrapWorker() }
         let hangups = Task {
             for await _ in await UnixSignalsSequence(trapping: .sighup) { self.reloadOnHangup() }
         }
         do {
             try await group.run()
         } catch {
-            for task in [worker, rotator, hangups] { task.cancel() }
+            for task in [worker, rotator, rewrapper, hangups] { task.cancel() }
             await shutdown()
             throw error
         }
-        for task in [worker, rotator, hangups] { task.cancel() }
+        for task in [worker, rotator, rewrapper, hangups] { task.cancel() }
         await shutdown()
     }
 

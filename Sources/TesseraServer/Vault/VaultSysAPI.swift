@@ -25,6 +25,10 @@ struct VaultSysAPI: Sendable {
         case ("sys/openapi", .read), ("sys/internal/specs/openapi", .read): return SystemAPI.openAPI()
         case ("sys/metrics", .read): return await system.authorizedMetrics(request, clientAddress: vr.context.clientAddress)
         case ("sys/storage/raft/snapshot", .read): return try await snapshot(vr)
+        case ("sys/rotate", .write): return try await rotate(vr)
+        case ("sys/key-status", .read): return try await keyStatus(vr)
+        case ("sys/rekey/init", .read), ("sys/rekey/init", .write), ("sys/rekey/init", .delete): return try await rekeyInit(vr)
+        case ("sys/rekey/update", .write): return try await rekeyUpdate(vr)
         case ("sys/leader", .read):
             return Responses.json(.obj(("ha_enabled", .bool(false)), ("is_self", .bool(false)), ("active_time", .string("0001-01-01T00:00:00Z")),
                                        ("leader_address", .string("")), ("leader_cluster_address", .string("")),

@@ -75,6 +75,18 @@ final class SQLiteItemCache: Sendable {
         }
     }
 
+    /// Drops everything (after values were re-sealed in bulk).
+    func invalidateAll() {
+        state.withLock { s in
+            s.generation &+= 1
+            s.missing.removeAll(keepingCapacity: true)
+            s.items.removeAll(keepingCapacity: true)
+            s.pathOfItem.removeAll(keepingCapacity: true)
+            s.versions.removeAll(keepingCapacity: true)
+            s.versionCount = 0
+        }
+    }
+
     func invalidate(path: String) {
         state.withLock { s in
             s.generation &+= 1

@@ -230,6 +230,10 @@ enum SQLiteSchema {
             hash TEXT NOT NULL
         );
         """,
+        // 9: finding the values still sealed under an older key term (rewrap).
+        """
+        CREATE INDEX item_versions_key_term ON item_versions(key_term);
+        """,
     ]
 
     static let auditMigrations: [String] = [

@@ -48,6 +48,12 @@ public final class SQLiteStore: Store {
         try await db.write("UPDATE seal_config SET encrypted_keyring = ? WHERE id = 1", [.bytes(encrypted)])
     }
 
+    public func replaceSealConfig(_ config: SealConfig) async throws {
+        let n = try await db.write("UPDATE seal_config SET shares = ?, threshold = ?, encrypted_keyring = ? WHERE id = 1",
+                                   [.int(config.shares), .int(config.threshold), .bytes(config.encryptedKeyring)])
+        guard n == 1 else { throw TesseraError.conflict("Tessera is not initialized") }
+    }
+
     // MARK: Items
 
     /// Inserts the item and its first version in one statement (the `item_creations` trigger).

@@ -1,0 +1,119 @@
+// Key management in Vault's shape: `sys/rotate` (a new keyring term, then the background
+// rewrap), `sys/key-status` (the active term and the rewrap's progress), and the rekey of the
+// root key's shares (`sys/rekey/init`, `sys/rekey/update`). Every change is audited. Starting,
+// reading and cancelling a rekey need a token with sys-rule on /sys/rekey (Vault lets anyone do
+// this); submitting an old share needs the nonce, as in Vault, since the shares are the proof.
+import Foundation
+import Hummingbird
+import TesseraCore
+import TesseraCrypto
+import TesseraEngines
+
+extension VaultSysAPI {
+    func rotate(_ vr: VaultRequest) async throws -> Response {
+        try await tessera.run(vr.pipelineCall(action: "rotate_key", auditPath: SystemPath.rotate.value,
+                                              checks: [AccessCheck(.update, .system, SystemPath.rotate)])) { caller in
+            let term = try await tessera.seal.rotate()
+            caller.notes.set("term", String(term))
+            tessera.logger.notice("key rotated: new writes use the new term; the rewrap moves stored values to it",
+                                  metadata: ["term": "\(term)"])
+            tessera.pokeRewrap()
+        }
+        return VaultResponses.noContent()
+    }
+
+    func keyStatus(_ vr: VaultRequest) async throws -> Response {
+        let status = try await tessera.run(vr.pipelineCall(action: "key_status", auditPath: SystemPath.keyStatus.value,
+                                                           checks: [AccessCheck(.read, .system, SystemPath.keyStatus)])) { _ in
+            try await tessera.rewrap.status()
+        }
+        let terms = status.usage.byTerm.sorted { $0.key < $1.key }.map { (String($0.key), JSON.int(Int64($0.value))) }
+        let rewrap = JSON.obj(("active_term", .int(Int64(status.activeTerm))), ("remaining", .int(Int64(status.remaining))),
+                              ("total", .int(Int64(status.usage.total))), ("running", .bool(status.running)),
+                              ("moved", .int(Int64(status.moved))), ("values_by_term", .object(terms)),
+                              ("last_completed_at", status.lastCompletedAt.map { .date($0) } ?? .null),
+                              ("last_error", status.lastError.map { .string($0) } ?? .null))
+        return VaultResponses.doubled(.obj(("term", .int(Int64(status.activeTerm))), ("install_time", .date(tessera.seal.installTime)),
+                                           ("encryptions", .int(0)), ("rewrap", rewrap)), requestId: vr.context.requestId)
+    }
+
+    func rekeyStatusJSON(_ p: SealManager.RekeyProgress?) -> JSON {
+        let oldThreshold = tessera.seal.status.threshold
+        return .obj(("nonce", .string(p?.nonce ?? "")), ("started", .bool(p != nil)), ("t", .int(Int64(p?.threshold ?? 0))),
+                    ("n", .int(Int64(p?.shares ?? 0))), ("progress", .int(Int64(p?.given.count ?? 0))),
+                    ("required", .int(Int64(oldThreshold))), ("pgp_fingerprints", .null), ("backup", .bool(false)),
+                    ("verification_required", .bool(false)))
+    }
+
+    func rekeyInit(_ vr: VaultRequest) async throws -> Response {
+        switch vr.operation {
+        case .read:
+            try await tessera.run(vr.pipelineCall(action: "rekey_status", auditPath: SystemPath.rekey.value,
+                                                  checks: [AccessCheck(.read, .system, SystemPath.rekey)])) { _ in () }
+            return Responses.json(rekeyStatusJSON(tessera.seal.rekeyProgress))
+        case .delete:
+            try await tessera.run(vr.pipelineCall(action: "rekey_cancel", auditPath: SystemPath.rekey.value,
+                                                  checks: [AccessCheck(.update, .system, SystemPath.rekey)])) { _ in
+                tessera.seal.rekeyCancel()
+            }
+            return VaultResponses.noContent()
+        default:
+            let f = try vr.fields()
+            let shares = try f.int("secret_shares", in: 1...255) ?? 0
+            let threshold = try f.int("secret_threshold", in: 1...255) ?? 0
+            if try f.stringList("pgp_keys")?.isEmpty == false {
+                throw TesseraError.badRequest("pgp_keys is not supported: the new shares are returned in clear, once")
+            }
+            let progress = try await tessera.run(vr.pipelineCall(action: "rekey_init", auditPath: SystemPath.rekey.value,
+                                                                 checks: [AccessCheck(.update, .system, SystemPath.rekey)])) { caller in
+                caller.notes.set("secret_shares", String(shares))
+                caller.notes.set("secret_threshold", String(threshold))
+                return try tessera.seal.rekeyInit(shares: shares, threshold: threshold)
+            }
+            return Responses.json(rekeyStatusJSON(progress))
+        }
+    }
+
+    /// One old share; at the threshold the new shares are returned, once.
+    func rekeyUpdate(_ vr: VaultRequest) async throws -> Response {
+        let f = try vr.fields()
+        let nonce = try f.requiredString("nonce")
+        let key = try f.requiredString("key")
+        let share: Shamir.Share
+        do {
+            share = try Shamir.Share(encoded: key)
+        } catch {
+            throw TesseraError.badRequest("invalid key share: expected a share as printed by operator init or rekey")
+        }
+        let outcome = try await tessera.run(vr.pipelineCall(action: "rekey_update", auditPath: SystemPath.rekey.value,
+                                                            needsIdentity: false)) { caller in
+            let result = try await tessera.seal.rekeyUpdate(share: share, nonce: nonce)
+            caller.notes.set("progress", String(result.progress.given.count))
+            if result.newShares != nil {
+                caller.notes.set("complete", "true")
+                caller.notes.set("secret_shares", String(result.progress.shares))
+                caller.notes.set("secret_threshold", String(result.progress.threshold))
+            }
+            return result
+        }
+        guard let shares = outcome.newShares else { return Responses.json(rekeyStatusJSON(outcome.progress)) }
+        tessera.logger.notice("rekeyed: the old key shares no longer unseal", metadata: ["shares": "\(shares.count)"])
+        try tessera.rewriteUnsealKeyFileAfterRekey()
+        let encoded = shares.map { JSON.string($0.encoded) }
+        let hex = shares.map { JSON.string(([$0.x] + $0.y).hexString) }
+        return Responses.json(.obj(("complete", .bool(true)), ("nonce", .string(outcome.progress.nonce)), ("keys", .array(hex)),
+                                   ("keys_base64", .array(encoded)), ("pgp_fingerprints", .null), ("backup", .bool(false)),
+                                   ("verification_required", .bool(false)), ("verification_nonce", .string(""))))
+    }
+}
+
+extension Tessera {
+    /// After a rekey, an auto-unseal key file holds the old root key: it is replaced atomically.
+    func rewriteUnsealKeyFileAfterRekey() throws {
+        guard let keyFile = options.unsealKeyFile else { return }
+        let temporary = keyFile + ".rekey"
+        try? FileManager.default.removeItem(atPath: temporary)
+        try UnsealKeyFile.write(try seal.currentRootKey(), to: temporary)
+        _ = try FileManager.default.replaceItemAt(URL(fileURLWithPath: keyFile), withItemAt: URL(fileURLWithPath: temporary))
+    }
+}
