@@ -12,6 +12,11 @@ public enum SystemPath {
     public static let rewrap = ItemPath.system("rewrap")
     /// Starting, reading and cancelling a rekey of the root key's shares.
     public static let rekey = ItemPath.system("rekey")
+    /// The audit devices (`sys/audit`), and one of them.
+    public static let auditDevices = ItemPath.system("audit")
+    public static func auditDevice(_ name: String) -> ItemPath {
+        (try? ItemPath("/sys/audit/" + name)) ?? auditDevices
+    }
     /// Sealing the server.
     public static let seal = ItemPath.system("seal")
     /// Reading the metrics (`/metrics`, `/v1/sys/metrics`).

@@ -45,6 +45,10 @@ public struct ServerOptions: Sendable {
     public var tlsKeyFile: String?
     public var tlsClientCAFile: String?
     public var tlsMinVersion: TLSSettings.MinimumVersion = .tls12
+    /// Audit devices declared in the config file (`audit_devices`).
+    public var auditDeviceConfigs: [AuditDeviceConfig] = []
+    /// Lets `sys/audit/<name>` create devices (Vault's `unsafe_allow_api_audit_creation`); off by default.
+    public var unsafeAllowAPIAuditCreation = false
     /// The rewrap after a key rotation moves at most this many stored values per second.
     public var rewrapRowsPerSecond = 2000
     /// With a client CA: refuse clients without a certificate (default true, unlike Vault's false).
@@ -109,6 +113,8 @@ public struct ServerOptions: Sendable {
         var tls_min_version: String?
         var tls_require_and_verify_client_cert: Bool?
         var rewrap_rows_per_second: Int?
+        var audit_devices: [AuditDeviceConfig]?
+        var unsafe_allow_api_audit_creation: Bool?
 
         struct Mount: Decodable {
             var path: String
@@ -155,6 +161,11 @@ public struct ServerOptions: Sendable {
         if let v = file.tls_client_ca_file { tlsClientCAFile = v }
         if let v = file.tls_min_version { tlsMinVersion = try TLSSettings.MinimumVersion(config: v) }
         if let v = file.tls_require_and_verify_client_cert { tlsRequireClientCert = v }
+        if let v = file.audit_devices {
+            guard Set(v.map(\.name)).count == v.count else { throw TesseraError.badRequest("config audit_devices: names must be unique") }
+            auditDeviceConfigs = v
+        }
+        if let v = file.unsafe_allow_api_audit_creation { unsafeAllowAPIAuditCreation = v }
         if let v = try positive(file.rewrap_rows_per_second, "rewrap_rows_per_second", max: 1_000_000) { rewrapRowsPerSecond = v }
         for m in file.mounts ?? [] {
             mounts.append(MountSpec(path: try VaultMount.normalizePath(m.path), kind: try VaultMount.Kind(wire: m.type), folder: m.folder))

@@ -23,6 +23,8 @@ public final class Tessera: Sendable {
     /// Moves stored values to the newest key term after a rotation.
     public let rewrap: KeyRewrap
     let rewrapWake = RewrapWake()
+    /// Audit devices fed from the trail (file, syslog, http).
+    public let auditDevices: AuditDevices
     public let logger: Logger
     public let now: @Sendable () -> Date
     /// The listener's TLS certificate, key and client CA; nil serves plain HTTP.
@@ -36,8 +38,16 @@ public final class Tessera: Sendable {
         let fm = FileManager.default
         try fm.createDirectory(atPath: options.dataDirectory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         if let keyFile = options.unsealKeyFile { try UnsealKeyFile.checkMode(keyFile) }
-        // A certificate that does not load stops the start, before any storage is opened.
+        // A certificate that does not load, or a bad audit device, stops the start before any
+        // storage is opened.
         let tls = try options.tls.map { try TLSContextHolder(settings: $0) }
+        for device in options.auditDeviceConfigs {
+            do {
+                try device.validate(dataDirectory: options.dataDirectory, fromAPI: false)
+            } catch let e as TesseraError {
+                throw TesseraError.badRequest("config audit_devices \(device.name): \(e.message)")
+            }
+        }
         var storeLogger = Logger(label: "tessera.store")
         storeLogger.logLevel = max(.info, options.logLevel)
         let store = try await SQLiteStore.open(path: options.dataDirectory + "/tessera.db", durability: options.durability, logger: storeLogger)
@@ -93,6 +103,7 @@ public final class Tessera: Sendable {
         dynamic = DynamicSecretEngine(store: store, connectors: connectors, now: now, maxRevokeAttempts: options.leaseRevokeAttempts)
         rotation = RotationEngine(store: store, seal: seal, connectors: connectors, secrets: secrets, now: now,
                                   pauseAfterApply: options.rotationPauseAfterApply)
+        auditDevices = AuditDevices(auditStore: auditStore, cursors: store, logger: Logger(label: "tessera.audit-devices"))
         rewrap = KeyRewrap(store: store, seal: seal, rowsPerSecond: options.rewrapRowsPerSecond, now: now)
         audit = AuditTrail(store: auditStore, anchors: store, keyring: { [seal] in try seal.keyring() },
                            writeTimeout: options.auditWriteTimeout, logger: Logger(label: "tessera.audit"))
@@ -219,8 +230,25 @@ public final class Tessera: Sendable {
 
     static let installationId = UUID().uuidString.lowercased()
 
+    /// Starts the audit devices of the config file and those created over the API.
+    public func startAuditDevices() async throws {
+        for device in options.auditDeviceConfigs { try await auditDevices.start(device, fromConfig: true) }
+        for stored in try await store.storedAuditDevices() {
+            guard let config = try? JSONDecoder().decode(AuditDeviceConfig.self, from: Data(stored.config.utf8)) else {
+                logger.error("a stored audit device cannot be read; it is skipped", metadata: ["device": "\(stored.name)"])
+                continue
+            }
+            do {
+                try await auditDevices.start(config, fromConfig: false)
+            } catch {
+                logger.error("a stored audit device did not start", metadata: ["device": "\(stored.name)"])
+            }
+        }
+    }
+
     /// Flushes pending audit events and closes the stores.
     public func shutdown() async {
+        await auditDevices.stopAll()
         await audit.close()
         await connectors.upstream.shutdown()
         await connectors.postgresPool.closeAll()

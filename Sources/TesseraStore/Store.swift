@@ -55,6 +55,16 @@ public struct KeyTermUsage: Sendable, Equatable {
     public func below(_ term: UInt32) -> Int { byTerm.filter { $0.key < term }.values.reduce(0, +) }
 }
 
+/// How far each audit device has been fed (the last sequence it acknowledged), and the devices
+/// created through the API (their JSON settings), which config-declared devices never need.
+public protocol AuditDeviceRepository: Sendable {
+    func auditDeviceCursor(_ name: String) async throws -> Int64?
+    func setAuditDeviceCursor(_ name: String, _ sequence: Int64) async throws
+    func storedAuditDevices() async throws -> [(name: String, config: String)]
+    func storeAuditDevice(name: String, config: String, at: Date) async throws
+    func removeStoredAuditDevice(_ name: String) async throws -> Bool
+}
+
 /// Moving stored values to the newest key term.
 public protocol KeyTermRepository: Sendable {
     func keyTermUsage() async throws -> KeyTermUsage
@@ -191,7 +201,7 @@ public protocol RotationRepository: Sendable {
 
 /// The whole data store of one installation.
 public protocol Store: SealRepository, ItemRepository, AccessRepository, MountRepository, ConnectorRepository, LeaseRepository,
-                       RotationRepository, AuditAnchorRepository, KeyTermRepository {
+                       RotationRepository, AuditAnchorRepository, KeyTermRepository, AuditDeviceRepository {
     /// Writes a consistent copy of all data as of one moment to a new file (online: writes go on).
     func snapshot(to path: String) async throws
     func close() async throws

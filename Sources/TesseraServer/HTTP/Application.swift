@@ -30,13 +30,14 @@ extension Tessera {
 
     /// Serves until SIGTERM or SIGINT, then drains requests, flushes the audit trail and closes storage.
     public func serve(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws {
+        try await startAuditDevices()
         let app = application(onServerRunning: onServerRunning)
         let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         let worker = Task { await self.runLeaseWorker() }
         let rotator = Task { await self.runRotationWorker() }
         let rewrapper = Task { await self.runRewrapWorker() }
         let hangups = Task {
-            for await _ in await UnixSignalsSequence(trapping: .sighup) { self.reloadOnHangup() }
+            for await _ in await UnixSignalsSequence(trapping: .sighup) { await self.reloadOnHangup() }
         }
         do {
             try await group.run()
@@ -49,9 +50,11 @@ extension Tessera {
         await shutdown()
     }
 
-    /// SIGHUP: the TLS certificate and key are read again for new connections (open ones keep
-    /// theirs). A file that does not load leaves the old certificate in use.
-    public func reloadOnHangup() {
+    /// SIGHUP: file audit devices are reopened (for logrotate); the TLS certificate and key are
+    /// read again for new connections (open ones keep theirs). A file that does not load leaves
+    /// the old certificate in use.
+    public func reloadOnHangup() async {
+        await auditDevices.reopenFiles()
         guard let tls else { return }
         do {
             try tls.reload()

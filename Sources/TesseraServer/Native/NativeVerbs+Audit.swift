@@ -73,23 +73,5 @@ extension NativeVerbs {
         throw TesseraError.badRequest("invalid time '\(text)': expected RFC 3339, Unix seconds, or a duration like 90d")
     }
 
-    static func auditEventJSON(_ e: AuditEvent) -> JSON {
-        .obj(("seq_num", .int(e.sequence)),
-             ("timestamp", .date(e.time)),
-             ("request_id", .string(e.requestId)),
-             ("interface", .string(e.interface.rawValue)),
-             ("access_type", .string(e.authMethodType)),
-             ("access_id", .string(e.accessId)),
-             ("actor", .string(e.actorName)),
-             ("remote_addr", .string(e.clientAddress)),
-             ("action", .string(e.action)),
-             ("path", .string(e.path)),
-             ("result", .string(e.result.rawValue)),
-             ("status", .int(Int64(e.status))),
-             ("duration_ms", .double(Double(e.durationMicros) / 1000)),
-             ("error", .string(e.error)),
-             ("request_parameters", .object(e.parameters.keys.sorted().map { ($0, .string(e.parameters[$0] ?? "")) })),
-             ("prev_hash", .string(e.prevHash)),
-             ("hash", .string(e.hash)))
-    }
+    static func auditEventJSON(_ e: AuditEvent) -> JSON { e.wireJSON }
 }

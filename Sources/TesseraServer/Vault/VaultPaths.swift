@@ -90,6 +90,17 @@ enum VaultPaths {
         VaultPathSpec(engine: .system, pattern: "sys/storage/raft/snapshot", operations: [
             .init("GET", "An online snapshot of all data and the audit trail, values still encrypted (sys-rule read on /sys/backup)."),
         ]),
+        VaultPathSpec(engine: .system, pattern: "sys/audit", operations: [
+            .init("GET", "The audit devices with their delivery cursor, lag and failures (sys-rule read on /sys/audit)."),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/audit/{name}", operations: [
+            .init("POST", "Enable an audit device; refused unless the config sets unsafe_allow_api_audit_creation.", fields: [
+                .string("type", required: true, "file, syslog or http."), .string("description", "A description."),
+                .object("options", "file_path; address, protocol (udp|tcp), facility, tag; or url."),
+                .bool("local", "Ignored."),
+            ]),
+            .init("DELETE", "Disable an audit device created over the API."),
+        ]),
         VaultPathSpec(engine: .system, pattern: "sys/rotate", operations: [
             .init("POST", "Add a keyring term for new writes; a background rewrap moves stored values to it (sys-rule update on /sys/rotate)."),
         ]),

@@ -26,6 +26,11 @@ struct VaultSysAPI: Sendable {
         case ("sys/metrics", .read): return await system.authorizedMetrics(request, clientAddress: vr.context.clientAddress)
         case ("sys/storage/raft/snapshot", .read): return try await snapshot(vr)
         case ("sys/rotate", .write): return try await rotate(vr)
+        case ("sys/audit", .read), ("sys/audit", .list): return try await listAuditDevices(vr)
+        case (let p, .write) where p.hasPrefix("sys/audit/") && !p.dropFirst(10).contains("/"):
+            return try await enableAuditDevice(vr, name: String(p.dropFirst(10)))
+        case (let p, .delete) where p.hasPrefix("sys/audit/") && !p.dropFirst(10).contains("/"):
+            return try await disableAuditDevice(vr, name: String(p.dropFirst(10)))
         case ("sys/key-status", .read): return try await keyStatus(vr)
         case ("sys/rekey/init", .read), ("sys/rekey/init", .write), ("sys/rekey/init", .delete): return try await rekeyInit(vr)
         case ("sys/rekey/update", .write): return try await rekeyUpdate(vr)

@@ -234,6 +234,18 @@ enum SQLiteSchema {
         """
         CREATE INDEX item_versions_key_term ON item_versions(key_term);
         """,
+        // 10: how far each audit device has been fed, and devices created through the API.
+        """
+        CREATE TABLE audit_device_cursors (
+            name TEXT PRIMARY KEY,
+            sequence INTEGER NOT NULL
+        );
+        CREATE TABLE audit_devices (
+            name TEXT PRIMARY KEY,
+            config TEXT NOT NULL,
+            created_at INTEGER NOT NULL
+        );
+        """,
     ]
 
     static let auditMigrations: [String] = [
