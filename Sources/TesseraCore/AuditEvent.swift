@@ -2,7 +2,7 @@
 import Foundation
 
 /// Which front-end a request came through.
-public enum Interface: String, Sendable, Codable {
+public enum Interface: String, Sendable, Codable, CaseIterable {
     case native, vault, console, cli, system
 }
 

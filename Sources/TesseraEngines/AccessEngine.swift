@@ -45,6 +45,8 @@ public struct AccessEngine: Sendable {
     let now: @Sendable () -> Date
     let cache: PrincipalCache
     public let throttle: LoginThrottle
+    /// Hits and misses of the principal cache, for the metrics.
+    public var principalCacheCounter: HitCounter { cache.counter }
 
     public init(store: any Store, now: @escaping @Sendable () -> Date = Date.init, cacheLifetime: TimeInterval = 5,
                 loginLimits: LoginThrottleLimits = LoginThrottleLimits()) {

@@ -21,8 +21,11 @@ final class PrincipalCache: Sendable {
         self.capacity = capacity
     }
 
+    /// Hits and misses, for the metrics.
+    let counter = HitCounter()
+
     func get(_ key: String, now: Date) -> Principal? {
-        entries.withLock { map in
+        let found = entries.withLock { map -> Principal? in
             guard let e = map[key] else { return nil }
             if e.cachedUntil <= now || (e.principal.token.map { $0.expiresAt <= now } ?? false) {
                 map.removeValue(forKey: key)
@@ -30,6 +33,8 @@ final class PrincipalCache: Sendable {
             }
             return e.principal
         }
+        if found == nil { counter.miss() } else { counter.hit() }
+        return found
     }
 
     func put(_ key: String, _ principal: Principal, now: Date) {

@@ -23,6 +23,8 @@ public final class Tessera: Sendable {
     /// Moves stored values to the newest key term after a rotation.
     public let rewrap: KeyRewrap
     let rewrapWake = RewrapWake()
+    /// The service-level metrics (`/metrics`, `sys/metrics`).
+    public let telemetry: Telemetry
     /// Audit devices fed from the trail (file, syslog, http).
     public let auditDevices: AuditDevices
     public let logger: Logger
@@ -96,13 +98,16 @@ public final class Tessera: Sendable {
         self.seal = seal
         self.logger = logger
         self.now = now
+        let telemetry = Telemetry()
+        self.telemetry = telemetry
         secrets = StaticSecretEngine(store: store, seal: seal, now: now)
         access = AccessEngine(store: store, now: now, loginLimits: options.loginLimits)
         mounts = MountTable(store: store, now: now)
         connectors = ConnectorEngine(store: store, seal: seal, upstream: VaultUpstream(timeout: options.upstreamTimeout), now: now)
-        dynamic = DynamicSecretEngine(store: store, connectors: connectors, now: now, maxRevokeAttempts: options.leaseRevokeAttempts)
+        dynamic = DynamicSecretEngine(store: store, connectors: connectors, now: now, maxRevokeAttempts: options.leaseRevokeAttempts,
+                                      observer: telemetry)
         rotation = RotationEngine(store: store, seal: seal, connectors: connectors, secrets: secrets, now: now,
-                                  pauseAfterApply: options.rotationPauseAfterApply)
+                                  pauseAfterApply: options.rotationPauseAfterApply, observer: telemetry)
         auditDevices = AuditDevices(auditStore: auditStore, cursors: store, logger: Logger(label: "tessera.audit-devices"))
         rewrap = KeyRewrap(store: store, seal: seal, rowsPerSecond: options.rewrapRowsPerSecond, now: now)
         audit = AuditTrail(store: auditStore, anchors: store, keyring: { [seal] in try seal.keyring() },

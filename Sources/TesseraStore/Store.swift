@@ -204,6 +204,8 @@ public protocol Store: SealRepository, ItemRepository, AccessRepository, MountRe
                        RotationRepository, AuditAnchorRepository, KeyTermRepository, AuditDeviceRepository {
     /// Writes a consistent copy of all data as of one moment to a new file (online: writes go on).
     func snapshot(to path: String) async throws
+    /// Hits and misses of the store's item cache.
+    var itemCacheCounter: HitCounter { get }
     func close() async throws
 }
 

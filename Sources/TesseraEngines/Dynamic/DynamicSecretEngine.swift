@@ -19,6 +19,7 @@ public struct DynamicSecretEngine: Sendable {
     let connectors: ConnectorEngine
     let now: @Sendable () -> Date
     public let maxRevokeAttempts: Int
+    let observer: any EngineObserver
 
     public static let defaultCreation = "CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}};"
     /// Ends the role's sessions, hands what it owns to the admin, drops what remains, then the role.
@@ -29,7 +30,9 @@ public struct DynamicSecretEngine: Sendable {
         DROP ROLE IF EXISTS {{name}};
         """
 
-    public init(store: any Store, connectors: ConnectorEngine, now: @escaping @Sendable () -> Date = Date.init, maxRevokeAttempts: Int = 6) {
+    public init(store: any Store, connectors: ConnectorEngine, now: @escaping @Sendable () -> Date = Date.init, maxRevokeAttempts: Int = 6,
+                observer: any EngineObserver = NoEngineObserver()) {
+        self.observer = observer
         self.store = store
         self.connectors = connectors
         self.now = now
@@ -73,6 +76,17 @@ public struct DynamicSecretEngine: Sendable {
 
     public func issue(_ path: ItemPath, actor: String) async throws -> IssuedCredential {
         let producer = try await producer(path)
+        do {
+            let issued = try await issue(producer, at: path, actor: actor)
+            observer.credentialIssued(targetType: "postgres", success: true)
+            return issued
+        } catch {
+            observer.credentialIssued(targetType: "postgres", success: false)
+            throw error
+        }
+    }
+
+    func issue(_ producer: Producer, at path: ItemPath, actor: String) async throws -> IssuedCredential {
         let target = try await connectors.target(named: producer.targetName)
         let pg = try connectors.postgres(target)
         let t = now()

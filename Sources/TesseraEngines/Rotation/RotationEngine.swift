@@ -58,11 +58,14 @@ public struct RotationEngine: Sendable {
     let secrets: StaticSecretEngine
     let now: @Sendable () -> Date
     let inFlight = InFlightRotations()
+    let observer: any EngineObserver
     /// A pause between applying a password and storing it. Only for crash tests.
     let pauseAfterApply: Duration?
 
     public init(store: any Store, seal: SealManager, connectors: ConnectorEngine, secrets: StaticSecretEngine,
-                now: @escaping @Sendable () -> Date = Date.init, pauseAfterApply: Duration? = nil) {
+                now: @escaping @Sendable () -> Date = Date.init, pauseAfterApply: Duration? = nil,
+                observer: any EngineObserver = NoEngineObserver()) {
+        self.observer = observer
         self.store = store
         self.seal = seal
         self.connectors = connectors
@@ -236,6 +239,17 @@ public struct RotationEngine: Sendable {
     func rotate(_ start: Rotator, actor: String) async throws -> Int {
         guard inFlight.begin(start.itemId) else { throw TesseraError.conflict("a rotation of \(start.path) is in progress") }
         defer { inFlight.end(start.itemId) }
+        do {
+            let version = try await rotateHolding(start, actor: actor)
+            observer.rotationFinished(targetType: start.kind.rawValue, success: true)
+            return version
+        } catch {
+            observer.rotationFinished(targetType: start.kind.rawValue, success: false)
+            throw error
+        }
+    }
+
+    private func rotateHolding(_ start: Rotator, actor: String) async throws -> Int {
         let keyring = try seal.keyring()
         let (item, r) = try await get(start.path)
         guard r.pending == nil else { throw TesseraError.conflict("a rotation of \(r.path) is in progress") }

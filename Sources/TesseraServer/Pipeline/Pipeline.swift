@@ -157,8 +157,18 @@ extension Tessera {
             for (k, v) in call.sensitive { parameters[k] = keyring.auditHMAC(v) }
         }
         event.parameters = parameters
-        event.durationMicros = InputNumber.int64(now().timeIntervalSince(ctx.startedAt) * 1_000_000)
-        try await audit.record(event)
+        let elapsed = now().timeIntervalSince(ctx.startedAt)
+        event.durationMicros = InputNumber.int64(elapsed * 1_000_000)
+        let login = call.claimedAccessId != nil
+        do {
+            try await audit.record(event)
+            telemetry.auditWrite(success: true)
+        } catch {
+            telemetry.auditWrite(success: false)
+            telemetry.request(interface: ctx.interface, action: call.action, status: 503, duration: Duration.seconds(max(0, elapsed)), login: login)
+            throw error
+        }
+        telemetry.request(interface: ctx.interface, action: call.action, status: event.status, duration: Duration.seconds(max(0, elapsed)), login: login)
         return try outcome.get()
     }
 

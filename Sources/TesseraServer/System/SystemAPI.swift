@@ -44,23 +44,73 @@ public struct SystemAPI: Sendable {
         return await metrics()
     }
 
-    /// Prometheus text: seal state and leases by state (indexed counts, nothing held in memory).
+    /// Prometheus text: the counted metrics (`Telemetry`) and the state read now.
     func metrics() async -> Response {
-        var out = "# HELP tessera_sealed 1 when the server is sealed.\n# TYPE tessera_sealed gauge\n"
-        out += "tessera_sealed \(tessera.seal.isSealed ? 1 : 0)\n"
-        out += "# HELP tessera_leases Dynamic-secret leases by state.\n# TYPE tessera_leases gauge\n"
+        var bytes = tessera.telemetry.emitted()
+        bytes += Array(await stateGauges().text.utf8)
+        var headers: HTTPFields = [.contentType: "text/plain; version=0.0.4; charset=utf-8"]
+        headers[.contentLength] = String(bytes.count)
+        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(bytes: bytes)))
+    }
+
+    /// The most rotated secrets listed one by one (as Vault's `maximum_gauge_cardinality`).
+    static let maxRotationSeries = 500
+
+    func stateGauges() async -> GaugeText {
+        var g = GaugeText()
+        let t = tessera
+        g.gauge("tessera_up", "1 while the server answers.", 1)
+        g.gauge("vault_core_unsealed", "1 when the server is unsealed (Vault's name).", t.seal.isSealed ? 0 : 1)
+        g.gauge("tessera_sealed", "1 when the server is sealed.", t.seal.isSealed ? 1 : 0)
+        var leases: [Lease.State: Int] = [:]
         for state in Lease.State.allCases {
-            let n = (try? await tessera.store.countLeases(state: state)) ?? 0
-            out += "tessera_leases{state=\"\(state.rawValue)\"} \(n)\n"
+            let n = (try? await t.store.countLeases(state: state)) ?? 0
+            leases[state] = n
+            g.gauge("tessera_leases", "Dynamic-secret leases by state.", Double(n), [("state", state.rawValue)])
         }
-        out += "# HELP tessera_rotated_secrets Rotated secrets by the status of their last rotation.\n# TYPE tessera_rotated_secrets gauge\n"
+        g.gauge("vault_expire_num_leases", "Leases that will expire or be revoked (Vault's name).",
+                Double((leases[.active] ?? 0) + (leases[.revoking] ?? 0) + (leases[.pending] ?? 0)))
+        g.gauge("vault_expire_num_irrevocable_leases", "Leases whose revocation failed for good (Vault's name).", Double(leases[.irrevocable] ?? 0))
         for status in Rotator.Status.allCases {
-            let n = (try? await tessera.store.countRotators(status: status)) ?? 0
-            out += "tessera_rotated_secrets{status=\"\(status.rawValue)\"} \(n)\n"
+            let n = (try? await t.store.countRotators(status: status)) ?? 0
+            g.gauge("tessera_rotated_secrets", "Rotated secrets by the status of their last rotation.", Double(n), [("status", status.rawValue)])
         }
-        var headers: HTTPFields = [.contentType: "text/plain; version=0.0.4"]
-        headers[.contentLength] = String(out.utf8.count)
-        return Response(status: .ok, headers: headers, body: .init(byteBuffer: ByteBuffer(string: out)))
+        // Seconds since each rotated secret's last successful rotation, by its opaque id (never
+        // its name); and the oldest, which the alert rules watch.
+        if let rotators = try? await t.store.rotators() {
+            let now = t.now()
+            var oldest = 0.0
+            for (index, r) in rotators.sorted(by: { $0.itemId < $1.itemId }).enumerated() {
+                let since = r.lastRotationAt ?? r.createdAt
+                let age = max(0, now.timeIntervalSince(since))
+                if r.autoRotate { oldest = max(oldest, age) }
+                if index < Self.maxRotationSeries {
+                    g.gauge("tessera_rotation_last_success_age_seconds", "Seconds since a rotated secret last rotated (or was created), by id.",
+                            age.rounded(), [("rotated_secret_id", String(r.itemId)), ("target_type", r.kind.rawValue),
+                                            ("auto_rotate", r.autoRotate ? "true" : "false")])
+                }
+            }
+            g.gauge("tessera_rotation_oldest_success_age_seconds", "The largest age of the last rotation among auto-rotated secrets.", oldest.rounded())
+        }
+        let head = (try? await t.auditStore.lastEvent()?.sequence) ?? 0
+        g.gauge("tessera_audit_last_sequence", "The sequence number of the newest audit event.", Double(head))
+        for d in t.auditDevices.statuses() {
+            let labels = [("device", d.config.name), ("type", d.config.type.rawValue)]
+            g.gauge("tessera_audit_device_lag", "Audit events not yet delivered to a device.", Double(max(0, head - d.cursor)), labels)
+            g.gauge("tessera_audit_device_up", "1 when a device's last delivery succeeded.", d.consecutiveFailures == 0 ? 1 : 0, labels)
+            g.counter("tessera_audit_device_failures_total", "Failed deliveries to a device.", Int(d.failures), labels)
+            g.counter("tessera_audit_device_delivered_total", "Events delivered to a device.", Int(d.delivered), labels)
+        }
+        if let rewrap = try? await t.rewrap.status() {
+            g.gauge("tessera_key_term", "The keyring term new writes use.", Double(rewrap.activeTerm))
+            g.gauge("tessera_rewrap_remaining_values", "Stored values still sealed under an older key term.", Double(rewrap.remaining))
+            g.gauge("tessera_rewrap_running", "1 while the rewrap runs.", rewrap.running ? 1 : 0)
+        }
+        for (cache, counter) in [("items", t.store.itemCacheCounter), ("principals", t.access.principalCacheCounter)] {
+            g.counter("tessera_cache_requests_total", "Cache lookups by cache and result.", counter.hits, [("cache", cache), ("result", "hit")])
+            g.counter("tessera_cache_requests_total", "Cache lookups by cache and result.", counter.misses, [("cache", cache), ("result", "miss")])
+        }
+        return g
     }
 
     func sealStatusJSON() -> JSON {

@@ -8,6 +8,8 @@ import TesseraCrypto
 public final class SQLiteStore: Store {
     let db: SQLiteDatabaseFile
     let cache = SQLiteItemCache()
+    /// Hits and misses of the item cache (items and versions), for the metrics.
+    public let itemCacheCounter = HitCounter()
 
     /// Opens (creating if needed) the database file and applies migrations.
     public static func open(path: String, durability: Durability = .process, logger: Logger) async throws -> SQLiteStore {
@@ -88,9 +90,13 @@ public final class SQLiteStore: Store {
 
     public func item(at path: ItemPath) async throws -> Item? {
         switch cache.lookup(path.value) {
-        case .item(let cached): return cached
-        case .missing: return nil
-        case .unknown: break
+        case .item(let cached):
+            itemCacheCounter.hit()
+            return cached
+        case .missing:
+            itemCacheCounter.hit()
+            return nil
+        case .unknown: itemCacheCounter.miss()
         }
         let generation = cache.generation
         let item = try await db.read("SELECT * FROM items WHERE path = ?", [.text(path.value)]).first.map(Self.item)
@@ -135,7 +141,11 @@ public final class SQLiteStore: Store {
     }
 
     public func version(itemId: Int64, number: Int) async throws -> ItemVersion? {
-        if let cached = cache.version(itemId, number) { return cached }
+        if let cached = cache.version(itemId, number) {
+            itemCacheCounter.hit()
+            return cached
+        }
+        itemCacheCounter.miss()
         let generation = cache.generation
         let version = try await db.read("SELECT * FROM item_versions WHERE item_id = ? AND version = ?", [.int64(itemId), .int(number)])
             .first.map(Self.version)
