@@ -12,6 +12,10 @@ public struct ServerOptions: Sendable {
     /// `sqlite` (embedded, the default); `postgres` is planned for several nodes sharing one database.
     public var storage = "sqlite"
     public var logLevel: Logger.Level = .info
+    /// `standard` (text) or `json` (one JSON object per line, Vault's field names).
+    public var logFormat = "standard"
+    /// Logs one line per request at info (otherwise at debug), with its request id.
+    public var logRequests = false
     /// A file holding the base64 root key for unattended unseal; must have mode 0600.
     public var unsealKeyFile: String?
     public var maxBodyBytes = 1 << 20
@@ -93,6 +97,8 @@ public struct ServerOptions: Sendable {
         var data_dir: String?
         var storage: String?
         var log_level: String?
+        var log_format: String?
+        var log_requests: Bool?
         var unseal_key_file: String?
         var max_body_bytes: Int?
         var upstream_timeout: Int?
@@ -138,6 +144,8 @@ public struct ServerOptions: Sendable {
         if let d = file.data_dir { dataDirectory = d }
         if let s = file.storage { try setStorage(s) }
         if let l = file.log_level { try setLogLevel(l) }
+        if let f = file.log_format { try setLogFormat(f) }
+        if let r = file.log_requests { logRequests = r }
         if let u = file.unseal_key_file { unsealKeyFile = u }
         if let m = file.max_body_bytes, (1...(1 << 30)).contains(m) { maxBodyBytes = m }
         if let t = file.upstream_timeout, (1...3_600).contains(t) { upstreamTimeout = .seconds(t) }
@@ -195,6 +203,11 @@ public struct ServerOptions: Sendable {
             throw TesseraError.badRequest("invalid log level '\(text)': expected trace, debug, info, notice, warning, error or critical")
         }
         logLevel = l
+    }
+
+    public mutating func setLogFormat(_ text: String) throws {
+        guard ["standard", "json"].contains(text.lowercased()) else { throw TesseraError.badRequest("log_format must be standard or json") }
+        logFormat = text.lowercased()
     }
 
     public mutating func setDurability(_ raw: String) throws {

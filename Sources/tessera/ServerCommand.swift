@@ -26,6 +26,9 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String?
 
+    @Option(name: .customLong("log-format"), help: "standard (default) or json (one JSON object per line).")
+    var logFormat: String?
+
     @Option(name: .customLong("unseal-key-file"), help: "Auto-unseal key file (mode 0600 required).")
     var unsealKeyFile: String?
 
@@ -74,6 +77,7 @@ struct ServerCommand: AsyncParsableCommand {
             if let dataDir { options.dataDirectory = dataDir }
             if let storage { try options.setStorage(storage) }
             if let logLevel { try options.setLogLevel(logLevel) }
+            if let logFormat { try options.setLogFormat(logFormat) }
             if let unsealKeyFile { options.unsealKeyFile = unsealKeyFile }
             if let durability { try options.setDurability(durability) }
             if let tlsCertFile { options.tlsCertFile = tlsCertFile }
@@ -122,7 +126,9 @@ struct ServerCommand: AsyncParsableCommand {
             }
         }
         let level = options.logLevel
+        let json = options.logFormat == "json"
         LoggingSystem.bootstrap { label in
+            if json { return JSONLogHandler(label: label, level: level) }
             var handler = StreamLogHandler.standardError(label: label)
             handler.logLevel = level
             return handler

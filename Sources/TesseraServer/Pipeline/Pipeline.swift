@@ -132,7 +132,7 @@ extension Tessera {
             }
             outcome = .success(try await operation(CallerContext(principal: principal, request: ctx, notes: notes)))
         } catch {
-            outcome = .failure(Self.classify(error, logger: logger))
+            outcome = .failure(Self.classify(error, logger: logger, requestId: ctx.requestId))
         }
 
         // A sealed (or not yet initialized) server has no audit key; like Vault, it serves nothing
@@ -169,6 +169,9 @@ extension Tessera {
             throw error
         }
         telemetry.request(interface: ctx.interface, action: call.action, status: event.status, duration: Duration.seconds(max(0, elapsed)), login: login)
+        logger.log(level: options.logRequests ? .info : .debug, "request",
+                   metadata: ["request_id": "\(ctx.requestId)", "interface": "\(ctx.interface.rawValue)", "action": "\(call.action)",
+                              "status": "\(event.status)", "duration_ms": "\(Int64(elapsed * 1000))", "client": "\(ctx.clientAddress)"])
         return try outcome.get()
     }
 
@@ -227,9 +230,11 @@ extension Tessera {
     }
 
     /// Maps any error to the taxonomy; unexpected errors are logged by type only and become a generic 500.
-    static func classify(_ error: any Error, logger: Logger) -> TesseraError {
+    static func classify(_ error: any Error, logger: Logger, requestId: String? = nil) -> TesseraError {
         if let e = error as? TesseraError { return e }
-        logger.error("unexpected error", metadata: ["type": "\(String(describing: type(of: error)))"])
+        var metadata: Logger.Metadata = ["type": "\(String(describing: type(of: error)))"]
+        if let requestId { metadata["request_id"] = "\(requestId)" }
+        logger.error("unexpected error", metadata: metadata)
         return .internalError("internal error")
     }
 }
