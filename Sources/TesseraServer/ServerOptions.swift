@@ -135,10 +135,17 @@ public struct ServerOptions: Sendable {
             throw TesseraError.badRequest("cannot read config file \(path)")
         }
         let file: File
+        guard let object = try? JSONSerialization.jsonObject(with: data) as? [String: Any] else {
+            throw TesseraError.badRequest("config file \(path) is not valid: expected a JSON object (see docs/operations.md)")
+        }
+        // A mistyped key would otherwise be ignored silently, e.g. a TLS setting that never applies.
+        if let unknown = object.keys.sorted().first(where: { !Self.configKeys.contains($0) }) {
+            throw TesseraError.badRequest("config file \(path): unknown key '\(unknown)' (the keys are listed in docs/operations.md)")
+        }
         do {
             file = try JSONDecoder().decode(File.self, from: data)
         } catch {
-            throw TesseraError.badRequest("config file \(path) is not valid: expected a JSON object with listen, data_dir, storage, log_level, unseal_key_file, mounts")
+            throw TesseraError.badRequest("config file \(path) is not valid: \(Self.describe(error))")
         }
         if let l = file.listen { try setListen(l) }
         if let d = file.data_dir { dataDirectory = d }
@@ -147,14 +154,14 @@ public struct ServerOptions: Sendable {
         if let f = file.log_format { try setLogFormat(f) }
         if let r = file.log_requests { logRequests = r }
         if let u = file.unseal_key_file { unsealKeyFile = u }
-        if let m = file.max_body_bytes, (1...(1 << 30)).contains(m) { maxBodyBytes = m }
-        if let t = file.upstream_timeout, (1...3_600).contains(t) { upstreamTimeout = .seconds(t) }
         if let d = file.durability { try setDurability(d) }
         func positive(_ v: Int?, _ key: String, max: Int) throws -> Int? {
             guard let v else { return nil }
             guard (1...max).contains(v) else { throw TesseraError.badRequest("config \(key) must be between 1 and \(max)") }
             return v
         }
+        if let m = try positive(file.max_body_bytes, "max_body_bytes", max: 1 << 30) { maxBodyBytes = m }
+        if let t = try positive(file.upstream_timeout, "upstream_timeout", max: 3_600) { upstreamTimeout = .seconds(t) }
         if let v = try positive(file.login_failures_per_access_id, "login_failures_per_access_id", max: 1_000_000) { loginLimits.perAccessId = v }
         if let v = try positive(file.login_failures_per_address, "login_failures_per_address", max: 1_000_000) { loginLimits.perAddress = v }
         if let v = try positive(file.login_failure_window_seconds, "login_failure_window_seconds", max: 86_400) { loginLimits.window = TimeInterval(v) }
@@ -177,6 +184,28 @@ public struct ServerOptions: Sendable {
         if let v = try positive(file.rewrap_rows_per_second, "rewrap_rows_per_second", max: 1_000_000) { rewrapRowsPerSecond = v }
         for m in file.mounts ?? [] {
             mounts.append(MountSpec(path: try VaultMount.normalizePath(m.path), kind: try VaultMount.Kind(wire: m.type), folder: m.folder))
+        }
+    }
+
+    /// Every key a config file may hold (docs/operations.md describes each).
+    static let configKeys: Set<String> = [
+        "listen", "data_dir", "storage", "log_level", "log_format", "log_requests", "unseal_key_file", "max_body_bytes",
+        "upstream_timeout", "durability", "mounts", "login_failures_per_access_id", "login_failures_per_address",
+        "login_failure_window_seconds", "http_header_timeout_seconds", "http_body_timeout_seconds", "http_idle_timeout_seconds",
+        "http_max_connections", "http_max_header_bytes", "unauthenticated_metrics_access", "tls_cert_file", "tls_key_file",
+        "tls_client_ca_file", "tls_min_version", "tls_require_and_verify_client_cert", "rewrap_rows_per_second", "audit_devices",
+        "unsafe_allow_api_audit_creation",
+    ]
+
+    /// A decoding error as one line: which key has the wrong type.
+    static func describe(_ error: any Error) -> String {
+        guard let e = error as? DecodingError else { return "expected a JSON object" }
+        switch e {
+        case .typeMismatch(_, let c), .valueNotFound(_, let c), .keyNotFound(_, let c), .dataCorrupted(let c):
+            let key = c.codingPath.map(\.stringValue).joined(separator: ".")
+            return key.isEmpty ? "expected a JSON object" : "the value of \(key) has the wrong type or is missing a field"
+        @unknown default:
+            return "expected a JSON object"
         }
     }
 

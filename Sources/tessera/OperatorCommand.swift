@@ -10,7 +10,7 @@ import TesseraServer
 struct OperatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "operator", abstract: "Initialize, unseal, seal and inspect the server.",
                                                     subcommands: [Init.self, Unseal.self, Seal.self, Status.self, Backup.self, Restore.self, Rotate.self, RewrapStatus.self,
-                                                                  Rekey.self])
+                                                                  Rekey.self, AuditDevices.self])
 
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Initialize: split the root key and create the first admin.")
@@ -240,6 +240,29 @@ struct OperatorCommand: AsyncParsableCommand {
                     print("\nRekey complete: the old shares no longer unseal. These new shares are shown once; store them safely.")
                 } else {
                     print("Rekey progress: \(o["progress"] ?? 0) of \(o["required"] ?? 0) old shares given.")
+                }
+            }
+        }
+    }
+
+    struct AuditDevices: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "audit-devices",
+                                                        abstract: "List the audit devices with their delivery cursor, lag and failures.")
+        @OptionGroup var api: APIOptions
+
+        func run() async throws {
+            try await runCLI {
+                let (code, json) = try await sys(.GET, "/v1/sys/audit", api: api)
+                guard code == 200 else { throw CLIError(description: APIClient.errorText(code, json)) }
+                if api.json { APIClient.print(json, options: api); return }
+                let devices = ((json as? [String: Any])?["data"] as? [String: Any]) ?? [:]
+                if devices.isEmpty { print("No audit devices (the built-in trail records every request)."); return }
+                print(["NAME", "TYPE", "LAG", "DELIVERED", "FAILURES", "LAST ERROR"].joined(separator: "\t"))
+                for name in devices.keys.sorted() {
+                    let d = devices[name] as? [String: Any] ?? [:]
+                    let s = d["status"] as? [String: Any] ?? [:]
+                    print([String(name.dropLast()), d["type"] as? String ?? "", "\(s["lag"] ?? 0)", "\(s["delivered"] ?? 0)",
+                           "\(s["failures"] ?? 0)", s["last_error"] as? String ?? "-"].joined(separator: "\t"))
                 }
             }
         }

@@ -85,9 +85,12 @@ public struct SystemAPI: Sendable {
                 let age = max(0, now.timeIntervalSince(since))
                 if r.autoRotate { oldest = max(oldest, age) }
                 if index < Self.maxRotationSeries {
+                    let labels = [("rotated_secret_id", String(r.itemId)), ("target_type", r.kind.rawValue),
+                                  ("auto_rotate", r.autoRotate ? "true" : "false")]
                     g.gauge("tessera_rotation_last_success_age_seconds", "Seconds since a rotated secret last rotated (or was created), by id.",
-                            age.rounded(), [("rotated_secret_id", String(r.itemId)), ("target_type", r.kind.rawValue),
-                                            ("auto_rotate", r.autoRotate ? "true" : "false")])
+                            age.rounded(), labels)
+                    g.gauge("tessera_rotation_interval_seconds", "A rotated secret's rotation interval, by id.",
+                            Double(r.intervalMinutes) * 60, labels)
                 }
             }
             g.gauge("tessera_rotation_oldest_success_age_seconds", "The largest age of the last rotation among auto-rotated secrets.", oldest.rounded())
@@ -100,6 +103,11 @@ public struct SystemAPI: Sendable {
             g.gauge("tessera_audit_device_up", "1 when a device's last delivery succeeded.", d.consecutiveFailures == 0 ? 1 : 0, labels)
             g.counter("tessera_audit_device_failures_total", "Failed deliveries to a device.", Int(d.failures), labels)
             g.counter("tessera_audit_device_delivered_total", "Events delivered to a device.", Int(d.delivered), labels)
+        }
+        var fs = statvfs()
+        if statvfs(t.options.dataDirectory, &fs) == 0 {
+            g.gauge("tessera_data_dir_free_bytes", "Free bytes on the data directory's file system.", Double(fs.f_bavail) * Double(fs.f_frsize))
+            g.gauge("tessera_data_dir_size_bytes", "Size of the data directory's file system.", Double(fs.f_blocks) * Double(fs.f_frsize))
         }
         if let rewrap = try? await t.rewrap.status() {
             g.gauge("tessera_key_term", "The keyring term new writes use.", Double(rewrap.activeTerm))
