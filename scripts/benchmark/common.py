@@ -1,6 +1,7 @@
 # Shared helpers of the benchmark harness: logging, processes, /proc accounting, ports, a small
 # keep-alive HTTP client for load loops, the wrk runner and tool installation.
 import http.client
+import ssl
 import json
 import os
 import re
@@ -258,9 +259,14 @@ class Conn:
         raise AssertionError("unreachable")
 
 
-def status_once(port, method, path, token=None, timeout=5):
-    """One request on a fresh connection; the status, or None when nothing answers."""
-    c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
+def status_once(port, method, path, token=None, timeout=5, tls_ca=None):
+    """One request on a fresh connection (HTTPS trusting `tls_ca` when given); the status, or
+    None when nothing answers."""
+    if tls_ca:
+        context = ssl.create_default_context(cafile=tls_ca)
+        c = http.client.HTTPSConnection("127.0.0.1", port, timeout=timeout, context=context)
+    else:
+        c = http.client.HTTPConnection("127.0.0.1", port, timeout=timeout)
     try:
         c.request(method, path, headers={"X-Vault-Token": token} if token else {})
         r = c.getresponse()
@@ -370,3 +376,22 @@ def run_wrk(script, url, conns, duration, env_extra, pid, timeout="30s"):
     if r["requests"]:
         res["server_cpu_us_per_req"] = round((cpu1 - cpu0) * 1e6 / r["requests"], 1)
     return res
+
+
+def make_tls_files(directory):
+    """A throwaway CA and a server certificate for 127.0.0.1/localhost (openssl); returns
+    (ca, cert chain, key) paths."""
+    os.makedirs(directory, exist_ok=True)
+    ca_key, ca = os.path.join(directory, "ca.key"), os.path.join(directory, "ca.pem")
+    key, csr, crt = (os.path.join(directory, n) for n in ("server.key", "server.csr", "server.pem"))
+    ext = os.path.join(directory, "ext.cnf")
+    with open(ext, "w") as f:
+        f.write("subjectAltName=DNS:localhost,IP:127.0.0.1\nbasicConstraints=CA:FALSE\nextendedKeyUsage=serverAuth\n")
+    quiet = dict(check=True, capture_output=True)
+    subprocess.run(["openssl", "req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "7",
+                    "-subj", "/CN=bench CA", "-keyout", ca_key, "-out", ca], **quiet)
+    subprocess.run(["openssl", "req", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=localhost",
+                    "-keyout", key, "-out", csr], **quiet)
+    subprocess.run(["openssl", "x509", "-req", "-in", csr, "-CA", ca, "-CAkey", ca_key, "-CAcreateserial", "-days", "7",
+                    "-extfile", ext, "-out", crt], **quiet)
+    return ca, crt, key

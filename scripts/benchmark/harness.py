@@ -13,15 +13,15 @@ import sys
 import tempfile
 import time
 
-from common import (REPO, BenchError, Proc, ensure_bao, ensure_swift_binaries, ensure_wrk, log, now,
+from common import (REPO, BenchError, Proc, ensure_bao, ensure_swift_binaries, ensure_wrk, log, make_tls_files, now,
                     parallel_requests, proc_mem, run_wrk)
 from pg import Postgres
 from report import Results, markdown, summarize
 from seed import first_seed_id, seed_leases
 from servers import CREDS, KV_ONE, BareHTTP, OpenBao, Tessera
 
-SCENARIOS = ["kv1", "kv10k", "native", "kvwrite", "db", "startup", "rss", "bare"]
-RUN_ORDER = ["kv1", "native", "kv10k", "kvwrite", "bare", "db", "startup", "rss"]
+SCENARIOS = ["kv1", "kvtls", "kv10k", "native", "kvwrite", "db", "startup", "rss", "bare"]
+RUN_ORDER = ["kv1", "kvtls", "native", "kv10k", "kvwrite", "bare", "db", "startup", "rss"]
 READ_C = [1, 16, 64]
 DB_C = [4, 16]
 N_SECRETS = 10_000
@@ -48,6 +48,7 @@ class Bench:
         self.pg = None
         self.main = None         # (Tessera, OpenBao) for the load scenarios
         self.su = None           # (Tessera, OpenBao) for startup / lease-count RSS
+        self.tls_pair = None     # (Tessera, OpenBao) with HTTPS listeners
         self.bao_tokens = 0
         self.kv10k_written = False
         self.kv1_tessera = {}    # c -> [wrk results], for the bare-HTTP share
@@ -123,6 +124,29 @@ class Bench:
                     self.R.add(f"kv1/{c}", "kv1: KV v2 read, one secret", f"c={c}", "rate", s.kind, r)
                     if s is t:
                         self.kv1_tessera.setdefault(c, []).append(r)
+
+    def sc_kvtls(self):
+        """The kv1 read over HTTPS: a second pair of servers with TLS listeners (one CA, P-256
+        certificates), keep-alive connections as in kv1, so the handshake is paid once per
+        connection and the cost measured is the per-request encryption."""
+        if self.tls_pair is None:
+            files = make_tls_files(os.path.join(self.work, "tls"))
+            t = Tessera("tessera-tls", os.path.join(self.work, "tessera-tls"), self.bins["tessera"])
+            o = OpenBao("openbao-tls", os.path.join(self.work, "openbao-tls"), self.bao_bin)
+            t.use_tls(files)
+            o.use_tls(files)
+            log("starting Tessera and OpenBao with HTTPS listeners")
+            t.initialize()
+            o.initialize()
+            time.sleep(2)
+            self.tls_pair = (t, o)
+        t, o = self.tls_pair
+        self.warmup((t, o), "get.lua", KV_ONE)
+        for rep in range(self.a.repeat):
+            for c in READ_C:
+                for s in (t, o):
+                    r = self.wrk(s, "get.lua", KV_ONE, c)
+                    self.R.add(f"kvtls/{c}", "kvtls: KV v2 read over HTTPS (TLS 1.3, keep-alive), one secret", f"c={c}", "rate", s.kind, r)
 
     def sc_native(self):
         t, o = self.servers()
@@ -433,7 +457,7 @@ class Bench:
         return found
 
     def close(self):
-        for grp in (self.main, self.su):
+        for grp in (self.main, self.su, self.tls_pair):
             for s in grp or ():
                 if s.proc is not None:
                     try:

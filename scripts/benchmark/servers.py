@@ -30,10 +30,18 @@ class Server:
         self.bench_token = None   # limited token used for every load
         self.http = requests.Session()
         self.db_ready = False
+        self.tls = None          # (ca, cert, key) when the listener speaks HTTPS
+
+    def use_tls(self, files):
+        self.tls = files
+        self.http.verify = files[0]
 
     @property
     def base(self):
-        return f"http://127.0.0.1:{self.port}"
+        return f"{'https' if self.tls else 'http'}://127.0.0.1:{self.port}"
+
+    def status(self, method, path, token=None):
+        return status_once(self.port, method, path, token, tls_ca=self.tls[0] if self.tls else None)
 
     @property
     def pid(self):
@@ -55,7 +63,7 @@ class Server:
         def up():
             if not self.proc.alive():
                 raise BenchError(f"{self.name} exited with {self.proc.popen.returncode}:\n{self.proc.log_tail()}")
-            return status_once(self.port, "GET", "/v1/sys/health") is not None
+            return self.status("GET", "/v1/sys/health") is not None
         return wait_until(up, timeout=timeout, interval=0.005, what=f"{self.name} listener")[1]
 
     def stop(self):
@@ -65,6 +73,8 @@ class Server:
         self.proc = None
         self.http.close()
         self.http = requests.Session()
+        if self.tls:
+            self.http.verify = self.tls[0]
         return d
 
     # -- Vault API ------------------------------------------------------------------------
@@ -81,7 +91,7 @@ class Server:
         def ok():
             if not self.proc.alive():
                 raise BenchError(f"{self.name} exited:\n{self.proc.log_tail()}")
-            return status_once(self.port, "GET", KV_ONE, self.bench_token) == 200
+            return self.status("GET", KV_ONE, self.bench_token) == 200
         return wait_until(ok, timeout=timeout, interval=0.002, what=f"{self.name} first KV read")[1]
 
     def write_secret_one(self):
@@ -117,8 +127,9 @@ class Tessera(Server):
         return os.path.join(self.store_dir, "tessera.db")
 
     def command(self):
+        tls = ["--tls-cert-file", self.tls[1], "--tls-key-file", self.tls[2]] if self.tls else []
         return [self.binary, "server", "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.store_dir,
-                "--unseal-key-file", self.key_file]
+                "--unseal-key-file", self.key_file, *tls]
 
     def initialize(self):
         """First start: init (writes the auto-unseal key file), KV v2 at secret/, the limited identity."""
@@ -204,6 +215,9 @@ class OpenBao(Server):
             cfg = f.read()
         cfg = (cfg.replace("@DATA_DIR@", self.data_dir).replace("@PORT@", str(self.port))
                .replace("@CLUSTER_PORT@", str(self.port + 1)))
+        if self.tls:
+            cfg = cfg.replace("  tls_disable = true\n", f'  tls_cert_file = "{self.tls[1]}"\n  tls_key_file  = "{self.tls[2]}"\n')
+            cfg = cfg.replace('api_addr     = "http://', 'api_addr     = "https://')
         os.makedirs(os.path.join(self.data_dir, "raft"), exist_ok=True)
         path = os.path.join(self.data_dir, "server.hcl")
         with open(path, "w") as f:
@@ -216,7 +230,7 @@ class OpenBao(Server):
             raise BenchError(f"{self.name}: still sealed after unseal: {js}")
 
     def wait_active(self, timeout=180):
-        return wait_until(lambda: status_once(self.port, "GET", "/v1/sys/health") == 200, timeout=timeout,
+        return wait_until(lambda: self.status("GET", "/v1/sys/health") == 200, timeout=timeout,
                           interval=0.02, what=f"{self.name} active")[1]
 
     def initialize(self):
