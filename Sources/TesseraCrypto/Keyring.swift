@@ -9,6 +9,8 @@ public struct Keyring: Sendable {
     public private(set) var activeTerm: UInt32
     /// Per-installation key for audit HMACs and the audit hash chain.
     public let auditKey: SymmetricKey
+    /// When each term was added (Vault's key `install_time`); empty for keyrings written before.
+    public private(set) var installedAt: [UInt32: Date] = [:]
 
     public init(terms: [UInt32: SymmetricKey], activeTerm: UInt32, auditKey: SymmetricKey) {
         self.terms = terms
@@ -17,14 +19,17 @@ public struct Keyring: Sendable {
     }
 
     /// A new keyring with one term (1) and a fresh audit key.
-    public static func generate() -> Keyring {
-        Keyring(terms: [1: SymmetricKey(size: .bits256)], activeTerm: 1, auditKey: SymmetricKey(size: .bits256))
+    public static func generate(now: Date = Date()) -> Keyring {
+        var k = Keyring(terms: [1: SymmetricKey(size: .bits256)], activeTerm: 1, auditKey: SymmetricKey(size: .bits256))
+        k.installedAt[1] = now
+        return k
     }
 
     /// Adds a new term and makes it active.
-    public mutating func rotate() {
+    public mutating func rotate(now: Date = Date()) {
         let next = (terms.keys.max() ?? 0) + 1
         terms[next] = SymmetricKey(size: .bits256)
+        installedAt[next] = now
         activeTerm = next
     }
 
@@ -62,6 +67,12 @@ public struct Keyring: Sendable {
         return "hmac-sha256:" + mac.hexString
     }
 
+    /// The key that signs a snapshot's SHA256SUMS (its `SHA256SUMS.sealed` entry), derived from
+    /// the audit key so that it needs no storage of its own.
+    public var snapshotSealKey: SymmetricKey {
+        HKDF<SHA256>.deriveKey(inputKeyMaterial: auditKey, info: Array("tessera/snapshot-seal/v1".utf8), outputByteCount: 32)
+    }
+
     /// The next link of the audit hash chain: HMAC-SHA256(auditKey, canonical event bytes).
     public func auditChainHash(_ canonical: [UInt8]) -> String {
         HMAC<SHA256>.authenticationCode(for: canonical, using: auditKey).hexString
@@ -73,6 +84,8 @@ public struct Keyring: Sendable {
         var terms: [String: String]
         var active: UInt32
         var audit: String
+        /// term → seconds since 1970; absent in keyrings written before it existed.
+        var installed: [String: Double]?
     }
 
     func serialize() throws -> [UInt8] {
@@ -80,7 +93,9 @@ public struct Keyring: Sendable {
         for (term, key) in terms {
             map[String(term)] = key.withUnsafeBytes { Data($0).base64EncodedString() }
         }
-        let s = Serialized(terms: map, active: activeTerm, audit: auditKey.withUnsafeBytes { Data($0).base64EncodedString() })
+        let installed = Dictionary(uniqueKeysWithValues: installedAt.map { (String($0.key), $0.value.timeIntervalSince1970) })
+        let s = Serialized(terms: map, active: activeTerm, audit: auditKey.withUnsafeBytes { Data($0).base64EncodedString() },
+                           installed: installed)
         return Array(try JSONEncoder().encode(s))
     }
 
@@ -92,6 +107,10 @@ public struct Keyring: Sendable {
             terms[term] = SymmetricKey(data: data)
         }
         guard let audit = Data(base64Encoded: s.audit) else { throw TesseraError.integrity("keyring is malformed") }
-        return Keyring(terms: terms, activeTerm: s.active, auditKey: SymmetricKey(data: audit))
+        var keyring = Keyring(terms: terms, activeTerm: s.active, auditKey: SymmetricKey(data: audit))
+        for (k, v) in s.installed ?? [:] {
+            if let term = UInt32(k) { keyring.installedAt[term] = Date(timeIntervalSince1970: v) }
+        }
+        return keyring
     }
 }

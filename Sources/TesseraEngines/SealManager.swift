@@ -179,7 +179,10 @@ public final class SealManager: Sendable {
     /// Adds one old share. When the old threshold is reached, a new root key is made, the keyring
     /// is sealed under it and stored, and the new shares are returned (shown once). Wrong shares
     /// fail and reset the progress; the old root key stays.
-    public func rekeyUpdate(share: Shamir.Share, nonce: String) async throws -> (progress: RekeyProgress, newShares: [Shamir.Share]?) {
+    /// `beforeCommit` gets the new root key before anything is stored (to stage an auto-unseal
+    /// key file); if it throws, nothing changes.
+    public func rekeyUpdate(share: Shamir.Share, nonce: String,
+                            beforeCommit: @Sendable ([UInt8]) throws -> Void = { _ in }) async throws -> (progress: RekeyProgress, newShares: [Shamir.Share]?) {
         try await keyChanges.withLock {
             let ready: (RekeyProgress, SealConfig, Keyring)? = try state.withLock { s in
                 guard let config = s.config else { throw TesseraError.badRequest("Tessera is not initialized") }
@@ -216,6 +219,7 @@ public final class SealManager: Sendable {
             let split = try Shamir.split(secret: newRoot, shares: rekey.shares, threshold: rekey.threshold)
             let next = SealConfig(shares: rekey.shares, threshold: rekey.threshold,
                                   encryptedKeyring: try Barrier.encryptKeyring(keyring, rootKey: newRoot), createdAt: config.createdAt)
+            try beforeCommit(newRoot)
             try await store.replaceSealConfig(next)
             state.withLock { s in
                 s.config = next
@@ -226,9 +230,4 @@ public final class SealManager: Sendable {
         }
     }
 
-    /// The root key, for rewriting an auto-unseal key file after a rekey.
-    public func currentRootKey() throws -> [UInt8] {
-        guard let root = state.withLock({ $0.rootKey }) else { throw TesseraError.sealed }
-        return root
-    }
 }

@@ -237,14 +237,14 @@ public final class Tessera: Sendable {
 
     /// Starts the audit devices of the config file and those created over the API.
     public func startAuditDevices() async throws {
-        for device in options.auditDeviceConfigs { try await auditDevices.start(device, fromConfig: true) }
+        for device in options.auditDeviceConfigs { try await auditDevices.start(device, fromConfig: true, dataDirectory: options.dataDirectory) }
         for stored in try await store.storedAuditDevices() {
             guard let config = try? JSONDecoder().decode(AuditDeviceConfig.self, from: Data(stored.config.utf8)) else {
                 logger.error("a stored audit device cannot be read; it is skipped", metadata: ["device": "\(stored.name)"])
                 continue
             }
             do {
-                try await auditDevices.start(config, fromConfig: false)
+                try await auditDevices.start(config, fromConfig: false, dataDirectory: options.dataDirectory)
             } catch {
                 logger.error("a stored audit device did not start", metadata: ["device": "\(stored.name)"])
             }

@@ -62,6 +62,7 @@ public protocol AuditDeviceRepository: Sendable {
     func setAuditDeviceCursor(_ name: String, _ sequence: Int64) async throws
     func storedAuditDevices() async throws -> [(name: String, config: String)]
     func storeAuditDevice(name: String, config: String, at: Date) async throws
+    /// Removes an API-created device and its cursor (a new device of that name starts afresh).
     func removeStoredAuditDevice(_ name: String) async throws -> Bool
 }
 
@@ -147,6 +148,8 @@ public protocol AccessRepository: Sendable {
 public protocol ConnectorRepository: Sendable {
     func createTarget(_ target: Target) async throws
     func target(named name: String) async throws -> Target?
+    /// A target's number (Akeyless's `target_id`), stable for the target's life.
+    func targetId(named name: String) async throws -> Int64?
     func targets() async throws -> [Target]
     /// Deletes a target; throws `conflict` while a connector uses it.
     func deleteTarget(named name: String) async throws -> Bool

@@ -121,6 +121,7 @@ struct ServerCommand: AsyncParsableCommand {
                     options.tlsKeyFile = files.keyFile
                     devCAFile = files.caFile
                 } catch {
+                    try? FileManager.default.removeItem(atPath: dir)
                     throw ValidationError("cannot write the dev TLS certificate: \(error)")
                 }
             }
@@ -138,6 +139,7 @@ struct ServerCommand: AsyncParsableCommand {
         do {
             tessera = try await Tessera.open(options: options, logger: logger)
         } catch let e as TesseraError {
+            if let devDirectory { try? FileManager.default.removeItem(atPath: devDirectory) }
             FileHandle.standardError.write(Data("Error: \(e.message)\n".utf8))
             throw ExitCode(1)
         }

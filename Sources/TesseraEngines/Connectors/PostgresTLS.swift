@@ -70,6 +70,34 @@ public struct PostgresTLS: Sendable, Equatable, Hashable {
         mode == .verifyFull ? (serverName ?? host) : nil
     }
 
+    /// Under verify-full, the DNS name the certificate must hold: `serverName`, or the host when
+    /// it is a name. nil when the host is an IP address and no name was given (then the
+    /// address itself is checked during the handshake).
+    func expectedDNSName(host: String) -> String? {
+        guard mode == .verifyFull else { return nil }
+        if let serverName { return serverName }
+        return IPAddressText.isAddress(host) ? nil : host
+    }
+
+    /// Whether the certificate's subject alternative names hold `name` as a DNS name (case-
+    /// insensitive; a `*.` wildcard covers exactly one label). An IP entry does not count:
+    /// NIOSSL's own check accepts any IP entry equal to the connected address, whatever name
+    /// was asked for.
+    static func certificate(_ certificate: NIOSSLCertificate, holdsDNSName name: String) -> Bool {
+        let wanted = name.lowercased().split(separator: ".", omittingEmptySubsequences: false)
+        for entry in certificate._subjectAlternativeNames() where entry.nameType == .dnsName {
+            let dns = String(decoding: Array(entry.contents), as: UTF8.self).lowercased()
+            let labels = dns.split(separator: ".", omittingEmptySubsequences: false)
+            guard labels.count == wanted.count, !labels.isEmpty else { continue }
+            if labels.first == "*" {
+                if labels.dropFirst().elementsEqual(wanted.dropFirst()) && !(wanted.first ?? "").isEmpty { return true }
+            } else if labels.elementsEqual(wanted) {
+                return true
+            }
+        }
+        return false
+    }
+
     /// A TLS failure said plainly, or nil when `error` is not about TLS.
     func describe(_ error: PSQLError, host: String, port: Int) -> TesseraError? {
         if error.code == .sslUnsupported {
@@ -87,5 +115,13 @@ public struct PostgresTLS: Sendable, Equatable, Hashable {
             return .badRequest("the TLS handshake with PostgreSQL at \(host):\(port) failed (ssl-mode \(mode.rawValue))")
         }
         return nil
+    }
+}
+
+/// Whether a host string is an IPv4 or IPv6 address.
+enum IPAddressText {
+    static func isAddress(_ text: String) -> Bool {
+        var v4 = in_addr(), v6 = in6_addr()
+        return inet_pton(AF_INET, text, &v4) == 1 || inet_pton(AF_INET6, text, &v6) == 1
     }
 }

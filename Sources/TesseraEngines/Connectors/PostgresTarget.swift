@@ -4,6 +4,8 @@
 import Foundation
 import Logging
 import NIOCore
+import NIOPosix
+import NIOSSL
 import PostgresNIO
 import TesseraCore
 
@@ -93,18 +95,50 @@ public struct PostgresTarget: Sendable {
         } catch {
             throw TesseraError.badRequest("the TLS settings of the database target are not usable (ssl-certificate must hold PEM CA certificates)")
         }
-        var configuration = PostgresConnection.Configuration(host: host, port: port, username: username, password: password,
-                                                             database: database, tls: driverTLS)
-        // Without a name the driver uses the host, or checks the address when the host is an IP.
-        configuration.options.tlsServerName = tls.mode == .verifyFull ? tls.serverName : nil
-        configuration.options.connectTimeout = .seconds(timeout.components.seconds)
+        // Under verify-full with a DNS name to check, Tessera opens the TCP connection itself so
+        // that it can read the certificate after the handshake (`PostgresTLS.certificate`).
+        let expectedName = tls.expectedDNSName(host: host)
+        var channel: (any Channel)?
+        var configuration: PostgresConnection.Configuration
+        do {
+            if expectedName != nil {
+                let opened = try await ClientBootstrap(group: MultiThreadedEventLoopGroup.singleton)
+                    .connectTimeout(.seconds(timeout.components.seconds))
+                    .connect(host: host, port: port).get()
+                channel = opened
+                configuration = PostgresConnection.Configuration(establishedChannel: opened, tls: driverTLS, username: username,
+                                                                 password: password, database: database)
+            } else {
+                configuration = PostgresConnection.Configuration(host: host, port: port, username: username, password: password,
+                                                                 database: database, tls: driverTLS)
+                configuration.options.connectTimeout = .seconds(timeout.components.seconds)
+            }
+        } catch {
+            throw TesseraError.badGateway("cannot reach PostgreSQL at \(host):\(port) (connection failed)")
+        }
+        configuration.options.tlsServerName = expectedName
         // No statement Tessera runs on a target may hold a connection (and its caller) forever.
         configuration.options.additionalStartupParameters = [("statement_timeout", String(Self.statementTimeoutMillis))]
+        let connection: PostgresConnection
         do {
-            return try await PostgresConnection.connect(configuration: configuration, id: id, logger: Self.logger)
+            // A connection on a channel Tessera opened must run on that channel's event loop.
+            if let channel {
+                connection = try await PostgresConnection.connect(on: channel.eventLoop, configuration: configuration, id: id, logger: Self.logger)
+            } else {
+                connection = try await PostgresConnection.connect(configuration: configuration, id: id, logger: Self.logger)
+            }
         } catch {
+            if let channel { try? await channel.close() }
             throw Self.describe(error, target: self)
         }
+        if let expectedName, let channel {
+            let certificate = try? await channel.nioSSL_peerCertificate().get()
+            guard let certificate, PostgresTLS.certificate(certificate, holdsDNSName: expectedName) else {
+                try? await connection.close()
+                throw TesseraError.badRequest("the TLS certificate of PostgreSQL at \(host):\(port) does not name \(expectedName) (ssl-mode verify-full)")
+            }
+        }
+        return connection
     }
 
     /// The longest any statement on a target may run.

@@ -68,11 +68,10 @@ public struct AuditDeviceConfig: Sendable, Equatable, Codable {
         case .file:
             guard let path, path.hasPrefix("/") else { throw TesseraError.badRequest("a file audit device needs an absolute path") }
             if fromAPI {
-                let data = URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
-                guard !path.split(separator: "/").contains(".."), path.hasSuffix(".log") || path.hasSuffix(".jsonl"),
-                      !URL(fileURLWithPath: path).standardizedFileURL.path.hasPrefix(data + "/") else {
-                    throw TesseraError.badRequest("a file audit device created over the API needs a path ending in .log or .jsonl, outside the data directory, without ..")
+                guard !path.split(separator: "/").contains(".."), path.hasSuffix(".log") || path.hasSuffix(".jsonl") else {
+                    throw TesseraError.badRequest("a file audit device created over the API needs a path ending in .log or .jsonl, without ..")
                 }
+                try Self.checkOutside(path, dataDirectory: dataDirectory)
             }
         case .syslog:
             guard syslogEndpoint != nil else { throw TesseraError.badRequest("a syslog audit device needs address HOST:PORT") }
@@ -91,6 +90,25 @@ public struct AuditDeviceConfig: Sendable, Equatable, Codable {
         }
     }
 
+    /// Refuses a file whose folder, with every symlink resolved, is the data directory or inside
+    /// it. Checked when an API device is created and again each time its file is opened.
+    static func checkOutside(_ path: String, dataDirectory: String) throws {
+        let folder = (path as NSString).deletingLastPathComponent
+        guard let realFolder = realPath(folder) else {
+            throw TesseraError.badRequest("the folder of \(path) must exist")
+        }
+        let data = realPath(dataDirectory) ?? URL(fileURLWithPath: dataDirectory).standardizedFileURL.path
+        guard realFolder != data, !realFolder.hasPrefix(data + "/") else {
+            throw TesseraError.badRequest("an audit file may not be written inside the data directory")
+        }
+    }
+
+    static func realPath(_ path: String) -> String? {
+        guard let resolved = realpath(path, nil) else { return nil }
+        defer { free(resolved) }
+        return String(cString: resolved)
+    }
+
     /// The settings as shown by `sys/audit` (header values hidden: they often hold credentials).
     var options: [(String, JSON)] {
         var o: [(String, JSON)] = []
@@ -100,7 +118,8 @@ public struct AuditDeviceConfig: Sendable, Equatable, Codable {
         if let facility { o.append(("facility", .string(facility))) }
         if let app_name { o.append(("tag", .string(app_name))) }
         if let url { o.append(("url", .string(url))) }
-        if let headers { o.append(("headers", .strings(headers.keys.sorted()))) }
+        // Vault's options are strings; header values are hidden, only their names are shown.
+        if let headers { o.append(("headers", .string(headers.keys.sorted().joined(separator: ",")))) }
         return o
     }
 }

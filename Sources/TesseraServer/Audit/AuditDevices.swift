@@ -42,17 +42,17 @@ public final class AuditDevices: Sendable {
         self.pollInterval = pollInterval
     }
 
-    static func makeSink(_ config: AuditDeviceConfig) throws -> any AuditSink {
+    static func makeSink(_ config: AuditDeviceConfig, forbiddenRoot: String?) throws -> any AuditSink {
         switch config.type {
-        case .file: return FileAuditSink(path: config.path ?? "")
+        case .file: return FileAuditSink(path: config.path ?? "", forbiddenRoot: forbiddenRoot)
         case .syslog: return SyslogAuditSink(config: config)
         case .http: return try HTTPAuditSink(config: config)
         }
     }
 
     /// Starts a device's delivery task. Names are unique.
-    func start(_ config: AuditDeviceConfig, fromConfig: Bool) async throws {
-        let sink = try Self.makeSink(config)
+    func start(_ config: AuditDeviceConfig, fromConfig: Bool, dataDirectory: String) async throws {
+        let sink = try Self.makeSink(config, forbiddenRoot: fromConfig ? nil : dataDirectory)
         let added = devices.withLock { d -> Bool in
             guard d[config.name] == nil else { return false }
             d[config.name] = Running(status: AuditDeviceStatus(config: config, fromConfig: fromConfig), sink: sink)
@@ -70,6 +70,8 @@ public final class AuditDevices: Sendable {
     func stop(_ name: String) async -> Bool {
         guard let running = devices.withLock({ $0.removeValue(forKey: name) }) else { return false }
         running.task?.cancel()
+        // Its delivery ends within the device's time-out; after this it stores no cursor.
+        _ = await running.task?.value
         await running.sink.close()
         return true
     }

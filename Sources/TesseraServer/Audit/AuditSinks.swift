@@ -36,12 +36,18 @@ func withDeadline<T: Sendable>(_ limit: Duration, _ what: String, _ body: @escap
 /// One JSON object per line, appended to a file created with mode 0600.
 actor FileAuditSink: AuditSink {
     let path: String
+    /// For devices created over the API: the data directory the file must stay out of.
+    let forbiddenRoot: String?
     private var descriptor: Int32 = -1
 
-    init(path: String) { self.path = path }
+    init(path: String, forbiddenRoot: String? = nil) {
+        self.path = path
+        self.forbiddenRoot = forbiddenRoot
+    }
 
     private func open() throws -> Int32 {
         if descriptor >= 0 { return descriptor }
+        if let forbiddenRoot { try AuditDeviceConfig.checkOutside(path, dataDirectory: forbiddenRoot) }
         let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
         guard fd >= 0 else { throw TesseraError.unavailable("cannot open the audit file \(path) (errno \(errno))") }
         descriptor = fd

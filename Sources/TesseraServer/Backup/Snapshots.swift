@@ -33,7 +33,8 @@ extension Tessera {
         do {
             try await store.snapshot(to: data)
             try await auditStore.snapshot(to: trail)
-            let size = try SnapshotArchive.write([("tessera.db", data), ("audit.db", trail)], to: archive, serverVersion: SystemAPI.version)
+            let size = try SnapshotArchive.write([("tessera.db", data), ("audit.db", trail)], to: archive, serverVersion: SystemAPI.version,
+                                                 sealKey: try seal.keyring().snapshotSealKey)
             return (archive, size)
         } catch {
             try? FileManager.default.removeItem(atPath: archive)

@@ -106,3 +106,28 @@ public func peerCertificate(of channel: any Channel) async -> NIOSSLCertificate?
     guard let certificate = try? await channel.nioSSL_peerCertificate().get() else { return nil }
     return certificate
 }
+
+/// First on a TLS connection: a client that speaks plain HTTP to the HTTPS port gets Vault's
+/// answer (400 "Client sent an HTTP request to an HTTPS server.") instead of a silent close;
+/// a TLS handshake (first byte 0x16) passes and this handler steps aside.
+final class PlainHTTPOnTLSPort: ChannelInboundHandler, RemovableChannelHandler {
+    typealias InboundIn = ByteBuffer
+    typealias InboundOut = ByteBuffer
+
+    func channelRead(context: ChannelHandlerContext, data: NIOAny) {
+        let buffer = unwrapInboundIn(data)
+        guard let first = buffer.getInteger(at: buffer.readerIndex, as: UInt8.self) else {
+            context.fireChannelRead(data)
+            return
+        }
+        if first == 0x16 {
+            context.fireChannelRead(data)
+            context.pipeline.syncOperations.removeHandler(self, promise: nil)
+            return
+        }
+        let body = "Client sent an HTTP request to an HTTPS server.\n"
+        let answer = "HTTP/1.1 400 Bad Request\r\nContent-Type: text/plain; charset=utf-8\r\nContent-Length: \(body.utf8.count)\r\nConnection: close\r\n\r\n" + body
+        let channel = context.channel
+        context.writeAndFlush(NIOAny(ByteBuffer(string: answer))).whenComplete { _ in channel.close(promise: nil) }
+    }
+}

@@ -17,6 +17,7 @@ struct TesseraHTTPChannel: ServerChildChannel {
             if let tls {
                 // The context of this moment: a SIGHUP later changes only new connections.
                 try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context), position: .first)
+                try channel.pipeline.syncOperations.addHandler(PlainHTTPOnTLSPort(), position: .first)
             }
         }.flatMap {
             inner.setup(channel: channel, logger: logger)

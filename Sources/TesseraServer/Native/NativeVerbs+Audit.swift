@@ -6,7 +6,7 @@ import TesseraEngines
 extension NativeVerbs {
     static let audit: [NativeVerb] = [
         NativeVerb("audit-query", action: "audit_query", access: .audit,
-                   help: "Find audit events by path, actor, action, result and time (newest first).",
+                   help: "Find audit events by path, actor, action, result and time (oldest first, by sequence number).",
                    fields: declare([.string("path-prefix", "Only events on paths under this prefix (a trailing * is allowed)."),
                                     .string("access-id", "Only events of this access id."),
                                     .string("action", "Only this action, e.g. get_secret_value."),

@@ -27,7 +27,7 @@ extension NativeVerbs {
             return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in
                 let target = try await t.connectors.createVaultTarget(name: name, url: url, token: token, namespace: namespace, kvMount: mount,
                                                                       caPEM: ca)
-                return .obj(("target_name", .string(target.name)), ("target_id", .string(target.name)))
+                return .obj(("target_name", .string(target.name)), ("target_id", .int(try await t.store.targetId(named: target.name) ?? 0)))
             }
         },
         NativeVerb("target-create-db", action: "create_target", access: .capability([.create], .target),
@@ -67,7 +67,7 @@ extension NativeVerbs {
             return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in
                 let target = try await t.connectors.createDatabaseTarget(name: name, dbType: dbType, host: host, port: port,
                                                                          database: database, username: user, password: password, tls: tls)
-                return .obj(("target_name", .string(target.name)), ("target_id", .string(target.name)))
+                return .obj(("target_name", .string(target.name)), ("target_id", .int(try await t.store.targetId(named: target.name) ?? 0)))
             }
         },
         NativeVerb("target-create-ssh", action: "create_target", access: .capability([.create], .target),
@@ -92,7 +92,7 @@ extension NativeVerbs {
             return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in
                 let target = try await t.connectors.createSSHTarget(name: name, host: host, port: port, username: user, password: password,
                                                                     privateKey: key, hostKey: hostKey)
-                return .obj(("target_name", .string(target.name)), ("target_id", .string(target.name)),
+                return .obj(("target_name", .string(target.name)), ("target_id", .int(try await t.store.targetId(named: target.name) ?? 0)),
                             ("host_key", .string(target.settings["host_key"] ?? "")))
             }
         },

@@ -51,7 +51,7 @@ extension VaultSysAPI {
             let encoded = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
             try await tessera.store.storeAuditDevice(name: name, config: encoded, at: tessera.now())
             do {
-                try await tessera.auditDevices.start(config, fromConfig: false)
+                try await tessera.auditDevices.start(config, fromConfig: false, dataDirectory: tessera.options.dataDirectory)
             } catch {
                 _ = try? await tessera.store.removeStoredAuditDevice(name)
                 throw error
@@ -68,8 +68,9 @@ extension VaultSysAPI {
             guard !status.fromConfig else {
                 throw TesseraError.badRequest("audit device \(name) is declared in the config file; remove it there")
             }
-            _ = try await tessera.store.removeStoredAuditDevice(name)
+            // Stopped first, so that its task cannot store a cursor after the cursor is removed.
             _ = await tessera.auditDevices.stop(name)
+            _ = try await tessera.store.removeStoredAuditDevice(name)
         }
         return VaultResponses.noContent()
     }

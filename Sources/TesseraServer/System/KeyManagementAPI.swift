@@ -33,7 +33,7 @@ extension VaultSysAPI {
                               ("moved", .int(Int64(status.moved))), ("values_by_term", .object(terms)),
                               ("last_completed_at", status.lastCompletedAt.map { .date($0) } ?? .null),
                               ("last_error", status.lastError.map { .string($0) } ?? .null))
-        return VaultResponses.doubled(.obj(("term", .int(Int64(status.activeTerm))), ("install_time", .date(tessera.seal.installTime)),
+        return VaultResponses.doubled(.obj(("term", .int(Int64(status.activeTerm))), ("install_time", .date(tessera.keyTermInstallTime)),
                                            ("encryptions", .int(0)), ("rewrap", rewrap)), requestId: vr.context.requestId)
     }
 
@@ -50,7 +50,7 @@ extension VaultSysAPI {
         case .read:
             try await tessera.run(vr.pipelineCall(action: "rekey_status", auditPath: SystemPath.rekey.value,
                                                   checks: [AccessCheck(.read, .system, SystemPath.rekey)])) { _ in () }
-            return Responses.json(rekeyStatusJSON(tessera.seal.rekeyProgress))
+            return VaultResponses.doubled(rekeyStatusJSON(tessera.seal.rekeyProgress), requestId: vr.context.requestId)
         case .delete:
             try await tessera.run(vr.pipelineCall(action: "rekey_cancel", auditPath: SystemPath.rekey.value,
                                                   checks: [AccessCheck(.update, .system, SystemPath.rekey)])) { _ in
@@ -70,7 +70,7 @@ extension VaultSysAPI {
                 caller.notes.set("secret_threshold", String(threshold))
                 return try tessera.seal.rekeyInit(shares: shares, threshold: threshold)
             }
-            return Responses.json(rekeyStatusJSON(progress))
+            return VaultResponses.doubled(rekeyStatusJSON(progress), requestId: vr.context.requestId)
         }
     }
 
@@ -87,7 +87,10 @@ extension VaultSysAPI {
         }
         let outcome = try await tessera.run(vr.pipelineCall(action: "rekey_update", auditPath: SystemPath.rekey.value,
                                                             needsIdentity: false)) { caller in
-            let result = try await tessera.seal.rekeyUpdate(share: share, nonce: nonce)
+            let result = try await tessera.seal.rekeyUpdate(share: share, nonce: nonce) { newRoot in
+                try tessera.stageUnsealKeyFile(newRoot)
+            }
+            if result.newShares != nil { tessera.commitStagedUnsealKeyFile() }
             caller.notes.set("progress", String(result.progress.given.count))
             if result.newShares != nil {
                 caller.notes.set("complete", "true")
@@ -96,24 +99,45 @@ extension VaultSysAPI {
             }
             return result
         }
-        guard let shares = outcome.newShares else { return Responses.json(rekeyStatusJSON(outcome.progress)) }
+        guard let shares = outcome.newShares else { return VaultResponses.doubled(rekeyStatusJSON(outcome.progress), requestId: vr.context.requestId) }
         tessera.logger.notice("rekeyed: the old key shares no longer unseal", metadata: ["shares": "\(shares.count)"])
-        try tessera.rewriteUnsealKeyFileAfterRekey()
         let encoded = shares.map { JSON.string($0.encoded) }
         let hex = shares.map { JSON.string(([$0.x] + $0.y).hexString) }
-        return Responses.json(.obj(("complete", .bool(true)), ("nonce", .string(outcome.progress.nonce)), ("keys", .array(hex)),
-                                   ("keys_base64", .array(encoded)), ("pgp_fingerprints", .null), ("backup", .bool(false)),
-                                   ("verification_required", .bool(false)), ("verification_nonce", .string(""))))
+        // Top-level fields for `sys/rekey` clients, and the same under `data` for `sys/rotate/root`.
+        return VaultResponses.doubled(.obj(("complete", .bool(true)), ("nonce", .string(outcome.progress.nonce)), ("keys", .array(hex)),
+                                           ("keys_base64", .array(encoded)), ("pgp_fingerprints", .null), ("backup", .bool(false)),
+                                           ("verification_required", .bool(false)), ("verification_nonce", .string(""))),
+                                      requestId: vr.context.requestId)
     }
 }
 
 extension Tessera {
-    /// After a rekey, an auto-unseal key file holds the old root key: it is replaced atomically.
-    func rewriteUnsealKeyFileAfterRekey() throws {
+    /// Before a rekey is stored: the new root key is written next to the auto-unseal key file
+    /// (`<file>.rekey`, mode 0600). A failure here stops the rekey with nothing changed.
+    func stageUnsealKeyFile(_ root: [UInt8]) throws {
         guard let keyFile = options.unsealKeyFile else { return }
-        let temporary = keyFile + ".rekey"
-        try? FileManager.default.removeItem(atPath: temporary)
-        try UnsealKeyFile.write(try seal.currentRootKey(), to: temporary)
-        _ = try FileManager.default.replaceItemAt(URL(fileURLWithPath: keyFile), withItemAt: URL(fileURLWithPath: temporary))
+        let staged = keyFile + ".rekey"
+        try? FileManager.default.removeItem(atPath: staged)
+        do {
+            try UnsealKeyFile.write(root, to: staged)
+        } catch {
+            throw TesseraError.unavailable("the rekey was not made: the new unseal key cannot be written next to \(keyFile)")
+        }
+    }
+
+    /// After a rekey is stored: the staged file replaces the key file atomically (rename(2)).
+    /// Should that fail, the new key stays in `<file>.rekey` and the log says so.
+    func commitStagedUnsealKeyFile() {
+        guard let keyFile = options.unsealKeyFile else { return }
+        if rename(keyFile + ".rekey", keyFile) != 0 {
+            logger.critical("the rekey is stored but the unseal key file was not replaced: move \(keyFile).rekey to \(keyFile) before the next start",
+                            metadata: ["errno": "\(errno)"])
+        }
+    }
+
+    /// The key term's install time (Vault's `install_time`): when the active term was added, or
+    /// the installation's time for a keyring written before terms recorded it.
+    var keyTermInstallTime: Date {
+        (try? seal.keyring()).flatMap { $0.installedAt[$0.activeTerm] } ?? seal.installTime
     }
 }

@@ -104,6 +104,26 @@ enum VaultPaths {
         VaultPathSpec(engine: .system, pattern: "sys/rotate", operations: [
             .init("POST", "Add a keyring term for new writes; a background rewrap moves stored values to it (sys-rule update on /sys/rotate)."),
         ]),
+        VaultPathSpec(engine: .system, pattern: "sys/rotate/keyring", operations: [
+            .init("GET", "OpenBao 2's key status: the active term and the rewrap's progress (sys-rule read on /sys/key-status)."),
+            .init("POST", "OpenBao 2's name of sys/rotate (sys-rule update on /sys/rotate)."),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/rotate/root/init", operations: [
+            .init("GET", "OpenBao 2's name of sys/rekey/init (sys-rule read on /sys/rekey)."),
+            .init("POST", "OpenBao 2's name of sys/rekey/init (sys-rule update on /sys/rekey).", fields: [
+                .int("secret_shares", 1...255, required: true, "How many new shares."),
+                .int("secret_threshold", 1...255, required: true, "How many new shares unseal."),
+                .list("pgp_keys", "Not supported: refused when given."),
+                .bool("backup", "Ignored."), .bool("require_verification", "Ignored."),
+            ]),
+            .init("DELETE", "Cancel the rekey in progress (sys-rule update on /sys/rekey)."),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/rotate/root/update", operations: [
+            .init("POST", "OpenBao 2's name of sys/rekey/update.", fields: [
+                .string("key", required: true, sensitive: true, "An old key share."),
+                .string("nonce", required: true, "The nonce of the rekey in progress."),
+            ], authenticated: false),
+        ]),
         VaultPathSpec(engine: .system, pattern: "sys/key-status", operations: [
             .init("GET", "The active key term and the rewrap's progress (sys-rule read on /sys/key-status)."),
         ]),

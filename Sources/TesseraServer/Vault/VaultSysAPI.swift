@@ -25,15 +25,19 @@ struct VaultSysAPI: Sendable {
         case ("sys/openapi", .read), ("sys/internal/specs/openapi", .read): return SystemAPI.openAPI()
         case ("sys/metrics", .read): return await system.authorizedMetrics(request, clientAddress: vr.context.clientAddress)
         case ("sys/storage/raft/snapshot", .read): return try await snapshot(vr)
-        case ("sys/rotate", .write): return try await rotate(vr)
+        case ("sys/rotate", .write), ("sys/rotate/keyring", .write): return try await rotate(vr)
+        case ("sys/rotate/keyring", .read): return try await keyStatus(vr)
         case ("sys/audit", .read), ("sys/audit", .list): return try await listAuditDevices(vr)
         case (let p, .write) where p.hasPrefix("sys/audit/") && !p.dropFirst(10).contains("/"):
             return try await enableAuditDevice(vr, name: String(p.dropFirst(10)))
         case (let p, .delete) where p.hasPrefix("sys/audit/") && !p.dropFirst(10).contains("/"):
             return try await disableAuditDevice(vr, name: String(p.dropFirst(10)))
         case ("sys/key-status", .read): return try await keyStatus(vr)
-        case ("sys/rekey/init", .read), ("sys/rekey/init", .write), ("sys/rekey/init", .delete): return try await rekeyInit(vr)
-        case ("sys/rekey/update", .write): return try await rekeyUpdate(vr)
+        // OpenBao 2 names the rekey `sys/rotate/root/*` (`bao operator rotate-keys`).
+        case ("sys/rekey/init", .read), ("sys/rekey/init", .write), ("sys/rekey/init", .delete),
+             ("sys/rotate/root/init", .read), ("sys/rotate/root/init", .write), ("sys/rotate/root/init", .delete):
+            return try await rekeyInit(vr)
+        case ("sys/rekey/update", .write), ("sys/rotate/root/update", .write): return try await rekeyUpdate(vr)
         case ("sys/leader", .read):
             return Responses.json(.obj(("ha_enabled", .bool(false)), ("is_self", .bool(false)), ("active_time", .string("0001-01-01T00:00:00Z")),
                                        ("leader_address", .string("")), ("leader_cluster_address", .string("")),

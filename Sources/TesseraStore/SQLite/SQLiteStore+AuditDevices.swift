@@ -32,6 +32,9 @@ extension SQLiteStore {
     }
 
     public func removeStoredAuditDevice(_ name: String) async throws -> Bool {
-        try await db.write("DELETE FROM audit_devices WHERE name = ?", [.text(name)]) > 0
+        try await db.transaction { tx in
+            _ = try await tx.execute("DELETE FROM audit_device_cursors WHERE name = ?", [.text(name)])
+            return try await tx.execute("DELETE FROM audit_devices WHERE name = ?", [.text(name)]) > 0
+        }
     }
 }

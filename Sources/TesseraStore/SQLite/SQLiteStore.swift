@@ -451,6 +451,11 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func targetId(named name: String) async throws -> Int64? {
+        guard let row = try await db.read("SELECT rowid AS id FROM targets WHERE name = ?", [.text(name)]).first else { return nil }
+        return try Columns(row: row).int64("id")
+    }
+
     public func target(named name: String) async throws -> Target? {
         try await db.read("SELECT * FROM targets WHERE name = ?", [.text(name)]).first.map(Self.target)
     }
