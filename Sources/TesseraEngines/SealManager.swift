@@ -24,6 +24,8 @@ public final class SealManager: Sendable {
         var rootKey: [UInt8]?
         var pendingShares: [Shamir.Share] = []
         var rekey: RekeyProgress?
+        /// Counts seals: a key change that began before a seal must not unseal the server again.
+        var sealCount = 0
     }
 
     private let store: any Store
@@ -117,6 +119,7 @@ public final class SealManager: Sendable {
 
     public func seal() {
         state.withLock {
+            $0.sealCount += 1
             $0.keyring = nil
             $0.rootKey = nil
             $0.pendingShares = []
@@ -130,7 +133,7 @@ public final class SealManager: Sendable {
     /// The keyring is stored sealed under the root key before the new term is used.
     public func rotate() async throws -> UInt32 {
         try await keyChanges.withLock {
-            guard let (keyring, root) = state.withLock({ s in s.keyring.flatMap { k in s.rootKey.map { (k, $0) } } }) else {
+            guard let (keyring, root, seals) = state.withLock({ s in s.keyring.flatMap { k in s.rootKey.map { (k, $0, s.sealCount) } } }) else {
                 throw TesseraError.sealed
             }
             var next = keyring
@@ -138,8 +141,9 @@ public final class SealManager: Sendable {
             let encrypted = try Barrier.encryptKeyring(next, rootKey: root)
             try await store.updateEncryptedKeyring(encrypted)
             state.withLock { s in
-                s.keyring = next
                 s.config?.encryptedKeyring = encrypted
+                // Sealed meanwhile: the rotated keyring is stored, and the next unseal opens it.
+                if s.sealCount == seals, s.keyring != nil { s.keyring = next }
             }
             return next.activeTerm
         }
@@ -182,9 +186,9 @@ public final class SealManager: Sendable {
     /// `beforeCommit` gets the new root key before anything is stored (to stage an auto-unseal
     /// key file); if it throws, nothing changes.
     public func rekeyUpdate(share: Shamir.Share, nonce: String,
-                            beforeCommit: @Sendable ([UInt8]) throws -> Void = { _ in }) async throws -> (progress: RekeyProgress, newShares: [Shamir.Share]?) {
+                            beforeCommit: @Sendable ([UInt8]) async throws -> Void = { _ in }) async throws -> (progress: RekeyProgress, newShares: [Shamir.Share]?) {
         try await keyChanges.withLock {
-            let ready: (RekeyProgress, SealConfig, Keyring)? = try state.withLock { s in
+            let ready: (RekeyProgress, SealConfig, Keyring, Int)? = try state.withLock { s in
                 guard let config = s.config else { throw TesseraError.badRequest("Tessera is not initialized") }
                 guard let keyring = s.keyring else { throw TesseraError.sealed }
                 guard var rekey = s.rekey else { throw TesseraError.badRequest("no rekey is in progress") }
@@ -201,9 +205,9 @@ public final class SealManager: Sendable {
                 rekey.given.append(share)
                 s.rekey = rekey
                 guard rekey.given.count >= config.threshold else { return nil }
-                return (rekey, config, keyring)
+                return (rekey, config, keyring, s.sealCount)
             }
-            guard let (rekey, config, keyring) = ready else {
+            guard let (rekey, config, keyring, seals) = ready else {
                 guard let current = state.withLock({ $0.rekey }) else { throw TesseraError.badRequest("no rekey is in progress") }
                 return (current, nil)
             }
@@ -219,12 +223,12 @@ public final class SealManager: Sendable {
             let split = try Shamir.split(secret: newRoot, shares: rekey.shares, threshold: rekey.threshold)
             let next = SealConfig(shares: rekey.shares, threshold: rekey.threshold,
                                   encryptedKeyring: try Barrier.encryptKeyring(keyring, rootKey: newRoot), createdAt: config.createdAt)
-            try beforeCommit(newRoot)
+            try await beforeCommit(newRoot)
             try await store.replaceSealConfig(next)
             state.withLock { s in
                 s.config = next
-                s.rootKey = newRoot
                 s.rekey = nil
+                if s.sealCount == seals, s.keyring != nil { s.rootKey = newRoot }
             }
             return (rekey, split)
         }

@@ -78,7 +78,16 @@ public final class Tessera: Sendable {
                 do {
                     try seal.unseal(rootKey: try UnsealKeyFile.read(keyFile))
                 } catch {
-                    throw TesseraError.badRequest("the unseal key file \(keyFile) does not unseal this installation")
+                    // A rekey that stored the new root key but died before renaming its staged
+                    // key file: the staged file unseals, and becomes the key file.
+                    let staged = keyFile + ".rekey"
+                    guard FileManager.default.fileExists(atPath: staged), (try? seal.unseal(rootKey: try UnsealKeyFile.read(staged))) != nil else {
+                        throw TesseraError.badRequest("the unseal key file \(keyFile) does not unseal this installation")
+                    }
+                    guard rename(staged, keyFile) == 0 else {
+                        throw TesseraError.unavailable("\(staged) unseals this installation but cannot replace \(keyFile)")
+                    }
+                    logger.notice("unsealed with the key file staged by an interrupted rekey; it is now the key file")
                 }
                 logger.info("unsealed with the auto-unseal key file")
             }
@@ -327,11 +336,12 @@ public enum UnsealKeyFile {
     }
 
     public static func write(_ key: [UInt8], to path: String) throws {
-        guard !FileManager.default.fileExists(atPath: path) else {
+        do {
+            try SecretFile.create(path, Array((Data(key).base64EncodedString() + "\n").utf8))
+        } catch TesseraError.conflict {
             throw TesseraError.conflict("the unseal key file \(path) exists already")
+        } catch {
+            throw TesseraError.unavailable("cannot write the unseal key file \(path)")
         }
-        let created = FileManager.default.createFile(atPath: path, contents: Data((Data(key).base64EncodedString() + "\n").utf8),
-                                                     attributes: [.posixPermissions: 0o600])
-        guard created else { throw TesseraError.unavailable("cannot write the unseal key file \(path)") }
     }
 }

@@ -45,6 +45,9 @@ public final class VaultUpstream: Sendable {
         let seconds = Int64(timeout.components.seconds)
         configuration.timeout = .init(connect: .seconds(max(1, min(2, seconds))), read: .seconds(max(1, seconds)))
         configuration.redirectConfiguration = .disallow
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        configuration.tlsConfiguration = tls
         // A refused connection fails at once instead of being retried until the connect timeout.
         configuration.connectionPool.retryConnectionEstablishment = false
         client = HTTPClient(eventLoopGroupProvider: .singleton, configuration: configuration)

@@ -103,6 +103,15 @@ public struct AuditDeviceConfig: Sendable, Equatable, Codable {
         }
     }
 
+    /// A URL without the credentials it may carry (user:password, query string).
+    static func redacted(_ url: String) -> String {
+        guard var parts = URLComponents(string: url) else { return "<unparsable url>" }
+        if parts.user != nil || parts.password != nil { parts.user = "redacted"; parts.password = nil }
+        if parts.query != nil { parts.query = "redacted" }
+        parts.fragment = nil
+        return parts.string ?? "<unparsable url>"
+    }
+
     static func realPath(_ path: String) -> String? {
         guard let resolved = realpath(path, nil) else { return nil }
         defer { free(resolved) }
@@ -117,7 +126,7 @@ public struct AuditDeviceConfig: Sendable, Equatable, Codable {
         if let p = `protocol` { o.append(("protocol", .string(p))) }
         if let facility { o.append(("facility", .string(facility))) }
         if let app_name { o.append(("tag", .string(app_name))) }
-        if let url { o.append(("url", .string(url))) }
+        if let url { o.append(("url", .string(Self.redacted(url)))) }
         // Vault's options are strings; header values are hidden, only their names are shown.
         if let headers { o.append(("headers", .string(headers.keys.sorted().joined(separator: ",")))) }
         return o

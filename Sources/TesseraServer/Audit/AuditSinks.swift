@@ -48,8 +48,16 @@ actor FileAuditSink: AuditSink {
     private func open() throws -> Int32 {
         if descriptor >= 0 { return descriptor }
         if let forbiddenRoot { try AuditDeviceConfig.checkOutside(path, dataDirectory: forbiddenRoot) }
-        let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC, 0o600)
+        // O_NONBLOCK: a FIFO put in the file's place cannot hang the device (with no reader the
+        // open fails). The file must be a regular file owned by this server's user, so a file
+        // another user created in a shared folder never receives the audit stream.
+        let fd = Glibc.open(path, O_WRONLY | O_APPEND | O_CREAT | O_NOFOLLOW | O_CLOEXEC | O_NONBLOCK, 0o600)
         guard fd >= 0 else { throw TesseraError.unavailable("cannot open the audit file \(path) (errno \(errno))") }
+        var info = stat()
+        guard fstat(fd, &info) == 0, info.st_mode & S_IFMT == S_IFREG, info.st_uid == geteuid() else {
+            Glibc.close(fd)
+            throw TesseraError.unavailable("the audit file \(path) must be a regular file owned by the server's user")
+        }
         descriptor = fd
         return fd
     }
@@ -142,10 +150,20 @@ actor SyslogAuditSink: AuditSink {
                     buffer.writeString("\(m.count) ")
                     buffer.writeBytes(m)
                 }
+                // A receiver that stops reading never completes the write: closing the channel at
+                // the deadline fails it, so the device reports the time-out and retries.
                 let promise = channel.eventLoop.makePromise(of: Void.self)
+                let deadline = channel.eventLoop.scheduleTask(in: .nanoseconds(Int64(timeout.components.seconds) * 1_000_000_000)) {
+                    channel.close(promise: nil)
+                }
                 channel.writeAndFlush(buffer, promise: promise)
-                let written = promise.futureResult
-                try await withDeadline(timeout, "the syslog write") { try await written.get() }
+                do {
+                    try await promise.futureResult.get()
+                    deadline.cancel()
+                } catch {
+                    deadline.cancel()
+                    throw TesseraError.gatewayTimeout("the syslog receiver did not take the events within \(timeout.components.seconds) s")
+                }
             } else {
                 for e in events {
                     // One datagram per event; a UDP receiver may cut very long messages.
@@ -184,8 +202,10 @@ final class HTTPAuditSink: AuditSink {
         configuration.timeout = .init(connect: .seconds(seconds), read: .seconds(seconds))
         configuration.redirectConfiguration = .disallow
         configuration.connectionPool.retryConnectionEstablishment = false
+        var tls = TLSConfiguration.makeClientConfiguration()
+        tls.minimumTLSVersion = .tlsv12
+        configuration.tlsConfiguration = tls
         if let ca = config.ca_cert_file {
-            var tls = TLSConfiguration.makeClientConfiguration()
             guard let roots = try? NIOSSLCertificate.fromPEMFile(ca), !roots.isEmpty else {
                 throw TesseraError.badRequest("cannot read the CA file \(ca) of audit device \(config.name)")
             }

@@ -10,7 +10,8 @@ import TesseraStore
 
 extension Tessera {
     /// Writes a snapshot archive under `<data>/snapshots/` and returns its path and size; the
-    /// caller streams it and removes it. One snapshot runs at a time.
+    /// caller streams it, then calls `endSnapshot`. One snapshot runs at a time, from the copy
+    /// until the stream ends, so stalled downloads cannot pile archives up on the disk.
     public func takeSnapshot() async throws -> (path: String, size: Int64) {
         guard snapshotRunning.withLock({ running in
             if running { return false }
@@ -19,7 +20,9 @@ extension Tessera {
         }) else {
             throw TesseraError.conflict("a snapshot is already being taken; try again when it is done")
         }
-        defer { snapshotRunning.withLock { $0 = false } }
+        var handedOver = false
+        defer { if !handedOver { snapshotRunning.withLock { $0 = false } } }
+        try checkSpaceForSnapshot()
         let directory = options.dataDirectory + "/snapshots"
         try FileManager.default.createDirectory(atPath: directory, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let id = UUID().uuidString.lowercased()
@@ -35,10 +38,33 @@ extension Tessera {
             try await auditStore.snapshot(to: trail)
             let size = try SnapshotArchive.write([("tessera.db", data), ("audit.db", trail)], to: archive, serverVersion: SystemAPI.version,
                                                  sealKey: try seal.keyring().snapshotSealKey)
+            handedOver = true
             return (archive, size)
         } catch {
             try? FileManager.default.removeItem(atPath: archive)
             throw error
+        }
+    }
+
+    /// Ends a snapshot handed over by `takeSnapshot`: removes its file and lets the next one start.
+    public func endSnapshot(_ path: String) {
+        try? FileManager.default.removeItem(atPath: path)
+        snapshotRunning.withLock { $0 = false }
+    }
+
+    /// A snapshot needs room for a copy of both databases and the archive made from them.
+    func checkSpaceForSnapshot() throws {
+        let fm = FileManager.default
+        var used: Int64 = 0
+        for name in ["tessera.db", "tessera.db-wal", "audit.db", "audit.db-wal"] {
+            used += ((try? fm.attributesOfItem(atPath: options.dataDirectory + "/" + name))?[.size] as? NSNumber)?.int64Value ?? 0
+        }
+        var fs = statvfs()
+        guard statvfs(options.dataDirectory, &fs) == 0 else { return }
+        let free = Int64(clamping: UInt64(fs.f_bavail).multipliedReportingOverflow(by: UInt64(fs.f_frsize)).partialValue)
+        let needed = used.multipliedReportingOverflow(by: 2).partialValue + 64 << 20
+        guard free >= needed else {
+            throw TesseraError.unavailable("not enough free space for a snapshot: it needs about \(needed >> 20) MiB in the data directory, \(free >> 20) MiB are free")
         }
     }
 

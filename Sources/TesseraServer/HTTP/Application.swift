@@ -54,14 +54,15 @@ extension Tessera {
     /// read again for new connections (open ones keep theirs). A file that does not load leaves
     /// the old certificate in use.
     public func reloadOnHangup() async {
-        await auditDevices.reopenFiles()
-        guard let tls else { return }
-        do {
-            try tls.reload()
-            logger.notice("SIGHUP: reloaded the TLS certificate and key", metadata: ["cert_file": "\(tls.settings.certFile)"])
-        } catch {
-            logger.error("SIGHUP: the TLS certificate was not reloaded; the previous one stays in use",
-                         metadata: ["reason": "\(Tessera.classify(error, logger: logger).message)"])
+        if let tls {
+            do {
+                try tls.reload()
+                logger.notice("SIGHUP: reloaded the TLS certificate and key", metadata: ["cert_file": "\(tls.settings.certFile)"])
+            } catch {
+                logger.error("SIGHUP: the TLS certificate was not reloaded; the previous one stays in use",
+                             metadata: ["reason": "\(Tessera.classify(error, logger: logger).message)"])
+            }
         }
+        await auditDevices.reopenFiles()
     }
 }

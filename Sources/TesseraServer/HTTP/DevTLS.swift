@@ -52,7 +52,8 @@ public enum DevTLS {
         let caPEM = try ca.serializeAsPEM().pemString + "\n"
         try write(caPEM, to: files.caFile, mode: 0o644)
         try write(try server.serializeAsPEM().pemString + "\n" + caPEM, to: files.certFile, mode: 0o644)
-        try write(serverKey.pemRepresentation + "\n", to: files.keyFile, mode: 0o600)
+        try? FileManager.default.removeItem(atPath: files.keyFile)
+        try SecretFile.create(files.keyFile, Array((serverKey.pemRepresentation + "\n").utf8))
         return files
     }
 

@@ -48,6 +48,10 @@ extension VaultSysAPI {
                 config.url = o["url"]?.stringValue
             }
             try config.validate(dataDirectory: tessera.options.dataDirectory, fromAPI: true)
+            // A device of that name (from the config, say) keeps its row and cursor untouched.
+            guard tessera.auditDevices.status(name) == nil else {
+                throw TesseraError.badRequest("an audit device named \(name) exists already")
+            }
             let encoded = String(decoding: try JSONEncoder().encode(config), as: UTF8.self)
             try await tessera.store.storeAuditDevice(name: name, config: encoded, at: tessera.now())
             do {

@@ -5,6 +5,7 @@
 // this); submitting an old share needs the nonce, as in Vault, since the shares are the proof.
 import Foundation
 import Hummingbird
+import Synchronization
 import TesseraCore
 import TesseraCrypto
 import TesseraEngines
@@ -85,19 +86,40 @@ extension VaultSysAPI {
         } catch {
             throw TesseraError.badRequest("invalid key share: expected a share as printed by operator init or rekey")
         }
-        let outcome = try await tessera.run(vr.pipelineCall(action: "rekey_update", auditPath: SystemPath.rekey.value,
+        // Once the new root key is stored, the new shares exist nowhere but in this answer: the
+        // rekey is audited before it is stored (`rekey_commit`), and the shares are returned even
+        // if the request's own audit event then cannot be written.
+        let committed = Mutex<(progress: SealManager.RekeyProgress, shares: [Shamir.Share])?>(nil)
+        let context = vr.context
+        let outcome: (progress: SealManager.RekeyProgress, newShares: [Shamir.Share]?)
+        do {
+            outcome = try await tessera.run(vr.pipelineCall(action: "rekey_update", auditPath: SystemPath.rekey.value,
                                                             needsIdentity: false)) { caller in
-            let result = try await tessera.seal.rekeyUpdate(share: share, nonce: nonce) { newRoot in
-                try tessera.stageUnsealKeyFile(newRoot)
+                let result = try await tessera.seal.rekeyUpdate(share: share, nonce: nonce) { newRoot in
+                    try tessera.stageUnsealKeyFile(newRoot)
+                    var event = AuditEvent(time: tessera.now(), requestId: context.requestId, interface: context.interface,
+                                           clientAddress: context.clientAddress, action: "rekey_commit", path: SystemPath.rekey.value,
+                                           result: .allowed, status: 200)
+                    event.parameters = ["note": "the new root key is stored next"]
+                    try await tessera.audit.record(event)
+                }
+                if let shares = result.newShares {
+                    committed.withLock { $0 = (result.progress, shares) }
+                    tessera.commitStagedUnsealKeyFile()
+                }
+                caller.notes.set("progress", String(result.progress.given.count))
+                if result.newShares != nil {
+                    caller.notes.set("complete", "true")
+                    caller.notes.set("secret_shares", String(result.progress.shares))
+                    caller.notes.set("secret_threshold", String(result.progress.threshold))
+                }
+                return result
             }
-            if result.newShares != nil { tessera.commitStagedUnsealKeyFile() }
-            caller.notes.set("progress", String(result.progress.given.count))
-            if result.newShares != nil {
-                caller.notes.set("complete", "true")
-                caller.notes.set("secret_shares", String(result.progress.shares))
-                caller.notes.set("secret_threshold", String(result.progress.threshold))
-            }
-            return result
+        } catch {
+            guard let done = committed.withLock({ $0 }) else { throw error }
+            tessera.logger.error("the rekey is stored but its final audit event was not written; the new shares are returned",
+                                 metadata: ["request_id": "\(context.requestId)"])
+            outcome = (done.progress, done.shares)
         }
         guard let shares = outcome.newShares else { return VaultResponses.doubled(rekeyStatusJSON(outcome.progress), requestId: vr.context.requestId) }
         tessera.logger.notice("rekeyed: the old key shares no longer unseal", metadata: ["shares": "\(shares.count)"])

@@ -31,7 +31,8 @@ public struct JSONLogHandler: LogHandler {
         var bytes = JSON.object(pairs).bytes
         bytes.append(0x0A)
         let data = Data(bytes)
-        Self.output.withLock { _ in FileHandle.standardError.write(data) }
+        // A failed write (a full disk behind stderr) loses the line; it must not stop the server.
+        Self.output.withLock { _ in try? FileHandle.standardError.write(contentsOf: data) }
     }
 
     static func json(_ value: Logger.Metadata.Value) -> JSON {

@@ -27,9 +27,10 @@ struct VaultAPI: Sendable {
                 return VaultResponses.errors(["cannot handle internal-only request operation"], status: .badRequest)
             }
             let body = try await request.collectLimited(tessera.options.maxBodyBytes)
-            let vr: VaultRequest
+            var vr: VaultRequest
             do {
                 vr = try VaultRequest(request, body: body, context: ctx)
+                vr.connection = context.channel
             } catch let e as TesseraError where e == VaultRequest.unsupportedMethod {
                 return VaultResponses.errors([], status: .methodNotAllowed)
             } catch let e as TesseraError where e == VaultRequest.unsupportedPath {

@@ -22,6 +22,8 @@ struct VaultRequest: Sendable {
     let context: TesseraCore.RequestContext
     let contentType: String?
     let body: ByteBuffer
+    /// The client connection, for responses that stream (a stalled reader is cut off).
+    var connection: (any Channel)?
     /// Where the declaration of this path and operation is (`VaultPaths`), once the front-end
     /// resolved the engine; it is looked up only when the body is read.
     var declaredAt: (engine: VaultPathSpec.Engine, path: String)?

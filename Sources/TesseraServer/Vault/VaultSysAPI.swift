@@ -1,6 +1,7 @@
 // Vault `sys/` endpoints: seal status, health, init, unseal, seal, leader, the mount table
 // (`sys/mounts`, enable and disable), and the KV preflight `sys/internal/ui/mounts/<path>`.
 import Foundation
+import Synchronization
 import HTTPTypes
 import Hummingbird
 import NIOCore
@@ -77,19 +78,34 @@ struct VaultSysAPI: Sendable {
             return s
         }
         guard let handle = FileHandle(forReadingAtPath: taken.path) else {
-            try? FileManager.default.removeItem(atPath: taken.path)
+            tessera.endSnapshot(taken.path)
             throw TesseraError.unavailable("the snapshot file cannot be read")
         }
         let path = taken.path
+        let t = tessera
+        let connection = vr.connection
         var headers: HTTPFields = [.contentType: "application/octet-stream"]
         headers[.contentDisposition] = "attachment; filename=\"tessera.snap\""
         return Response(status: .ok, headers: headers, body: ResponseBody(contentLength: Int(taken.size)) { writer in
+            // A reader that stops reading for a minute is cut off, so the archive is not held.
+            let progress = Mutex(ContinuousClock.now)
+            let watchdog = Task {
+                while !Task.isCancelled {
+                    try? await Task.sleep(for: .seconds(5))
+                    if ContinuousClock.now - progress.withLock({ $0 }) > .seconds(60) {
+                        connection?.close(promise: nil)
+                        return
+                    }
+                }
+            }
             defer {
+                watchdog.cancel()
                 try? handle.close()
-                try? FileManager.default.removeItem(atPath: path)
+                t.endSnapshot(path)
             }
             while let data = try handle.read(upToCount: 1 << 20), !data.isEmpty {
                 try await writer.write(ByteBuffer(bytes: data))
+                progress.withLock { $0 = ContinuousClock.now }
             }
             try await writer.finish(nil)
         })

@@ -108,8 +108,8 @@ public enum SnapshotArchive {
                     throw TesseraError.badRequest("the snapshot's manifest is not valid")
                 }
                 guard m.format == 1 else { throw TesseraError.badRequest("snapshot format \(m.format) is not supported by this version") }
-                guard m.files.map(\.name) == fileNames else {
-                    throw TesseraError.badRequest("the snapshot's manifest does not list tessera.db and audit.db")
+                guard m.files.map(\.name) == fileNames, m.files.allSatisfy({ (0..<(1 << 44)).contains($0.size) }) else {
+                    throw TesseraError.badRequest("the snapshot's manifest does not list tessera.db and audit.db with valid sizes")
                 }
                 manifest = m
             case "SHA256SUMS", "SHA256SUMS.sealed":
@@ -335,7 +335,13 @@ struct TarWriter {
         put("0000600", at: 100, width: 8)
         put("0000000", at: 108, width: 8)
         put("0000000", at: 116, width: 8)
-        put(octal(size, width: 12), at: 124, width: 12)
+        if size < 0o77777777777 {
+            put(octal(size, width: 12), at: 124, width: 12)
+        } else {
+            // GNU base-256: a leading 0x80, then the size big-endian in the other 11 bytes.
+            h[124] = 0x80
+            for i in 0..<8 { h[135 - i] = UInt8((UInt64(size) >> (8 * UInt64(i))) & 0xFF) }
+        }
         put(octal(Int64(max(0, mtime.timeIntervalSince1970)), width: 12), at: 136, width: 12)
         put("        ", at: 148, width: 8)
         h[156] = UInt8(ascii: "0")
@@ -365,9 +371,15 @@ enum TarReader {
         var expected: Int64 = 0
         for (i, b) in h.enumerated() { expected += (148..<156).contains(i) ? 32 : Int64(b) }
         let nameBytes = h[0..<100].prefix { $0 != 0 }
-        let sizeText = String(decoding: h[124..<136].prefix { $0 != 0 && $0 != 0x20 }, as: UTF8.self)
+        let size: Int64?
+        if h[124] == 0x80 {
+            // GNU base-256 (files of 8 GiB and more): only the low 8 bytes may be set.
+            size = h[125..<128].allSatisfy({ $0 == 0 }) ? h[128..<136].reduce(Int64(0)) { ($0 << 8) | Int64($1) } : nil
+        } else {
+            size = Int64(String(decoding: h[124..<136].prefix { $0 != 0 && $0 != 0x20 }, as: UTF8.self), radix: 8)
+        }
         let sumText = String(decoding: h[148..<156].prefix { $0 != 0 && $0 != 0x20 }, as: UTF8.self)
-        guard let size = Int64(sizeText, radix: 8), size >= 0, size < 1 << 44, Int64(sumText, radix: 8) == expected else {
+        guard let size, size >= 0, size < 1 << 44, Int64(sumText, radix: 8) == expected else {
             throw TesseraError.badRequest("the snapshot is damaged (a tar header is invalid)")
         }
         return (String(decoding: nameBytes, as: UTF8.self), size)
