@@ -114,16 +114,19 @@ class Bench:
             self.wrk(s, script, path, c, env, duration=self.warm)
 
     # ------------------------------------------------------------------ scenarios
-    def sc_kv1(self):
-        t, o = self.servers()
-        self.warmup((t, o), "get.lua", KV_ONE)
+    def read_one(self, pair, key, label, keep=None):
+        """wrk reads of the one secret on both servers of `pair`, interleaved, at each READ_C."""
+        self.warmup(pair, "get.lua", KV_ONE)
         for rep in range(self.a.repeat):
             for c in READ_C:
-                for s in (t, o):
+                for s in pair:
                     r = self.wrk(s, "get.lua", KV_ONE, c)
-                    self.R.add(f"kv1/{c}", "kv1: KV v2 read, one secret", f"c={c}", "rate", s.kind, r)
-                    if s is t:
-                        self.kv1_tessera.setdefault(c, []).append(r)
+                    self.R.add(f"{key}/{c}", label, f"c={c}", "rate", s.kind, r)
+                    if keep is not None and s is pair[0]:
+                        keep.setdefault(c, []).append(r)
+
+    def sc_kv1(self):
+        self.read_one(self.servers(), "kv1", "kv1: KV v2 read, one secret", keep=self.kv1_tessera)
 
     def sc_kvtls(self):
         """The kv1 read over HTTPS: a second pair of servers with TLS listeners (one CA, P-256
@@ -140,13 +143,7 @@ class Bench:
             o.initialize()
             time.sleep(2)
             self.tls_pair = (t, o)
-        t, o = self.tls_pair
-        self.warmup((t, o), "get.lua", KV_ONE)
-        for rep in range(self.a.repeat):
-            for c in READ_C:
-                for s in (t, o):
-                    r = self.wrk(s, "get.lua", KV_ONE, c)
-                    self.R.add(f"kvtls/{c}", "kvtls: KV v2 read over HTTPS (TLS 1.3, keep-alive), one secret", f"c={c}", "rate", s.kind, r)
+        self.read_one(self.tls_pair, "kvtls", "kvtls: KV v2 read over HTTPS (TLS 1.3, keep-alive), one secret")
 
     def sc_native(self):
         t, o = self.servers()

@@ -35,6 +35,7 @@ class Server:
     def use_tls(self, files):
         self.tls = files
         self.http.verify = files[0]
+        self.http.trust_env = False   # REQUESTS_CA_BUNDLE would override verify
 
     @property
     def base(self):
@@ -75,6 +76,7 @@ class Server:
         self.http = requests.Session()
         if self.tls:
             self.http.verify = self.tls[0]
+            self.http.trust_env = False
         return d
 
     # -- Vault API ------------------------------------------------------------------------
