@@ -108,26 +108,12 @@ enum VaultPaths {
             .init("GET", "OpenBao 2's key status: the active term and the rewrap's progress (sys-rule read on /sys/key-status)."),
             .init("POST", "OpenBao 2's name of sys/rotate (sys-rule update on /sys/rotate)."),
         ]),
-        VaultPathSpec(engine: .system, pattern: "sys/rotate/root/init", operations: [
-            .init("GET", "OpenBao 2's name of sys/rekey/init (sys-rule read on /sys/rekey)."),
-            .init("POST", "OpenBao 2's name of sys/rekey/init (sys-rule update on /sys/rekey).", fields: [
-                .int("secret_shares", 1...255, required: true, "How many new shares."),
-                .int("secret_threshold", 1...255, required: true, "How many new shares unseal."),
-                .list("pgp_keys", "Not supported: refused when given."),
-                .bool("backup", "Ignored."), .bool("require_verification", "Ignored."),
-            ]),
-            .init("DELETE", "Cancel the rekey in progress (sys-rule update on /sys/rekey)."),
-        ]),
-        VaultPathSpec(engine: .system, pattern: "sys/rotate/root/update", operations: [
-            .init("POST", "OpenBao 2's name of sys/rekey/update.", fields: [
-                .string("key", required: true, sensitive: true, "An old key share."),
-                .string("nonce", required: true, "The nonce of the rekey in progress."),
-            ], authenticated: false),
-        ]),
         VaultPathSpec(engine: .system, pattern: "sys/key-status", operations: [
             .init("GET", "The active key term and the rewrap's progress (sys-rule read on /sys/key-status)."),
         ]),
-        VaultPathSpec(engine: .system, pattern: "sys/rekey/init", operations: [
+        // The rekey, under Vault's name and OpenBao 2's (`bao operator rotate-keys`).
+    ] + ["sys/rekey", "sys/rotate/root"].flatMap { base in [
+        VaultPathSpec(engine: .system, pattern: base + "/init", operations: [
             .init("GET", "The rekey in progress (sys-rule read on /sys/rekey)."),
             .init("POST", "Start a rekey: new shares and threshold from a quorum of the old shares (sys-rule update on /sys/rekey).", fields: [
                 .int("secret_shares", 1...255, required: true, "How many new shares."),
@@ -137,12 +123,13 @@ enum VaultPaths {
             ]),
             .init("DELETE", "Cancel the rekey in progress (sys-rule update on /sys/rekey)."),
         ]),
-        VaultPathSpec(engine: .system, pattern: "sys/rekey/update", operations: [
+        VaultPathSpec(engine: .system, pattern: base + "/update", operations: [
             .init("POST", "Submit one old share; at the threshold the new shares are returned once.", fields: [
                 .string("key", required: true, sensitive: true, "An old key share."),
                 .string("nonce", required: true, "The nonce of the rekey in progress."),
             ], authenticated: false),
         ]),
+    ] } + [
         VaultPathSpec(engine: .system, pattern: "sys/openapi", operations: [.init("GET", "This OpenAPI document.", authenticated: false)]),
         VaultPathSpec(engine: .system, pattern: "sys/mounts", operations: [.init("GET", "The mount table (sys-rule read on /sys/mounts).")]),
         VaultPathSpec(engine: .system, pattern: "sys/mounts/{path}", operations: [
