@@ -56,6 +56,24 @@ public final class Telemetry: EngineObserver, Sendable {
         return h
     }
 
+    /// The series one kind of request updates, found with one lookup per request.
+    struct RequestKey: Hashable {
+        var interface: Interface
+        var action: String
+        var status: Int
+        var login: Bool
+    }
+
+    struct RequestSeries {
+        let requests: Counter
+        let duration: DurationHistogram
+        let vaultDuration: DurationHistogram
+        let denied: Counter?
+        let loginFailure: Counter?
+    }
+
+    private let requestSeries = Mutex<[RequestKey: RequestSeries]>([:])
+
     /// The operation label: the audit action (a name chosen by the code, never by a caller).
     func operationLabel(_ action: String) -> String {
         operations.withLock { seen in
@@ -66,21 +84,36 @@ public final class Telemetry: EngineObserver, Sendable {
         }
     }
 
+    private func series(_ key: RequestKey) -> RequestSeries {
+        if let known = requestSeries.withLock({ $0[key] }) { return known }
+        let interface = key.interface.rawValue
+        let made = RequestSeries(
+            requests: counter("tessera_requests_total", "Requests by interface, operation and status code.",
+                              [("interface", interface), ("operation", operationLabel(key.action)), ("status", String(key.status))]),
+            duration: histogram("tessera_request_duration_seconds", "Request latency by interface.", [("interface", interface)]),
+            vaultDuration: histogram(key.login ? "vault_core_handle_login_request" : "vault_core_handle_request",
+                                     key.login ? "Login request latency (Vault's name)." : "Request latency (Vault's name).", []),
+            denied: key.status == 401 || key.status == 403
+                ? counter("tessera_requests_denied_total", "Requests refused for lack of identity or rights (401/403).", [("interface", interface)])
+                : nil,
+            loginFailure: key.login && (key.status == 401 || key.status == 429)
+                ? counter("tessera_login_failures_total", "Failed logins, throttled ones included.", [("interface", interface)])
+                : nil)
+        requestSeries.withLock { map in
+            // The map is bounded like the operation label: past the limit, new kinds share `other`.
+            if map.count < Self.maxOperations * 20 { map[key] = made }
+        }
+        return made
+    }
+
     /// One request through the pipeline.
     func request(interface: Interface, action: String, status: Int, duration: Duration, login: Bool) {
-        let operation = operationLabel(action)
-        counter("tessera_requests_total", "Requests by interface, operation and status code.",
-                [("interface", interface.rawValue), ("operation", operation), ("status", String(status))]).increment()
-        histogram("tessera_request_duration_seconds", "Request latency by interface.", [("interface", interface.rawValue)]).record(duration)
-        histogram(login ? "vault_core_handle_login_request" : "vault_core_handle_request",
-                  login ? "Login request latency (Vault's name)." : "Request latency (Vault's name).", []).record(duration)
-        if status == 401 || status == 403 {
-            counter("tessera_requests_denied_total", "Requests refused for lack of identity or rights (401/403).",
-                    [("interface", interface.rawValue)]).increment()
-        }
-        if login && (status == 401 || status == 429) {
-            counter("tessera_login_failures_total", "Failed logins, throttled ones included.", [("interface", interface.rawValue)]).increment()
-        }
+        let s = series(RequestKey(interface: interface, action: action, status: status, login: login))
+        s.requests.increment()
+        s.duration.record(duration)
+        s.vaultDuration.record(duration)
+        s.denied?.increment()
+        s.loginFailure?.increment()
     }
 
     func auditWrite(success: Bool) {
