@@ -132,6 +132,14 @@ let package = Package(
             swiftSettings: swiftSettings
         ),
         .testTarget(
+            name: "TesseraStoreConformanceTests",
+            dependencies: [
+                "TesseraCore", "TesseraCrypto", "TesseraStore",
+                .product(name: "Logging", package: "swift-log"),
+            ],
+            swiftSettings: swiftSettings
+        ),
+        .testTarget(
             name: "TesseraServerTests",
             dependencies: [
                 "TesseraCore", "TesseraCrypto", "TesseraStore", "TesseraEngines", "TesseraServer",

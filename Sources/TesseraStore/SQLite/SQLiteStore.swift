@@ -220,14 +220,16 @@ public final class SQLiteStore: Store {
         try await db.transaction { tx in
             let n = try await tx.execute("""
                 UPDATE items SET max_versions = ?, cas_required = ?, delete_version_after = ?, custom_metadata = ?, description = ?,
-                                 delete_protection = ?, updated_at = ?
+                                 tags = ?, delete_protection = ?, updated_at = ?
                 WHERE id = ?
                 """, [.int(item.maxVersions), .bool(item.casRequired), .text(item.deleteVersionAfter), try .json(item.customMetadata),
-                      .text(item.description), .bool(item.deleteProtection), .date(item.updatedAt), .int64(item.id)])
+                      .text(item.description), try .json(item.tags), .bool(item.deleteProtection), .date(item.updatedAt), .int64(item.id)])
             guard n == 1 else { throw TesseraError.notFound("item \(item.path) not found") }
-            // Delete protection keeps every version (see `Store`).
-            try await tx.execute("DELETE FROM item_versions WHERE item_id = ? AND version <= ? - ? AND ? = 0",
-                                 [.int64(item.id), .int(item.lastVersion), .int(item.maxVersions), .bool(item.deleteProtection)])
+            // Delete protection keeps every version (see `Store`). Pruning counts from the stored
+            // last version: a version appended since the caller read the item counts too.
+            try await tx.execute("""
+                DELETE FROM item_versions WHERE item_id = ? AND version <= (SELECT last_version FROM items WHERE id = ?) - ? AND ? = 0
+                """, [.int64(item.id), .int64(item.id), .int(item.maxVersions), .bool(item.deleteProtection)])
         }
     }
 
@@ -568,15 +570,18 @@ public final class SQLiteStore: Store {
     /// count and the insert are one statement, so concurrent issues cannot overshoot the limit.
     public func insertLease(_ l: Lease, limit: Int) async throws -> Bool {
         let columns = "id, producer, username, access_id, issued_at, expires_at, max_expires_at, last_renewal, state, attempts, next_attempt_at, last_error"
-        if limit <= 0 {
-            try await db.write("INSERT INTO leases (\(columns)) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)", Self.leaseBinds(l))
-            return true
-        }
+        // The producer must still exist, in the same statement: a lease recorded for a producer
+        // deleted meanwhile could never be revoked (its target would be unknown).
         let inserted = try await db.write("""
             INSERT INTO leases (\(columns)) SELECT ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?
-            WHERE (SELECT COUNT(*) FROM leases WHERE producer = ? AND state IN ('pending','active')) < ?
-            """, Self.leaseBinds(l) + [.text(l.producer), .int(limit)])
-        return inserted == 1
+            WHERE EXISTS (SELECT 1 FROM producers WHERE path = ?)
+              AND (? <= 0 OR (SELECT COUNT(*) FROM leases WHERE producer = ? AND state IN ('pending','active')) < ?)
+            """, Self.leaseBinds(l) + [.text(l.producer), .int(limit), .text(l.producer), .int(limit)])
+        if inserted == 1 { return true }
+        if try await db.read("SELECT 1 FROM producers WHERE path = ?", [.text(l.producer)]).isEmpty {
+            throw TesseraError.notFound("dynamic secret \(l.producer) not found")
+        }
+        return false
     }
 
     static func leaseBinds(_ l: Lease) -> [SQLiteData] {
