@@ -50,8 +50,10 @@ let package = Package(
                 "TesseraCore",
                 "TesseraCrypto",
                 .product(name: "SQLiteNIO", package: "sqlite-nio"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
                 .product(name: "NIOCore", package: "swift-nio"),
                 .product(name: "NIOPosix", package: "swift-nio"),
+                .product(name: "NIOSSL", package: "swift-nio-ssl"),
                 .product(name: "Logging", package: "swift-log"),
                 .product(name: "Crypto", package: "swift-crypto"),
             ],
@@ -104,6 +106,7 @@ let package = Package(
             dependencies: [
                 "TesseraCore",
                 "TesseraCrypto",
+                "TesseraStore",
                 "TesseraEngines",
                 "TesseraServer",
                 .product(name: "ArgumentParser", package: "swift-argument-parser"),
@@ -136,6 +139,8 @@ let package = Package(
             dependencies: [
                 "TesseraCore", "TesseraCrypto", "TesseraStore",
                 .product(name: "Logging", package: "swift-log"),
+                .product(name: "PostgresNIO", package: "postgres-nio"),
+                .product(name: "NIOPosix", package: "swift-nio"),
             ],
             swiftSettings: swiftSettings
         ),

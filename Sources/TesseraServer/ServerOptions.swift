@@ -9,8 +9,16 @@ public struct ServerOptions: Sendable {
     public var host = "127.0.0.1"
     public var port = 8200
     public var dataDirectory = "./tessera-data"
-    /// `sqlite` (embedded, the default); `postgres` is planned for several nodes sharing one database.
+    /// `sqlite` (embedded, the default) or `postgresql` (several nodes sharing one database).
     public var storage = "sqlite"
+    /// With `postgresql`: where to connect (`postgres://user@host:port/db?sslmode=…`). Without a
+    /// password in it, the password comes from `PGPASSWORD` or `postgresqlPasswordFile`.
+    public var postgresqlURL: String?
+    public var postgresqlPasswordFile: String?
+    /// With `postgresql`: connections per node, per pool (data and audit each have one).
+    public var postgresqlPoolSize: Int?
+    /// With `postgresql`: how long a storage call may take before the request fails with 503.
+    public var postgresqlTimeoutSeconds: Int?
     public var logLevel: Logger.Level = .info
     /// `standard` (text) or `json` (one JSON object per line, Vault's field names).
     public var logFormat = "standard"
@@ -96,6 +104,10 @@ public struct ServerOptions: Sendable {
         var listen: String?
         var data_dir: String?
         var storage: String?
+        var postgresql_url: String?
+        var postgresql_password_file: String?
+        var postgresql_pool_size: Int?
+        var postgresql_timeout_seconds: Int?
         var log_level: String?
         var log_format: String?
         var log_requests: Bool?
@@ -150,6 +162,8 @@ public struct ServerOptions: Sendable {
         if let l = file.listen { try setListen(l) }
         if let d = file.data_dir { dataDirectory = d }
         if let s = file.storage { try setStorage(s) }
+        if let u = file.postgresql_url { postgresqlURL = u }
+        if let f = file.postgresql_password_file { postgresqlPasswordFile = f }
         if let l = file.log_level { try setLogLevel(l) }
         if let f = file.log_format { try setLogFormat(f) }
         if let r = file.log_requests { logRequests = r }
@@ -181,6 +195,8 @@ public struct ServerOptions: Sendable {
             auditDeviceConfigs = v
         }
         if let v = file.unsafe_allow_api_audit_creation { unsafeAllowAPIAuditCreation = v }
+        if let v = try positive(file.postgresql_pool_size, "postgresql_pool_size", max: 1000) { postgresqlPoolSize = v }
+        if let v = try positive(file.postgresql_timeout_seconds, "postgresql_timeout_seconds", max: 3600) { postgresqlTimeoutSeconds = v }
         if let v = try positive(file.rewrap_rows_per_second, "rewrap_rows_per_second", max: 1_000_000) { rewrapRowsPerSecond = v }
         for m in file.mounts ?? [] {
             mounts.append(MountSpec(path: try VaultMount.normalizePath(m.path), kind: try VaultMount.Kind(wire: m.type), folder: m.folder))
@@ -194,7 +210,8 @@ public struct ServerOptions: Sendable {
         "login_failure_window_seconds", "http_header_timeout_seconds", "http_body_timeout_seconds", "http_idle_timeout_seconds",
         "http_max_connections", "http_max_header_bytes", "unauthenticated_metrics_access", "tls_cert_file", "tls_key_file",
         "tls_client_ca_file", "tls_min_version", "tls_require_and_verify_client_cert", "rewrap_rows_per_second", "audit_devices",
-        "unsafe_allow_api_audit_creation",
+        "unsafe_allow_api_audit_creation", "postgresql_url", "postgresql_password_file", "postgresql_pool_size",
+        "postgresql_timeout_seconds",
     ]
 
     /// A decoding error as one line: which key has the wrong type.
@@ -221,10 +238,22 @@ public struct ServerOptions: Sendable {
     }
 
     public mutating func setStorage(_ text: String) throws {
-        guard text == "sqlite" else {
-            throw TesseraError.badRequest("unsupported storage '\(text)': this build supports 'sqlite'")
+        switch text.lowercased() {
+        case "sqlite": storage = "sqlite"
+        case "postgresql", "postgres": storage = "postgresql"
+        default: throw TesseraError.badRequest("unsupported storage '\(text)': expected sqlite or postgresql")
         }
-        storage = text
+    }
+
+    /// The PostgreSQL connection settings (storage `postgresql`); the URL is required.
+    public func postgresSettings(environment: [String: String] = ProcessInfo.processInfo.environment) throws -> PostgresSettings {
+        guard let url = postgresqlURL ?? environment["TESSERA_POSTGRESQL_URL"], !url.isEmpty else {
+            throw TesseraError.badRequest("storage postgresql needs postgresql_url (or --postgresql-url, or TESSERA_POSTGRESQL_URL)")
+        }
+        var settings = try PostgresSettings.parse(url, passwordFile: postgresqlPasswordFile, environment: environment)
+        if let n = postgresqlPoolSize { settings.poolSize = n }
+        if let t = postgresqlTimeoutSeconds { settings.timeout = .seconds(t) }
+        return settings
     }
 
     public mutating func setLogLevel(_ text: String) throws {

@@ -52,16 +52,7 @@ public final class Tessera: Sendable {
         }
         var storeLogger = Logger(label: "tessera.store")
         storeLogger.logLevel = max(.info, options.logLevel)
-        let store = try await SQLiteStore.open(path: options.dataDirectory + "/tessera.db", durability: options.durability, logger: storeLogger)
-        let auditStore: SQLiteAuditStore
-        do {
-            auditStore = try await SQLiteAuditStore.open(path: options.dataDirectory + "/audit.db",
-                                                         busyTimeoutMillis: options.busyTimeoutMillis, durability: options.durability,
-                                                         logger: storeLogger)
-        } catch {
-            try? await store.close()
-            throw error
-        }
+        let (store, auditStore) = try await openStores(options, logger: storeLogger)
         removeLeftoverSnapshots(in: options.dataDirectory)
         let seal = SealManager(store: store)
         let t = Tessera(options: options, store: store, auditStore: auditStore, seal: seal, logger: logger, now: now, tls: tls)
@@ -96,6 +87,35 @@ public final class Tessera: Sendable {
             throw error
         }
         return t
+    }
+
+    /// The data and audit stores of the configured engine: SQLite files in the data directory,
+    /// or a PostgreSQL database (two pools, so that audit writes never wait behind data reads).
+    static func openStores(_ options: ServerOptions, logger: Logger) async throws -> (any Store, any AuditStore) {
+        let store: any Store
+        let auditStore: any AuditStore
+        if options.storage == "postgresql" {
+            let settings = try options.postgresSettings()
+            logger.info("storage: PostgreSQL", metadata: ["database": "\(settings.redacted)", "pool": "\(settings.poolSize)"])
+            store = try await PostgresStore.open(settings, logger: logger)
+            do {
+                auditStore = try await PostgresAuditStore.open(settings, logger: logger)
+            } catch {
+                try? await store.close()
+                throw error
+            }
+            return (store, auditStore)
+        }
+        store = try await SQLiteStore.open(path: options.dataDirectory + "/tessera.db", durability: options.durability, logger: logger)
+        do {
+            auditStore = try await SQLiteAuditStore.open(path: options.dataDirectory + "/audit.db",
+                                                         busyTimeoutMillis: options.busyTimeoutMillis, durability: options.durability,
+                                                         logger: logger)
+        } catch {
+            try? await store.close()
+            throw error
+        }
+        return (store, auditStore)
     }
 
     init(options: ServerOptions, store: any Store, auditStore: any AuditStore, seal: SealManager, logger: Logger,

@@ -72,7 +72,7 @@ public protocol KeyTermRepository: Sendable {
     /// Re-seals up to `limit` values sealed under a term older than `term`, in one transaction:
     /// `reseal` returns the new ciphertext (under `term`). A value changed meanwhile is skipped
     /// and found again by the next batch. Returns how many values moved.
-    func rewrapBatch(below term: UInt32, limit: Int, _ reseal: @Sendable (SealedValue) throws -> [UInt8]) async throws -> Int
+    func rewrapBatch(below term: UInt32, limit: Int, _ reseal: @escaping @Sendable (SealedValue) throws -> [UInt8]) async throws -> Int
 }
 
 /// Items and their versions.

@@ -7,6 +7,7 @@ import TesseraCore
 import TesseraCrypto
 import TesseraEngines
 import TesseraServer
+import TesseraStore
 
 struct ServerCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "server", abstract: "Run the Tessera server.")
@@ -20,8 +21,12 @@ struct ServerCommand: AsyncParsableCommand {
     @Option(name: .customLong("data-dir"), help: "Data directory (default ./tessera-data).")
     var dataDir: String?
 
-    @Option(help: "Storage engine: sqlite (embedded, the default).")
+    @Option(help: "Storage engine: sqlite (embedded, the default) or postgresql (several nodes on one database).")
     var storage: String?
+
+    @Option(name: .customLong("postgresql-url"),
+            help: "With --storage postgresql: postgres://USER@HOST:PORT/DB?sslmode=verify-full&sslrootcert=CA.pem (no password here: use PGPASSWORD or postgresql_password_file).")
+    var postgresqlURL: String?
 
     @Option(name: .customLong("log-level"), help: "trace, debug, info, notice, warning, error or critical.")
     var logLevel: String?
@@ -76,6 +81,13 @@ struct ServerCommand: AsyncParsableCommand {
             if let listen { try options.setListen(listen) }
             if let dataDir { options.dataDirectory = dataDir }
             if let storage { try options.setStorage(storage) }
+            if let postgresqlURL {
+                // An argument is visible to every user of the machine (ps, /proc).
+                guard !PostgresSettings.hasPassword(postgresqlURL) else {
+                    throw TesseraError.badRequest("--postgresql-url must not hold a password (ps shows arguments): set PGPASSWORD or postgresql_password_file")
+                }
+                options.postgresqlURL = postgresqlURL
+            }
             if let logLevel { try options.setLogLevel(logLevel) }
             if let logFormat { try options.setLogFormat(logFormat) }
             if let unsealKeyFile { options.unsealKeyFile = unsealKeyFile }

@@ -11,6 +11,9 @@ import TesseraStore
 /// copies that its snapshots write.
 protocol StoreUnderTest: Sendable, CustomTestStringConvertible {
     var name: String { get }
+    /// Whether `snapshot(to:)` writes a file (SQLite); a PostgreSQL store is backed up by the
+    /// database's own tools and refuses.
+    var writesSnapshots: Bool { get }
     /// A new, empty data store and audit store that no other test sees.
     func make() async throws -> StoreInstance
 }
@@ -37,13 +40,18 @@ struct StoreInstance: Sendable {
 }
 
 enum Engines {
-    /// Every engine the suite runs against.
-    static let all: [any StoreUnderTest] = [SQLiteUnderTest()]
+    /// Every engine the suite runs against. PostgreSQL runs when `TESSERA_TEST_POSTGRES_URL`
+    /// names a server (scripts/test starts one); `TESSERA_REQUIRE_POSTGRES=1` makes its absence
+    /// a failure rather than a skip.
+    static let all: [any StoreUnderTest] = [SQLiteUnderTest()] + (PostgresUnderTest.fromEnvironment().map { [$0] } ?? [])
+    /// The engines whose snapshots are files.
+    static let snapshotting: [any StoreUnderTest] = all.filter(\.writesSnapshots)
 }
 
 /// The embedded engine: `tessera.db` and `audit.db` in a temporary directory.
 struct SQLiteUnderTest: StoreUnderTest {
     let name = "sqlite"
+    let writesSnapshots = true
 
     static let logger: Logger = {
         var logger = Logger(label: "tessera.conformance")

@@ -70,7 +70,7 @@ extension StoreConformance {
             #expect(try await copy.keyTermUsage() == original.keyTermUsage())
         }
 
-        @Test("a data snapshot opens as a store with the same data", arguments: Engines.all)
+        @Test("a data snapshot opens as a store with the same data", arguments: Engines.snapshotting)
         func dataSnapshot(engine: any StoreUnderTest) async throws {
             try await withStore(engine) { s in
                 let contents = try await fill(s.store)
@@ -89,7 +89,7 @@ extension StoreConformance {
             }
         }
 
-        @Test("a snapshot is a store of its own: writes to either do not reach the other", arguments: Engines.all)
+        @Test("a snapshot is a store of its own: writes to either do not reach the other", arguments: Engines.snapshotting)
         func snapshotIsIndependent(engine: any StoreUnderTest) async throws {
             try await withStore(engine) { s in
                 let item = try await s.store.createItem("/snap/own")
@@ -111,7 +111,7 @@ extension StoreConformance {
             }
         }
 
-        @Test("a snapshot taken while writes go on holds one consistent moment", arguments: Engines.all)
+        @Test("a snapshot taken while writes go on holds one consistent moment", arguments: Engines.snapshotting)
         func snapshotUnderWrites(engine: any StoreUnderTest) async throws {
             try await withStore(engine) { s in
                 let item = try await s.store.createItem("/snap/busy", maxVersions: 1000)
@@ -148,7 +148,18 @@ extension StoreConformance {
             }
         }
 
-        @Test("an audit snapshot opens as an audit store with every event", arguments: Engines.all)
+        @Test("an engine without snapshot files refuses with a clear 400 and changes nothing",
+              arguments: Engines.all.filter { !$0.writesSnapshots })
+        func noSnapshotFiles(engine: any StoreUnderTest) async throws {
+            try await withStore(engine) { s in
+                let file = s.scratchFile("refused.db")
+                await #expect(throws: TesseraError.self) { try await s.store.snapshot(to: file) }
+                await #expect(throws: TesseraError.self) { try await s.audit.snapshot(to: file) }
+                #expect(!FileManager.default.fileExists(atPath: file))
+            }
+        }
+
+        @Test("an audit snapshot opens as an audit store with every event", arguments: Engines.snapshotting)
         func auditSnapshot(engine: any StoreUnderTest) async throws {
             try await withStore(engine) { s in
                 let events = (1...150).map { Make.event(Int64($0)) }

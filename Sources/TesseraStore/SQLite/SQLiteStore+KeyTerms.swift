@@ -20,7 +20,7 @@ extension SQLiteStore {
         return usage
     }
 
-    public func rewrapBatch(below term: UInt32, limit: Int, _ reseal: @Sendable (SealedValue) throws -> [UInt8]) async throws -> Int {
+    public func rewrapBatch(below term: UInt32, limit: Int, _ reseal: @escaping @Sendable (SealedValue) throws -> [UInt8]) async throws -> Int {
         let moved = try await db.transaction { tx -> Int in
             var moved = 0
             let versions = try await tx.query("""
