@@ -33,6 +33,8 @@ public enum SystemPath {
     }
 
     public static let mounts = ItemPath.system("mounts")
+    /// The nodes sharing the store (`sys/ha-status`, `operator members`).
+    public static let cluster = ItemPath.system("cluster")
 
     /// Revoking every lease under a prefix.
     public static func revokePrefix(_ prefix: String) -> ItemPath {

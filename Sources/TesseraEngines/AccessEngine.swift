@@ -61,6 +61,16 @@ public struct AccessEngine: Sendable {
         cache.removeAll()
     }
 
+    /// A change to access data committed by another node: forget every cached verification.
+    public func accessChangedElsewhere() {
+        cache.removeAll()
+    }
+
+    /// While changes from other nodes may be missed, verify every request against the store.
+    public func setCacheUsable(_ usable: Bool) {
+        cache.setUsable(usable)
+    }
+
     // MARK: Auth methods
 
     /// Normalizes an auth method name as an item-like path (`admins/ci` → `/admins/ci`).
@@ -180,6 +190,7 @@ public struct AccessEngine: Sendable {
         guard token.hasPrefix("t-"), token.utf8.count <= 256 else { throw invalid }
         let hash = AccessKeyHasher.tokenHash(token)
         let t = now()
+        let generation = cache.generation
         if let cached = cache.get(hash, now: t) {
             guard cached.admits(clientAddress: clientAddress, now: t) else { throw invalid }
             return cached
@@ -191,7 +202,7 @@ public struct AccessEngine: Sendable {
         p.identity.tokenHash = hash
         p.token = record
         guard p.admits(clientAddress: clientAddress, now: t) else { throw invalid }
-        cache.put(hash, p, now: t)
+        cache.put(hash, p, now: t, generation: generation)
         return p
     }
 
@@ -201,6 +212,7 @@ public struct AccessEngine: Sendable {
         let invalid = TesseraError.unauthorized("invalid access id or access key")
         let cacheKey = "ak:" + AccessKeyHasher.tokenHash(accessId + ".." + accessKey)
         let t = now()
+        let generation = cache.generation
         if let cached = cache.get(cacheKey, now: t) {
             try throttle.check(accessId: String(accessId.prefix(80)), address: clientAddress, now: t)
             guard cached.admits(clientAddress: clientAddress, now: t) else { throw invalid }
@@ -208,7 +220,7 @@ public struct AccessEngine: Sendable {
         }
         let method = try await verifiedMethod(accessId: accessId, accessKey: accessKey, clientAddress: clientAddress, failure: invalid)
         let p = try await principal(method: method)
-        cache.put(cacheKey, p, now: t)
+        cache.put(cacheKey, p, now: t, generation: generation)
         return p
     }
 

@@ -12,7 +12,16 @@ final class PrincipalCache: Sendable {
         var cachedUntil: Date
     }
 
-    private let entries = Mutex<[String: Entry]>([:])
+    private struct State {
+        var entries: [String: Entry] = [:]
+        /// Moves on with every invalidation: a verification that read the store before an
+        /// invalidation must not cache what it read (it may be what was just invalidated).
+        var generation: UInt64 = 0
+        /// False while changes from other nodes may be missed: nothing is served or cached.
+        var usable = true
+    }
+
+    private let state = Mutex(State())
     let lifetime: TimeInterval
     let capacity: Int
 
@@ -24,11 +33,14 @@ final class PrincipalCache: Sendable {
     /// Hits and misses, for the metrics.
     let counter = HitCounter()
 
+    /// The generation to pass to `put` (take it before reading the store).
+    var generation: UInt64 { state.withLock { $0.generation } }
+
     func get(_ key: String, now: Date) -> Principal? {
-        let found = entries.withLock { map -> Principal? in
-            guard let e = map[key] else { return nil }
+        let found = state.withLock { s -> Principal? in
+            guard s.usable, let e = s.entries[key] else { return nil }
             if e.cachedUntil <= now || (e.principal.token.map { $0.expiresAt <= now } ?? false) {
-                map.removeValue(forKey: key)
+                s.entries.removeValue(forKey: key)
                 return nil
             }
             return e.principal
@@ -37,18 +49,34 @@ final class PrincipalCache: Sendable {
         return found
     }
 
-    func put(_ key: String, _ principal: Principal, now: Date) {
-        entries.withLock { map in
-            if map.count >= capacity { map.removeAll(keepingCapacity: true) }
-            map[key] = Entry(principal: principal, cachedUntil: now.addingTimeInterval(lifetime))
+    func put(_ key: String, _ principal: Principal, now: Date, generation: UInt64) {
+        state.withLock { s in
+            guard s.usable, s.generation == generation else { return }
+            if s.entries.count >= capacity { s.entries.removeAll(keepingCapacity: true) }
+            s.entries[key] = Entry(principal: principal, cachedUntil: now.addingTimeInterval(lifetime))
         }
     }
 
     func remove(_ key: String) {
-        _ = entries.withLock { $0.removeValue(forKey: key) }
+        state.withLock { s in
+            s.generation &+= 1
+            s.entries.removeValue(forKey: key)
+        }
     }
 
     func removeAll() {
-        entries.withLock { $0.removeAll() }
+        state.withLock { s in
+            s.generation &+= 1
+            s.entries.removeAll()
+        }
+    }
+
+    /// Stops (false) or resumes (true) serving and caching; either way drops what is cached.
+    func setUsable(_ usable: Bool) {
+        state.withLock { s in
+            s.generation &+= 1
+            s.entries.removeAll()
+            s.usable = usable
+        }
     }
 }

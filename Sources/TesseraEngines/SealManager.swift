@@ -43,6 +43,30 @@ public final class SealManager: Sendable {
         state.withLock { $0.config = config }
     }
 
+    /// Re-reads the seal configuration after another node changed it (an initialization, a key
+    /// rotation or a rekey). While unsealed, the stored keyring is opened with this node's root
+    /// key and replaces the one in memory if it is as new or newer. A keyring sealed under
+    /// another root key (a rekey on another node) cannot be opened: this node keeps its keyring
+    /// and false is returned.
+    @discardableResult
+    public func reloadFromStore() async throws -> Bool {
+        guard let config = try await store.sealConfig() else { return true }
+        guard let root = state.withLock({ $0.rootKey }) else {
+            state.withLock { s in
+                s.config = config
+                s.pendingShares = []
+            }
+            return true
+        }
+        guard let keyring = try? Barrier.openKeyring(config, rootKey: root) else { return false }
+        state.withLock { s in
+            guard s.rootKey == root else { return }
+            s.config = config
+            if let current = s.keyring, keyring.activeTerm >= current.activeTerm { s.keyring = keyring }
+        }
+        return true
+    }
+
     public var status: SealStatus {
         state.withLock { s in
             SealStatus(initialized: s.config != nil, sealed: s.keyring == nil,

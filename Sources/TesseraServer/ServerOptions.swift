@@ -19,6 +19,16 @@ public struct ServerOptions: Sendable {
     public var postgresqlPoolSize: Int?
     /// With `postgresql`: how long a storage call may take before the request fails with 503.
     public var postgresqlTimeoutSeconds: Int?
+    /// The address clients reach this node at (Vault's `api_addr`), shown in `sys/leader` and
+    /// `sys/ha-status`; default: the listen address with the listener's scheme.
+    public var apiAddr: String?
+
+    /// `api_addr`, or the listen address with the listener's scheme.
+    public var apiAddress: String {
+        if let apiAddr { return apiAddr }
+        let h = host.contains(":") ? "[\(host)]" : host
+        return (tlsCertFile != nil ? "https" : "http") + "://\(h):\(port)"
+    }
     public var logLevel: Logger.Level = .info
     /// `standard` (text) or `json` (one JSON object per line, Vault's field names).
     public var logFormat = "standard"
@@ -108,6 +118,7 @@ public struct ServerOptions: Sendable {
         var postgresql_password_file: String?
         var postgresql_pool_size: Int?
         var postgresql_timeout_seconds: Int?
+        var api_addr: String?
         var log_level: String?
         var log_format: String?
         var log_requests: Bool?
@@ -164,6 +175,12 @@ public struct ServerOptions: Sendable {
         if let s = file.storage { try setStorage(s) }
         if let u = file.postgresql_url { postgresqlURL = u }
         if let f = file.postgresql_password_file { postgresqlPasswordFile = f }
+        if let a = file.api_addr {
+            guard let u = URLComponents(string: a), u.scheme == "http" || u.scheme == "https", u.host != nil else {
+                throw TesseraError.badRequest("config api_addr must be an http:// or https:// address")
+            }
+            apiAddr = a
+        }
         if let l = file.log_level { try setLogLevel(l) }
         if let f = file.log_format { try setLogFormat(f) }
         if let r = file.log_requests { logRequests = r }
@@ -211,7 +228,7 @@ public struct ServerOptions: Sendable {
         "http_max_connections", "http_max_header_bytes", "unauthenticated_metrics_access", "tls_cert_file", "tls_key_file",
         "tls_client_ca_file", "tls_min_version", "tls_require_and_verify_client_cert", "rewrap_rows_per_second", "audit_devices",
         "unsafe_allow_api_audit_creation", "postgresql_url", "postgresql_password_file", "postgresql_pool_size",
-        "postgresql_timeout_seconds",
+        "postgresql_timeout_seconds", "api_addr",
     ]
 
     /// A decoding error as one line: which key has the wrong type.

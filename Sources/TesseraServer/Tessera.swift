@@ -33,6 +33,11 @@ public final class Tessera: Sendable {
     public let tls: TLSContextHolder?
     /// Set while a snapshot is being taken (one at a time).
     let snapshotRunning = Mutex(false)
+    /// Follows changes made by other nodes on a shared store (PostgreSQL); nil on SQLite.
+    let changeFollower: ChangeFollower?
+    /// This process's node: its record in the store, its heartbeat, its claims on background work.
+    public let node: NodeRecord
+    let claims: WorkClaims
 
     /// Opens the data directory (creating it with mode 0700), migrates, and loads the seal state.
     /// With an auto-unseal key file, checks its mode and unseals.
@@ -57,6 +62,7 @@ public final class Tessera: Sendable {
         let seal = SealManager(store: store)
         let t = Tessera(options: options, store: store, auditStore: auditStore, seal: seal, logger: logger, now: now, tls: tls)
         do {
+            try await t.registerNode()
             try await seal.load()
             if try await t.access.upgradeAdminRole() { logger.notice("the admin role now holds sys-rule and the target 'use' capability") }
             try await t.mounts.load()
@@ -120,6 +126,10 @@ public final class Tessera: Sendable {
 
     init(options: ServerOptions, store: any Store, auditStore: any AuditStore, seal: SealManager, logger: Logger,
          now: @escaping @Sendable () -> Date, tls: TLSContextHolder? = nil) {
+        let started = now()
+        node = NodeRecord(id: UUID().uuidString.lowercased(), hostname: ProcessInfo.processInfo.hostName,
+                          apiAddress: options.apiAddress, version: SystemAPI.version, startedAt: started, heartbeatAt: started)
+        claims = WorkClaims(nodeId: node.id, store: store, now: now)
         self.options = options
         self.tls = tls
         self.store = store
@@ -134,13 +144,16 @@ public final class Tessera: Sendable {
         mounts = MountTable(store: store, now: now)
         connectors = ConnectorEngine(store: store, seal: seal, upstream: VaultUpstream(timeout: options.upstreamTimeout), now: now)
         dynamic = DynamicSecretEngine(store: store, connectors: connectors, now: now, maxRevokeAttempts: options.leaseRevokeAttempts,
-                                      observer: telemetry)
+                                      observer: telemetry, claims: claims)
         rotation = RotationEngine(store: store, seal: seal, connectors: connectors, secrets: secrets, now: now,
-                                  pauseAfterApply: options.rotationPauseAfterApply, observer: telemetry)
+                                  pauseAfterApply: options.rotationPauseAfterApply, observer: telemetry, claims: claims)
         auditDevices = AuditDevices(auditStore: auditStore, cursors: store, logger: Logger(label: "tessera.audit-devices"))
         rewrap = KeyRewrap(store: store, seal: seal, rowsPerSecond: options.rewrapRowsPerSecond, now: now)
         audit = AuditTrail(store: auditStore, anchors: store, keyring: { [seal] in try seal.keyring() },
                            writeTimeout: options.auditWriteTimeout, logger: Logger(label: "tessera.audit"))
+        changeFollower = store.changeFeed.map { [access, mounts] in
+            ChangeFollower(feed: $0, access: access, mounts: mounts, seal: seal, logger: Logger(label: "tessera.cluster"))
+        }
     }
 
     /// Initializes a new installation and creates the first admin. Returns the shares, the root
@@ -171,9 +184,16 @@ public final class Tessera: Sendable {
 
     /// Revokes due leases and retries failed revocations until cancelled (runs while serving).
     public func runLeaseWorker(interval: Duration = .milliseconds(250)) async {
+        var lastSweep = ContinuousClock.now
         while !Task.isCancelled {
             if !seal.isSealed {
                 do {
+                    // Issues interrupted on a node that died (its claims lapse with its heartbeat).
+                    if ContinuousClock.now - lastSweep > .seconds(5) {
+                        lastSweep = ContinuousClock.now
+                        let interrupted = try await dynamic.reconcile()
+                        if interrupted > 0 { logger.notice("leases interrupted mid-issue will be revoked", metadata: ["count": "\(interrupted)"]) }
+                    }
                     for (lease, error) in try await dynamic.processDue() {
                         await auditLeaseExpiry(lease, error: error)
                     }
@@ -282,6 +302,7 @@ public final class Tessera: Sendable {
 
     /// Flushes pending audit events and closes the stores.
     public func shutdown() async {
+        changeFollower?.stop()
         await auditDevices.stopAll()
         await audit.close()
         await connectors.upstream.shutdown()

@@ -202,13 +202,61 @@ public protocol RotationRepository: Sendable {
     func countRotators(status: Rotator.Status) async throws -> Int
 }
 
+/// A server node sharing the store, as it last reported itself.
+public struct NodeRecord: Sendable, Equatable {
+    /// Fresh for every start of a server process.
+    public var id: String
+    public var hostname: String
+    /// The address clients use (Vault's `api_address`).
+    public var apiAddress: String
+    public var version: String
+    public var startedAt: Date
+    public var heartbeatAt: Date
+
+    public init(id: String, hostname: String, apiAddress: String, version: String, startedAt: Date, heartbeatAt: Date) {
+        self.id = id
+        self.hostname = hostname
+        self.apiAddress = apiAddress
+        self.version = version
+        self.startedAt = startedAt
+        self.heartbeatAt = heartbeatAt
+    }
+}
+
+/// The nodes sharing the store, and claims on background work: a piece of work (`kind`, `key`:
+/// revoking one lease, one rotation) is done by the node that holds its claim. A claim is
+/// free again when its holder releases it, when it expires, or when its holder stops sending
+/// heartbeats, so a dead node's work is taken over within a bounded time.
+public protocol ClusterRepository: Sendable {
+    /// Inserts or replaces the node's record.
+    func registerNode(_ node: NodeRecord) async throws
+    /// Moves the node's heartbeat; false if its record is gone (it was removed as dead).
+    func heartbeat(nodeId: String, at: Date) async throws -> Bool
+    /// Every registered node, ordered by API address.
+    func nodes() async throws -> [NodeRecord]
+    /// Removes the records of nodes whose last heartbeat is before `cutoff`; returns how many.
+    func removeNodes(heartbeatBefore cutoff: Date) async throws -> Int
+    /// Removes one node's record (its claims are then free).
+    func removeNode(id: String) async throws
+    /// Takes the claim on (`kind`, `key`) for `node` until `until`. It succeeds if nobody holds
+    /// it, if `node` holds it already (the claim is extended), if the holder's claim ended
+    /// before `now`, or if the holder's last heartbeat is before `deadBefore` (or it has no
+    /// record). Of concurrent claimers exactly one succeeds.
+    func claim(kind: String, key: String, node: String, until: Date, now: Date, deadBefore: Date) async throws -> Bool
+    /// Gives a claim up (only the holder's release counts).
+    func releaseClaim(kind: String, key: String, node: String) async throws
+}
+
 /// The whole data store of one installation.
-public protocol Store: SealRepository, ItemRepository, AccessRepository, MountRepository, ConnectorRepository, LeaseRepository,
+public protocol Store: SealRepository, ClusterRepository, ItemRepository, AccessRepository, MountRepository, ConnectorRepository, LeaseRepository,
                        RotationRepository, AuditAnchorRepository, KeyTermRepository, AuditDeviceRepository {
     /// Writes a consistent copy of all data as of one moment to a new file (online: writes go on).
     func snapshot(to path: String) async throws
     /// Hits and misses of the store's item cache.
     var itemCacheCounter: HitCounter { get }
+    /// Changes committed by other nodes sharing this store; nil when one process owns the store
+    /// (SQLite), whose own writes already keep its caches current.
+    var changeFeed: (any ChangeFeed)? { get }
     func close() async throws
 }
 
@@ -224,6 +272,13 @@ public protocol AuditAnchorRepository: Sendable {
 public protocol AuditStore: Sendable {
     /// Appends events whose sequence numbers and hashes are already assigned, atomically.
     func append(_ events: [AuditEvent]) async throws
+    /// Appends a batch to the one chain that every writer shares (every node of a cluster),
+    /// atomically and serialized with every other writer's batches: the head is the last event
+    /// stored, or `known` if that is further on (events past the stored end were lost; the gap
+    /// stays visible to `verify`). `chain` numbers and hashes the batch after the head (nil for
+    /// an empty trail). Returns the events as written.
+    func appendChained(_ events: [AuditEvent], known: AuditAnchor?,
+                       chain: @escaping @Sendable (AuditAnchor?, [AuditEvent]) throws -> [AuditEvent]) async throws -> [AuditEvent]
     /// The last event written (to continue the hash chain after a restart).
     func lastEvent() async throws -> AuditEvent?
     func query(_ query: AuditQuery) async throws -> [AuditEvent]

@@ -10,7 +10,7 @@ import TesseraServer
 struct OperatorCommand: AsyncParsableCommand {
     static let configuration = CommandConfiguration(commandName: "operator", abstract: "Initialize, unseal, seal and inspect the server.",
                                                     subcommands: [Init.self, Unseal.self, Seal.self, Status.self, Backup.self, Restore.self, Rotate.self, RewrapStatus.self,
-                                                                  Rekey.self, AuditDevices.self])
+                                                                  Rekey.self, AuditDevices.self, Members.self])
 
     struct Init: AsyncParsableCommand {
         static let configuration = CommandConfiguration(abstract: "Initialize: split the root key and create the first admin.")
@@ -263,6 +263,29 @@ struct OperatorCommand: AsyncParsableCommand {
                     let s = d["status"] as? [String: Any] ?? [:]
                     print([String(name.dropLast()), d["type"] as? String ?? "", "\(s["lag"] ?? 0)", "\(s["delivered"] ?? 0)",
                            "\(s["failures"] ?? 0)", s["last_error"] as? String ?? "-"].joined(separator: "\t"))
+                }
+            }
+        }
+    }
+
+    struct Members: AsyncParsableCommand {
+        static let configuration = CommandConfiguration(commandName: "members",
+                                                        abstract: "List the nodes sharing the store, with their last heartbeat.")
+        @OptionGroup var api: APIOptions
+
+        func run() async throws {
+            try await runCLI {
+                let (code, json) = try await sys(.GET, "/v1/sys/ha-status", api: api)
+                guard code == 200 else { throw CLIError(description: APIClient.errorText(code, json)) }
+                if api.json { APIClient.print(json, options: api); return }
+                let nodes = ((json as? [String: Any])?["nodes"] as? [[String: Any]]) ?? []
+                print(["NODE", "HOSTNAME", "API ADDRESS", "STATE", "LAST HEARTBEAT", "STARTED"].joined(separator: "\t"))
+                for n in nodes {
+                    let id = String((n["node_id"] as? String ?? "").prefix(8))
+                    let name = (n["is_self"] as? Bool) == true ? id + " (this node)" : id
+                    print([name, n["hostname"] as? String ?? "", n["api_address"] as? String ?? "",
+                           (n["active_node"] as? Bool) == true ? "alive" : "dead",
+                           n["last_echo"] as? String ?? "now", n["started_at"] as? String ?? ""].joined(separator: "\t"))
                 }
             }
         }

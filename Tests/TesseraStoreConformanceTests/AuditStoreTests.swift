@@ -34,6 +34,96 @@ extension StoreConformance {
             }
         }
 
+        /// Numbers a batch after the head and links it, as the audit writer does (with a
+        /// readable stand-in for the HMAC).
+        static let chain: @Sendable (AuditAnchor?, [AuditEvent]) throws -> [AuditEvent] = { head, events in
+            var seq = head?.sequence ?? 0
+            var prev = head?.hash ?? ""
+            return events.map { event in
+                var e = event
+                seq += 1
+                e.sequence = seq
+                e.prevHash = prev
+                e.hash = "h\(seq)<\(prev)"
+                prev = e.hash
+                return e
+            }
+        }
+
+        static func expectLinked(_ events: [AuditEvent]) {
+            var prev = ""
+            for (index, e) in events.enumerated() {
+                #expect(e.sequence == Int64(index + 1))
+                #expect(e.prevHash == prev)
+                prev = e.hash
+            }
+        }
+
+        @Test("a chained batch starts after the stored head and links to it", arguments: Engines.all)
+        func chainedAfterHead(engine: any StoreUnderTest) async throws {
+            try await withStore(engine) { s in
+                let first = try await s.audit.appendChained([Make.event(0), Make.event(0)], known: nil, chain: Self.chain)
+                #expect(first.map(\.sequence) == [1, 2])
+                let second = try await s.audit.appendChained([Make.event(0)], known: nil, chain: Self.chain)
+                #expect(second.map(\.sequence) == [3])
+                let stored = try await s.audit.scan(afterSequence: 0, limit: 10)
+                #expect(stored == first + second)
+                Self.expectLinked(stored)
+                #expect(try await s.audit.appendChained([], known: nil, chain: Self.chain).isEmpty)
+            }
+        }
+
+        @Test("a writer that knows of events past the stored end continues after them, leaving the gap", arguments: Engines.all)
+        func chainedAfterKnown(engine: any StoreUnderTest) async throws {
+            try await withStore(engine) { s in
+                _ = try await s.audit.appendChained([Make.event(0)], known: nil, chain: Self.chain)
+                let after = try await s.audit.appendChained([Make.event(0)], known: AuditAnchor(sequence: 7, hash: "h7"), chain: Self.chain)
+                #expect(after.first?.sequence == 8 && after.first?.prevHash == "h7")
+                // A writer behind the stored head (another node moved it on) follows the store.
+                let behind = try await s.audit.appendChained([Make.event(0)], known: AuditAnchor(sequence: 1, hash: "old"), chain: Self.chain)
+                #expect(behind.first?.sequence == 9 && behind.first?.prevHash == after.first?.hash)
+            }
+        }
+
+        @Test("a chained batch whose hashing fails writes nothing", arguments: Engines.all)
+        func chainedFailure(engine: any StoreUnderTest) async throws {
+            try await withStore(engine) { s in
+                let failing: @Sendable (AuditAnchor?, [AuditEvent]) throws -> [AuditEvent] = { _, _ in throw TesseraError.sealed }
+                await #expect(throws: TesseraError.self) {
+                    _ = try await s.audit.appendChained([Make.event(0)], known: nil, chain: failing)
+                }
+                let last = try await s.audit.lastEvent()
+                #expect(last == nil)
+            }
+        }
+
+        @Test("concurrent writers (nodes) form one gapless chain with every event", arguments: Engines.all)
+        func chainedConcurrently(engine: any StoreUnderTest) async throws {
+            try await withStore(engine) { s in
+                // Each writer opens a store of its own where the engine allows it (another node).
+                var writers: [any AuditStore] = [s.audit]
+                for _ in 0..<3 { if let other = try await s.openAnotherAudit?() { writers.append(other) } }
+                let all = writers
+                try await withThrowingTaskGroup(of: Void.self) { group in
+                    for (w, writer) in all.enumerated() {
+                        group.addTask {
+                            for k in 0..<20 {
+                                var events = [Make.event(0), Make.event(0)]
+                                for i in events.indices { events[i].requestId = "w\(w)-\(k)-\(i)" }
+                                _ = try await writer.appendChained(events, known: nil, chain: Self.chain)
+                            }
+                        }
+                    }
+                    try await group.waitForAll()
+                }
+                let stored = try await s.audit.scan(afterSequence: 0, limit: 1000)
+                #expect(stored.count == all.count * 40)
+                Self.expectLinked(stored)
+                #expect(Set(stored.map(\.requestId)).count == stored.count)
+                for other in all.dropFirst() { try await other.close() }
+            }
+        }
+
         @Test("batches append in sequence order, and scan pages through them", arguments: Engines.all)
         func scanOrder(engine: any StoreUnderTest) async throws {
             try await withStore(engine) { s in

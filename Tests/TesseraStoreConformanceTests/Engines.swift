@@ -32,6 +32,12 @@ struct StoreInstance: Sendable {
     var openStoreSnapshot: @Sendable (String) async throws -> any Store
     /// Opens a file written by `AuditStore.snapshot(to:)` as an audit store (the caller closes it).
     var openAuditSnapshot: @Sendable (String) async throws -> any AuditStore
+    /// Opens a second audit store on the same trail, as another node does (nil for an engine that
+    /// one process owns); the caller closes it.
+    var openAnotherAudit: (@Sendable () async throws -> any AuditStore)? = nil
+    /// Opens a second data store on the same data, as another node does (nil for an engine that
+    /// one process owns); the caller closes it.
+    var openAnotherStore: (@Sendable () async throws -> any Store)? = nil
     /// Closes the stores and removes everything the instance created.
     var teardown: @Sendable () async throws -> Void
 

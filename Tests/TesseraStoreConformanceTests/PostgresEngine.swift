@@ -76,6 +76,8 @@ struct PostgresUnderTest: StoreUnderTest {
             store: store, audit: audit, scratch: scratch,
             openStoreSnapshot: { try await unsupported($0) },
             openAuditSnapshot: { try await unsupported($0) },
+            openAnotherAudit: { try await PostgresAuditStore.open(settings, logger: logger) },
+            openAnotherStore: { try await PostgresStore.open(settings, logger: logger) },
             teardown: {
                 try? await store.close()
                 try? await audit.close()

@@ -20,6 +20,10 @@ public struct DynamicSecretEngine: Sendable {
     let now: @Sendable () -> Date
     public let maxRevokeAttempts: Int
     let observer: any EngineObserver
+    /// Claims on leases in the shared store (revocations, interrupted issues); nil: no claims.
+    let claims: WorkClaims?
+    /// Leases this process is issuing right now (pending on purpose, not interrupted).
+    let issuing = InFlightSet()
 
     public static let defaultCreation = "CREATE ROLE {{name}} WITH LOGIN PASSWORD {{password}} VALID UNTIL {{expiration}};"
     /// Ends the role's sessions, hands what it owns to the admin, drops what remains, then the role.
@@ -31,8 +35,9 @@ public struct DynamicSecretEngine: Sendable {
         """
 
     public init(store: any Store, connectors: ConnectorEngine, now: @escaping @Sendable () -> Date = Date.init, maxRevokeAttempts: Int = 6,
-                observer: any EngineObserver = NoEngineObserver()) {
+                observer: any EngineObserver = NoEngineObserver(), claims: WorkClaims? = nil) {
         self.observer = observer
+        self.claims = claims
         self.store = store
         self.connectors = connectors
         self.now = now
@@ -96,9 +101,16 @@ public struct DynamicSecretEngine: Sendable {
         let lease = Lease(id: String(path.value.dropFirst()) + "/" + SecureRandom.string(length: 24, alphabet: Self.idAlphabet),
                           producer: path.value, username: username, accessId: actor, issuedAt: t, expiresAt: expires,
                           maxExpiresAt: t.addingTimeInterval(InputNumber.interval(seconds: producer.maxTTL)), state: .pending)
-        // The intent is durable before the role exists.
+        // The intent is durable before the role exists, and this node holds the lease's claim
+        // while it issues: a node cleaning up interrupted issues leaves it alone.
+        issuing.insert(lease.id)
+        defer { issuing.remove(lease.id) }
         guard try await store.insertLease(lease, limit: producer.maxLeases) else {
             throw TesseraError.tooManyRequests("dynamic secret \(path) has reached its limit of \(producer.maxLeases) active leases")
+        }
+        if let claims, try await claims.take(.lease, lease.id) == false {
+            // Another node took the pending lease for cleanup in the instant before the claim.
+            throw TesseraError.unavailable("the credential could not be issued; retry")
         }
         let script = try SQLQuoting.render(producer.creationStatements, identifiers: ["name": username],
                                            literals: ["password": password, "expiration": Self.pgTimestamp(expires.addingTimeInterval(5))])
@@ -115,6 +127,7 @@ public struct DynamicSecretEngine: Sendable {
         var active = lease
         active.state = .active
         try await store.updateLease(active)
+        await claims?.release(.lease, lease.id)
         return IssuedCredential(lease: active, username: username, password: password)
     }
 
@@ -285,8 +298,16 @@ public struct DynamicSecretEngine: Sendable {
     @discardableResult
     public func processDue(limit: Int = 200) async throws -> [(lease: Lease, error: String?)] {
         let due = try await store.dueLeases(now: now(), limit: limit)
-        return await Self.concurrentMap(due, width: Self.revocationParallelism) { lease -> (lease: Lease, error: String?) in
-            var l = lease
+        let claims = self.claims
+        let handled = await Self.concurrentMap(due, width: Self.revocationParallelism) { lease -> (lease: Lease, error: String?)? in
+            // Exactly one node revokes each lease: the one that holds its claim.
+            if let claims {
+                guard (try? await claims.take(.lease, lease.id)) == true else { return nil }
+            }
+            defer { if let claims { Task { await claims.release(.lease, lease.id) } } }
+            // Another node may have revoked it between the query and the claim.
+            guard let current = try? await store.lease(id: lease.id), current.state == lease.state else { return nil }
+            var l = current
             do {
                 try await dropCredential(l)
                 l.state = .revoked
@@ -298,19 +319,28 @@ public struct DynamicSecretEngine: Sendable {
                 return (l, l.lastError)
             }
         }
+        return handled.compactMap { $0 }
     }
 
-    /// At start-up: a `pending` lease means the server died while issuing. Its role may or may
-    /// not exist, and its client never got the password, so it is revoked (dropping the role
-    /// if it exists) through the normal retrying path.
+    /// A `pending` lease that no live node is issuing means its issuer died mid-issue. Its role
+    /// may or may not exist, and its client never got the password, so it is revoked (dropping
+    /// the role if it exists) through the normal retrying path. At start-up, and on every pass
+    /// of the lease worker (a dead node's interrupted issues are taken over once its claims end).
     public func reconcile() async throws -> Int {
-        let pending = try await store.leases(prefix: "", state: .pending, limit: 1_000_000)
-        for var l in pending {
-            l.state = .revoking
-            l.nextAttemptAt = now()
-            l.lastError = "issue interrupted by a restart"
-            try await store.updateLease(l)
+        let pending = try await store.leases(prefix: "", state: .pending, limit: 10_000)
+        var count = 0
+        for lease in pending where !issuing.contains(lease.id) {
+            if let claims, try await claims.take(.lease, lease.id) == false { continue }
+            // Re-read under the claim: the issuer may have finished meanwhile.
+            if var l = try await store.lease(id: lease.id), l.state == .pending {
+                l.state = .revoking
+                l.nextAttemptAt = now()
+                l.lastError = "issue interrupted by a restart"
+                try await store.updateLease(l)
+                count += 1
+            }
+            await claims?.release(.lease, lease.id)
         }
-        return pending.count
+        return count
     }
 }

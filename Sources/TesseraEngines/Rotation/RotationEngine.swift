@@ -59,13 +59,16 @@ public struct RotationEngine: Sendable {
     let now: @Sendable () -> Date
     let inFlight = InFlightRotations()
     let observer: any EngineObserver
+    /// Claims on rotations in the shared store; nil: no claims.
+    let claims: WorkClaims?
     /// A pause between applying a password and storing it. Only for crash tests.
     let pauseAfterApply: Duration?
 
     public init(store: any Store, seal: SealManager, connectors: ConnectorEngine, secrets: StaticSecretEngine,
                 now: @escaping @Sendable () -> Date = Date.init, pauseAfterApply: Duration? = nil,
-                observer: any EngineObserver = NoEngineObserver()) {
+                observer: any EngineObserver = NoEngineObserver(), claims: WorkClaims? = nil) {
         self.observer = observer
+        self.claims = claims
         self.store = store
         self.seal = seal
         self.connectors = connectors
@@ -239,11 +242,17 @@ public struct RotationEngine: Sendable {
     func rotate(_ start: Rotator, actor: String) async throws -> Int {
         guard inFlight.begin(start.itemId) else { throw TesseraError.conflict("a rotation of \(start.path) is in progress") }
         defer { inFlight.end(start.itemId) }
+        // One node at a time rotates a secret: the one holding its claim.
+        if let claims, try await claims.take(.rotation, String(start.itemId)) == false {
+            throw TesseraError.conflict("a rotation of \(start.path) is in progress on another node")
+        }
         do {
             let version = try await rotateHolding(start, actor: actor)
+            await claims?.release(.rotation, String(start.itemId))
             observer.rotationFinished(targetType: start.kind.rawValue, success: true)
             return version
         } catch {
+            await claims?.release(.rotation, String(start.itemId))
             observer.rotationFinished(targetType: start.kind.rawValue, success: false)
             throw error
         }
@@ -369,6 +378,11 @@ public struct RotationEngine: Sendable {
         for r in try await store.pendingRotations() where inFlight.begin(r.itemId) {
             defer { inFlight.end(r.itemId) }
             guard let pending = r.pending, inFlight.dueForRecovery(r.itemId, now: now()) else { continue }
+            // A rotation in flight on another live node is that node's to finish.
+            if let claims, try await claims.take(.rotation, String(r.itemId)) == false { continue }
+            defer { if let claims { Task { await claims.release(.rotation, String(r.itemId)) } } }
+            // Re-read under the claim: the rotation may have finished meanwhile.
+            guard let fresh = try await store.rotator(itemId: r.itemId), fresh.pending == pending else { continue }
             let keyring = try seal.keyring()
             let item = try await secrets.item(r.path)
             let current = try await currentValue(item, keyring: keyring)

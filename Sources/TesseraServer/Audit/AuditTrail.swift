@@ -93,30 +93,34 @@ public actor AuditTrail {
             for (_, w) in batch { w.fail(failure) }
             return
         }
-        var events: [AuditEvent] = []
-        events.reserveCapacity(batch.count)
-        var seq = lastSequence
-        var prev = lastHash
-        for (event, _) in batch {
-            var e = event
-            seq += 1
-            e.sequence = seq
-            e.prevHash = prev
-            e.hash = key.auditChainHash(e.canonicalBytes)
-            prev = e.hash
-            events.append(e)
-        }
         let waiters = batch.map(\.1)
+        // The store numbers the batch after the chain's head, which another node may have moved
+        // on; what this process wrote last is the floor (a lost tail stays a visible gap).
+        let known = lastSequence > 0 || !lastHash.isEmpty ? AuditAnchor(sequence: lastSequence, hash: lastHash) : nil
         do {
-            try await store.append(events)
-            lastSequence = seq
-            lastHash = prev
+            let written = try await store.appendChained(batch.map(\.0), known: known) { head, events in
+                var seq = head?.sequence ?? 0
+                var prev = head?.hash ?? ""
+                return events.map { event in
+                    var e = event
+                    seq += 1
+                    e.sequence = seq
+                    e.prevHash = prev
+                    e.hash = key.auditChainHash(e.canonicalBytes)
+                    prev = e.hash
+                    return e
+                }
+            }
+            if let last = written.last {
+                lastSequence = last.sequence
+                lastHash = last.hash
+            }
             for w in waiters { w.succeed() }
             anchorSoon()
         } catch {
-            logger.error("audit write failed", metadata: ["reason": "\(Self.describe(error))", "events": "\(events.count)"])
-            // The append is one atomic statement, so nothing of it landed: the head stays what this
-            // process knows it wrote. It is never re-read from the file, which could have lost its tail.
+            logger.error("audit write failed", metadata: ["reason": "\(Self.describe(error))", "events": "\(batch.count)"])
+            // The append is one atomic transaction, so nothing of it landed: the head stays what
+            // this process knows was written, the floor for the next batch.
             for w in waiters { w.fail(failure) }
         }
     }

@@ -32,21 +32,28 @@ extension Tessera {
     public func serve(onServerRunning: @escaping @Sendable (any Channel) async -> Void = { _ in }) async throws {
         try await startAuditDevices()
         let app = application(onServerRunning: onServerRunning)
-        let group = ServiceGroup(configuration: .init(services: [app], gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        let worker = Task { await self.runLeaseWorker() }
-        let rotator = Task { await self.runRotationWorker() }
-        let rewrapper = Task { await self.runRewrapWorker() }
-        let hangups = Task {
-            for await _ in await UnixSignalsSequence(trapping: .sighup) { await self.reloadOnHangup() }
-        }
+        // The background workers run as services next to the HTTP server. Services stop in
+        // reverse order: on SIGTERM the server drains first (workers still running), then the
+        // workers are cancelled, then storage is closed.
+        let workers: [any Service] = [
+            BackgroundWork(name: "heartbeat") { await self.runHeartbeat() },
+            BackgroundWork(name: "leases") { await self.runLeaseWorker() },
+            BackgroundWork(name: "rotations") { await self.runRotationWorker() },
+            BackgroundWork(name: "rewrap") { await self.runRewrapWorker() },
+            BackgroundWork(name: "sighup") {
+                for await _ in await UnixSignalsSequence(trapping: .sighup) { await self.reloadOnHangup() }
+            },
+        ]
+        let services = workers.map { ServiceGroupConfiguration.ServiceConfiguration(service: $0, successTerminationBehavior: .ignore,
+                                                                                      failureTerminationBehavior: .ignore) }
+            + [ServiceGroupConfiguration.ServiceConfiguration(service: app)]
+        let group = ServiceGroup(configuration: .init(services: services, gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
         do {
             try await group.run()
         } catch {
-            for task in [worker, rotator, rewrapper, hangups] { task.cancel() }
             await shutdown()
             throw error
         }
-        for task in [worker, rotator, rewrapper, hangups] { task.cancel() }
         await shutdown()
     }
 
@@ -64,5 +71,20 @@ extension Tessera {
             }
         }
         await auditDevices.reopenFiles()
+    }
+}
+
+/// A background worker as a service: runs until the group shuts down, then is cancelled.
+struct BackgroundWork: Service {
+    let name: String
+    let body: @Sendable () async -> Void
+
+    init(name: String, _ body: @escaping @Sendable () async -> Void) {
+        self.name = name
+        self.body = body
+    }
+
+    func run() async throws {
+        await cancelWhenGracefulShutdown { await body() }
     }
 }

@@ -83,7 +83,8 @@ enum VaultPaths {
             ], authenticated: false),
         ]),
         VaultPathSpec(engine: .system, pattern: "sys/seal", operations: [.init("POST", "Seal the server (sys-rule update on /sys/seal).")]),
-        VaultPathSpec(engine: .system, pattern: "sys/leader", operations: [.init("GET", "HA leader (always this node).", authenticated: false)]),
+        VaultPathSpec(engine: .system, pattern: "sys/leader", operations: [.init("GET", "HA leader: on a shared store every node is active and answers as its own leader.", authenticated: false)]),
+        VaultPathSpec(engine: .system, pattern: "sys/ha-status", operations: [.init("GET", "The nodes sharing the store, with their last heartbeat.")]),
         VaultPathSpec(engine: .system, pattern: "sys/metrics", operations: [.init("GET", "Prometheus metrics (sys-rule read on /sys/metrics).", fields: [
             .string("format", "prometheus (the only format)."),
         ])]),

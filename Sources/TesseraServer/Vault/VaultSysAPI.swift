@@ -39,10 +39,8 @@ struct VaultSysAPI: Sendable {
              ("sys/rotate/root/init", .read), ("sys/rotate/root/init", .write), ("sys/rotate/root/init", .delete):
             return try await rekeyInit(vr)
         case ("sys/rekey/update", .write), ("sys/rotate/root/update", .write): return try await rekeyUpdate(vr)
-        case ("sys/leader", .read):
-            return Responses.json(.obj(("ha_enabled", .bool(false)), ("is_self", .bool(false)), ("active_time", .string("0001-01-01T00:00:00Z")),
-                                       ("leader_address", .string("")), ("leader_cluster_address", .string("")),
-                                       ("performance_standby", .bool(false)), ("performance_standby_last_remote_wal", .int(0))))
+        case ("sys/leader", .read): return leader()
+        case ("sys/ha-status", .read): return try await haStatus(vr)
         case ("sys/mounts", .read):
             try await tessera.run(vr.pipelineCall(action: "list_mounts", auditPath: Self.mountsPath.value,
                                                   checks: [AccessCheck(anyOf: [.read, .list], .system, Self.mountsPath)])) { _ in () }

@@ -33,12 +33,31 @@ public final class PostgresAuditStore: AuditStore {
         """
     static let columnCount = 17
 
-    public func append(_ events: [AuditEvent]) async throws {
-        guard !events.isEmpty else { return }
-        // One multi-row INSERT per chunk (PostgreSQL takes at most 65535 parameters per statement).
-        let chunk = 1000
-        let statements = try stride(from: 0, to: events.count, by: chunk).map { start in
-            let slice = events[start..<min(start + chunk, events.count)]
+    /// The lock that serializes batches of every node into one chain ("audit" in ASCII).
+    static let chainLock: Int64 = 0x6175_6469_74
+
+    /// One transaction: the chain's transaction-scoped advisory lock, the head, the batch. Nodes
+    /// take turns per batch (group commit keeps batches few), so there is one chain, in order.
+    public func appendChained(_ events: [AuditEvent], known: AuditAnchor?,
+                              chain: @escaping @Sendable (AuditAnchor?, [AuditEvent]) throws -> [AuditEvent]) async throws -> [AuditEvent] {
+        guard !events.isEmpty else { return [] }
+        return try await db.transaction { tx in
+            try await tx.query("SELECT pg_advisory_xact_lock($1)", [.int(Self.chainLock)])
+            let stored = try await tx.query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").first.map { row in
+                let c = PGColumns(row)
+                return AuditAnchor(sequence: try c.int64("seq"), hash: try c.string("hash"))
+            }
+            let head = [stored, known].compactMap { $0 }.max { $0.sequence < $1.sequence }
+            let chained = try chain(head, events)
+            for (sql, values) in try Self.inserts(chained) { try await tx.query(sql, values) }
+            return chained
+        }
+    }
+
+    /// Multi-row INSERTs of at most 1000 events each (PostgreSQL takes at most 65535 parameters).
+    static func inserts(_ events: [AuditEvent]) throws -> [(String, [PGValue])] {
+        try stride(from: 0, to: events.count, by: 1000).map { start in
+            let slice = events[start..<min(start + 1000, events.count)]
             var rows: [String] = []
             var values: [PGValue] = []
             for e in slice {
@@ -48,6 +67,11 @@ public final class PostgresAuditStore: AuditStore {
             }
             return ("INSERT INTO audit_events (\(Self.columns)) VALUES " + rows.joined(separator: ", "), values)
         }
+    }
+
+    public func append(_ events: [AuditEvent]) async throws {
+        guard !events.isEmpty else { return }
+        let statements = try Self.inserts(events)
         if statements.count == 1, let (sql, values) = statements.first {
             try await db.query(sql, values)
             return

@@ -189,6 +189,24 @@ enum PostgresSchema {
             created_at BIGINT NOT NULL
         );
         """,
+        // 2: the nodes sharing the database and claims on background work.
+        """
+        CREATE TABLE nodes (
+            id TEXT COLLATE "C" PRIMARY KEY,
+            hostname TEXT NOT NULL,
+            api_address TEXT COLLATE "C" NOT NULL,
+            version TEXT NOT NULL,
+            started_at BIGINT NOT NULL,
+            heartbeat_at BIGINT NOT NULL
+        );
+        CREATE TABLE work_claims (
+            kind TEXT COLLATE "C" NOT NULL,
+            key TEXT COLLATE "C" NOT NULL,
+            node_id TEXT COLLATE "C" NOT NULL,
+            claimed_until BIGINT NOT NULL,
+            PRIMARY KEY (kind, key)
+        );
+        """,
     ]
 
     /// Migrations of the "audit" component (the trail, in the same database).

@@ -117,14 +117,26 @@ public struct PostgresSettings: Sendable {
     }
 
     func driverTLS() throws -> PostgresClient.Configuration.TLS {
+        guard let tls = try tlsConfiguration() else { return .disable }
+        return sslMode == .prefer ? .prefer(tls) : .require(tls)
+    }
+
+    /// The same setting for a single connection (the change feed's).
+    func connectionTLS() throws -> PostgresConnection.Configuration.TLS {
+        guard let tls = try tlsConfiguration() else { return .disable }
+        let context = try NIOSSLContext(configuration: tls)
+        return sslMode == .prefer ? .prefer(context) : .require(context)
+    }
+
+    /// nil for sslmode=disable.
+    func tlsConfiguration() throws -> TLSConfiguration? {
         var tls = TLSConfiguration.makeClientConfiguration()
         tls.minimumTLSVersion = .tlsv12
         switch sslMode {
         case .disable:
-            return .disable
+            return nil
         case .prefer, .require:
             tls.certificateVerification = .none
-            return sslMode == .prefer ? .prefer(tls) : .require(tls)
         case .verifyCA, .verifyFull:
             tls.certificateVerification = sslMode == .verifyCA ? .noHostnameVerification : .fullVerification
             if let sslRootCert {
@@ -133,7 +145,7 @@ public struct PostgresSettings: Sendable {
                 }
                 tls.trustRoots = .certificates(certificates)
             }
-            return .require(tls)
         }
+        return tls
     }
 }

@@ -11,8 +11,10 @@ import TesseraCrypto
 
 public final class PostgresStore: Store {
     let db: PostgresDatabase
+    let feed: PostgresChangeFeed
     /// Always zero: this engine keeps no item cache of its own.
     public let itemCacheCounter = HitCounter()
+    public var changeFeed: (any ChangeFeed)? { feed.broadcaster }
 
     /// Connects and applies the migrations (data and audit) under the advisory lock.
     public static func open(_ settings: PostgresSettings, logger: Logger) async throws -> PostgresStore {
@@ -23,12 +25,35 @@ public final class PostgresStore: Store {
             await db.close()
             throw error
         }
-        return PostgresStore(db: db)
+        let feed = PostgresChangeFeed(settings: settings, logger: logger)
+        await feed.start()
+        return PostgresStore(db: db, feed: feed)
     }
 
-    init(db: PostgresDatabase) { self.db = db }
+    init(db: PostgresDatabase, feed: PostgresChangeFeed) {
+        self.db = db
+        self.feed = feed
+    }
 
-    public func close() async throws { await db.close() }
+    public func close() async throws {
+        await feed.stop()
+        await db.close()
+    }
+
+    /// Announces a change to every node, in the transaction that makes it (sent on commit).
+    static func announce(_ change: StoreChange, _ tx: PGTransaction) async throws {
+        try await tx.query("SELECT pg_notify($1, $2)", [.text(PostgresChangeFeed.channel), .text(change.rawValue)])
+    }
+
+    /// Runs one write statement and announces the change with it, atomically.
+    @discardableResult
+    func write(_ change: StoreChange, _ sql: String, _ values: [PGValue]) async throws -> Int {
+        try await db.transaction { tx in
+            let n = try await tx.count(sql, values)
+            try await Self.announce(change, tx)
+            return n
+        }
+    }
 
     /// Backups of a PostgreSQL store are the database's own (pg_dump, base backups, WAL archiving).
     public func snapshot(to path: String) async throws {
@@ -46,7 +71,7 @@ public final class PostgresStore: Store {
 
     public func createSealConfig(_ config: SealConfig) async throws {
         do {
-            try await db.query("INSERT INTO seal_config (id, shares, threshold, encrypted_keyring, created_at) VALUES (1, $1, $2, $3, $4)",
+            try await write(.seal, "INSERT INTO seal_config (id, shares, threshold, encrypted_keyring, created_at) VALUES (1, $1, $2, $3, $4) RETURNING 1",
                                [.int(config.shares), .int(config.threshold), .bytes(config.encryptedKeyring), .date(config.createdAt)])
         } catch TesseraError.conflict {
             throw TesseraError.conflict("Tessera is already initialized")
@@ -54,11 +79,11 @@ public final class PostgresStore: Store {
     }
 
     public func updateEncryptedKeyring(_ encrypted: [UInt8]) async throws {
-        try await db.query("UPDATE seal_config SET encrypted_keyring = $1 WHERE id = 1", [.bytes(encrypted)])
+        try await write(.seal, "UPDATE seal_config SET encrypted_keyring = $1 WHERE id = 1 RETURNING 1", [.bytes(encrypted)])
     }
 
     public func replaceSealConfig(_ config: SealConfig) async throws {
-        let n = try await db.count("UPDATE seal_config SET shares = $1, threshold = $2, encrypted_keyring = $3 WHERE id = 1 RETURNING 1",
+        let n = try await write(.seal, "UPDATE seal_config SET shares = $1, threshold = $2, encrypted_keyring = $3 WHERE id = 1 RETURNING 1",
                                    [.int(config.shares), .int(config.threshold), .bytes(config.encryptedKeyring)])
         guard n == 1 else { throw TesseraError.conflict("Tessera is not initialized") }
     }
@@ -232,10 +257,10 @@ public final class PostgresStore: Store {
 
     public func createMount(_ m: VaultMount) async throws {
         do {
-            try await db.query("""
+            try await write(.mounts, """
                 INSERT INTO vault_mounts (path, kind, folder, description, max_versions, cas_required, delete_version_after, accessor, uuid,
                                           created_at, usc_name)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING 1
                 """, [.text(m.path), .text(m.kind.rawValue), .text(m.folder.value), .text(m.description), .int(m.maxVersions),
                       .bool(m.casRequired), .text(m.deleteVersionAfter), .text(m.accessor), .text(m.uuid), .date(m.createdAt),
                       .text(m.uscName)])
@@ -257,12 +282,12 @@ public final class PostgresStore: Store {
     }
 
     public func updateMount(_ m: VaultMount) async throws {
-        try await db.query("UPDATE vault_mounts SET description = $1, max_versions = $2, cas_required = $3, delete_version_after = $4 WHERE path = $5",
+        try await write(.mounts, "UPDATE vault_mounts SET description = $1, max_versions = $2, cas_required = $3, delete_version_after = $4 WHERE path = $5 RETURNING 1",
                            [.text(m.description), .int(m.maxVersions), .bool(m.casRequired), .text(m.deleteVersionAfter), .text(m.path)])
     }
 
     public func deleteMount(path: String) async throws -> Bool {
-        try await db.count("DELETE FROM vault_mounts WHERE path = $1 RETURNING 1", [.text(path)]) > 0
+        try await write(.mounts, "DELETE FROM vault_mounts WHERE path = $1 RETURNING 1", [.text(path)]) > 0
     }
 
     // MARK: Auth methods
@@ -271,6 +296,7 @@ public final class PostgresStore: Store {
     /// serializes concurrent changes, so no increment is lost.
     static func bumpGeneration(_ tx: PGTransaction) async throws {
         try await tx.query("UPDATE access_generation SET generation = generation + 1 WHERE id = 1")
+        try await announce(.access, tx)
     }
 
     public func createAuthMethod(_ m: AuthMethod) async throws {
@@ -424,7 +450,7 @@ public final class PostgresStore: Store {
     }
 
     public func revokeToken(hash: String) async throws -> Bool {
-        try await db.count("UPDATE tokens SET revoked = true WHERE token_hash = $1 AND NOT revoked RETURNING 1", [.text(hash)]) > 0
+        try await write(.access, "UPDATE tokens SET revoked = true WHERE token_hash = $1 AND NOT revoked RETURNING 1", [.text(hash)]) > 0
     }
 
     public func renewToken(hash: String, expiresAt: Date) async throws -> Bool {
@@ -433,7 +459,7 @@ public final class PostgresStore: Store {
     }
 
     public func revokeTokens(accessId: String) async throws {
-        try await db.query("UPDATE tokens SET revoked = true WHERE access_id = $1", [.text(accessId)])
+        try await write(.access, "UPDATE tokens SET revoked = true WHERE access_id = $1 RETURNING 1", [.text(accessId)])
     }
 
     public func purgeExpiredTokens(before cutoff: Date) async throws -> Int {

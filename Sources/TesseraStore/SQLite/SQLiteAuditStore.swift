@@ -43,6 +43,27 @@ public final class SQLiteAuditStore: AuditStore {
         }
     }
 
+    /// The head is read and the batch inserted in one write transaction (the file's write lock
+    /// serializes writers).
+    public func appendChained(_ events: [AuditEvent], known: AuditAnchor?,
+                              chain: @escaping @Sendable (AuditAnchor?, [AuditEvent]) throws -> [AuditEvent]) async throws -> [AuditEvent] {
+        guard !events.isEmpty else { return [] }
+        return try await db.transaction { tx in
+            let stored = try await tx.query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").first.map { row in
+                let c = Columns(row: row)
+                return AuditAnchor(sequence: try c.int64("seq"), hash: try c.string("hash"))
+            }
+            let head = [stored, known].compactMap { $0 }.max { $0.sequence < $1.sequence }
+            let chained = try chain(head, events)
+            for start in stride(from: 0, to: chained.count, by: 100) {
+                let slice = chained[start..<min(start + 100, chained.count)]
+                let sql = Self.insertPrefix + Array(repeating: Self.rowPlaceholders, count: slice.count).joined(separator: ", ")
+                _ = try await tx.query(sql, try slice.flatMap(Self.binds))
+            }
+            return chained
+        }
+    }
+
     static let insertPrefix = """
         INSERT INTO audit_events (seq, time, request_id, interface, auth_method_type, access_id, actor_name, client_address,
             action, path, result, status, duration_us, error, parameters, prev_hash, hash) VALUES

@@ -246,6 +246,24 @@ enum SQLiteSchema {
             created_at INTEGER NOT NULL
         );
         """,
+        // 11: the nodes sharing the store (one, for SQLite) and claims on background work.
+        """
+        CREATE TABLE nodes (
+            id TEXT PRIMARY KEY,
+            hostname TEXT NOT NULL,
+            api_address TEXT NOT NULL,
+            version TEXT NOT NULL,
+            started_at INTEGER NOT NULL,
+            heartbeat_at INTEGER NOT NULL
+        );
+        CREATE TABLE work_claims (
+            kind TEXT NOT NULL,
+            key TEXT NOT NULL,
+            node_id TEXT NOT NULL,
+            claimed_until INTEGER NOT NULL,
+            PRIMARY KEY (kind, key)
+        );
+        """,
     ]
 
     static let auditMigrations: [String] = [

@@ -10,6 +10,8 @@ public final class SQLiteStore: Store {
     let cache = SQLiteItemCache()
     /// Hits and misses of the item cache (items and versions), for the metrics.
     public let itemCacheCounter = HitCounter()
+    /// One process owns the file: nothing changes behind its back.
+    public var changeFeed: (any ChangeFeed)? { nil }
 
     /// Opens (creating if needed) the database file and applies migrations.
     public static func open(path: String, durability: Durability = .process, logger: Logger) async throws -> SQLiteStore {
