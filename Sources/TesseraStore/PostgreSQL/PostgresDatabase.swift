@@ -3,6 +3,7 @@
 // echoing values: PostgreSQL's messages quote the rows they reject, so only SQLSTATEs are kept.
 import Foundation
 import Logging
+import Synchronization
 import PostgresNIO
 import TesseraCore
 
@@ -70,19 +71,31 @@ final class PostgresDatabase: Sendable {
         }
     }
 
-    /// Races `body` against the time-out; the loser is cancelled.
+    /// Races `body` against the time-out. The caller gets an answer by the deadline even if
+    /// `body` ignores its cancellation (a query on a connection that died silently, a wait for
+    /// a connection from a pool that cannot reach the server): `body` then finishes, or fails,
+    /// on its own in the background. A task group could not give this guarantee, since it
+    /// waits for every child before it returns.
     private func bounded<T: Sendable>(_ body: @escaping @Sendable () async throws -> T) async throws -> T {
         let timeout = settings.timeout
+        let outcome = FirstOutcome<T>()
         do {
-            return try await withThrowingTaskGroup(of: T.self) { group in
-                group.addTask { try await body() }
-                group.addTask {
-                    try await Task.sleep(for: timeout)
-                    throw TesseraError.unavailable("PostgreSQL did not answer within \(timeout.components.seconds) s")
+            return try await withTaskCancellationHandler {
+                try await withCheckedThrowingContinuation { (continuation: CheckedContinuation<T, any Error>) in
+                    outcome.attach(continuation)
+                    let work = Task {
+                        do { outcome.finish(.success(try await body())) } catch { outcome.finish(.failure(error)) }
+                    }
+                    Task {
+                        try? await Task.sleep(for: timeout)
+                        let seconds = timeout.components.seconds
+                        if outcome.finish(.failure(TesseraError.unavailable("PostgreSQL did not answer within \(seconds) s"))) {
+                            work.cancel()
+                        }
+                    }
                 }
-                defer { group.cancelAll() }
-                guard let result = try await group.next() else { throw TesseraError.unavailable("storage call ended without a result") }
-                return result
+            } onCancel: {
+                outcome.finish(.failure(CancellationError()))
             }
         } catch {
             throw Self.map(error)
@@ -138,3 +151,40 @@ struct PGTransaction: Sendable {
         try await query(sql, values).count
     }
 }
+
+/// The first of several racing outcomes, delivered once to a continuation (later ones are dropped).
+final class FirstOutcome<T: Sendable>: Sendable {
+    private struct State {
+        var continuation: CheckedContinuation<T, any Error>?
+        var early: Result<T, any Error>?
+        var done = false
+    }
+
+    private let state = Mutex(State())
+
+    func attach(_ continuation: CheckedContinuation<T, any Error>) {
+        let early = state.withLock { s -> Result<T, any Error>? in
+            if let e = s.early { s.early = nil; return e }
+            s.continuation = continuation
+            return nil
+        }
+        if let early { continuation.resume(with: early) }
+    }
+
+    /// Delivers `result` unless an outcome was delivered already; true if this one was.
+    @discardableResult
+    func finish(_ result: Result<T, any Error>) -> Bool {
+        let continuation = state.withLock { s -> CheckedContinuation<T, any Error>?? in
+            guard !s.done else { return .none }
+            s.done = true
+            guard let c = s.continuation else { s.early = result; return .some(nil) }
+            s.continuation = nil
+            return .some(c)
+        }
+        switch continuation {
+        case .none: return false
+        case .some(let c): c?.resume(with: result); return true
+        }
+    }
+}
+

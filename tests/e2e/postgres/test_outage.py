@@ -1,0 +1,179 @@
+# A Tessera node on PostgreSQL while PostgreSQL restarts under load: requests fail fast with a
+# clear 503 (never a hang past postgresql_timeout_seconds), succeed again on their own once it is
+# back, and every acknowledged write is still there. Also: the password never comes from an
+# argument, a bad URL is refused at start, and a PostgreSQL store refuses file snapshots.
+import json
+import os
+import shutil
+import subprocess
+import tempfile
+import threading
+import time
+from pathlib import Path
+
+import pytest
+import requests
+
+from e2e_servers import REPO, clean_env, free_port, postgres_cluster, tessera_binary
+
+TIMEOUT_S = 3
+
+
+@pytest.fixture(scope="module")
+def pg():
+    yield from postgres_cluster("tessera-pg-outage-")
+
+
+def psql(pg, sql):
+    subprocess.run(["psql", f"postgresql://postgres:{pg['password']}@127.0.0.1:{pg['port']}/postgres", "-qc", sql],
+                   check=True, capture_output=True)
+
+
+class Node:
+    def __init__(self, pg, tmp: Path, database: str):
+        psql(pg, f"CREATE DATABASE {database}")
+        self.pg = pg
+        self.tmp = tmp
+        self.port = free_port()
+        self.base = f"http://127.0.0.1:{self.port}"
+        self.url = (f"postgres://postgres@localhost:{pg['port']}/{database}"
+                    f"?sslmode=verify-full&sslrootcert={pg['dir']}/tls/ca.pem")
+        self.config = tmp / "config.json"
+        self.config.write_text(json.dumps({"storage": "postgresql", "postgresql_url": self.url,
+                                           "postgresql_timeout_seconds": TIMEOUT_S, "postgresql_pool_size": 8}))
+        self.proc = None
+
+    def start(self):
+        log = open(self.tmp / "server.log", "ab")
+        self.proc = subprocess.Popen([tessera_binary(), "server", "--config", str(self.config), "--listen", f"127.0.0.1:{self.port}",
+                                      "--data-dir", str(self.tmp / "data"), "--unseal-key-file", str(self.tmp / "unseal.key")],
+                                     stdout=log, stderr=subprocess.STDOUT, env=clean_env({"PGPASSWORD": self.pg["password"]}))
+        deadline = time.time() + 60
+        while time.time() < deadline:
+            try:
+                requests.get(self.base + "/v1/sys/health", timeout=1)
+                return
+            except requests.RequestException:
+                assert self.proc.poll() is None, (self.tmp / "server.log").read_text()
+                time.sleep(0.05)
+        raise AssertionError("server did not start")
+
+    def stop(self):
+        if self.proc and self.proc.poll() is None:
+            self.proc.terminate()
+            self.proc.wait(timeout=30)
+
+
+@pytest.fixture(scope="module")
+def node(pg):
+    tmp = Path(tempfile.mkdtemp(prefix="tessera-pg-node-"))
+    n = Node(pg, tmp, "outage")
+    n.start()
+    init = requests.put(n.base + "/v1/sys/init", json={"secret_shares": 1, "secret_threshold": 1}, timeout=30).json()
+    n.token = init["admin_access_id"] + ".." + init["admin_access_key"]
+    r = requests.post(n.base + "/v1/sys/mounts/secret", json={"type": "kv", "options": {"version": "2"}},
+                      headers={"X-Vault-Token": n.token}, timeout=30)
+    assert r.status_code in (200, 204), r.text
+    yield n
+    n.stop()
+    shutil.rmtree(tmp, ignore_errors=True)
+
+
+def test_postgres_restart_under_load(node, pg):
+    h = {"X-Vault-Token": node.token}
+    acked: dict[str, int] = {}
+    errors: list[tuple[float, int, float]] = []   # (time, status, seconds the request took)
+    stop = threading.Event()
+    lock = threading.Lock()
+
+    def writer(w):
+        s = requests.Session()
+        k = 0
+        while not stop.is_set():
+            k += 1
+            key = f"w{w}-{k}"
+            started = time.time()
+            try:
+                r = s.post(f"{node.base}/v1/secret/data/load/{key}", json={"data": {"v": str(k)}}, headers=h, timeout=TIMEOUT_S * 4)
+                status = r.status_code
+            except requests.RequestException:
+                status = 0
+            took = time.time() - started
+            with lock:
+                if 200 <= status < 300:
+                    acked[key] = k
+                else:
+                    errors.append((started, status, took))
+            if status >= 300 or status == 0:
+                time.sleep(0.05)
+
+    threads = [threading.Thread(target=writer, args=(w,)) for w in range(8)]
+    for t in threads:
+        t.start()
+    time.sleep(2)
+    before = len(acked)
+    assert before > 0, "no write succeeded before the outage"
+    subprocess.run([str(REPO / "scripts/test-postgres"), "stop", pg["dir"]], check=True)
+    down_at = time.time()
+    time.sleep(TIMEOUT_S * 2)
+    subprocess.run([str(REPO / "scripts/test-postgres"), "resume", pg["dir"], str(pg["port"])], check=True)
+    up_at = time.time()
+    # Writes succeed again on their own.
+    deadline = up_at + 30
+    recovered = None
+    last = None
+    while time.time() < deadline:
+        r = requests.post(f"{node.base}/v1/secret/data/probe", json={"data": {"v": "1"}}, headers=h, timeout=TIMEOUT_S * 4)
+        if r.status_code < 300:
+            recovered = time.time() - up_at
+            break
+        last = (r.status_code, r.text[:200])
+        time.sleep(0.2)
+    time.sleep(1)
+    stop.set()
+    for t in threads:
+        t.join(timeout=30)
+    assert recovered is not None, f"writes did not recover after PostgreSQL came back: {last}"
+    print(f"\nPostgreSQL down {up_at - down_at:.1f} s; writes recovered {recovered:.2f} s after it was back; "
+          f"{len(acked)} writes acknowledged, {len(errors)} refused")
+    # While it was down, requests failed with 503 and within the time-out (plus the audit's).
+    during = [e for e in errors if down_at <= e[0] <= up_at]
+    assert during, "no request failed while PostgreSQL was down"
+    assert all(status == 503 for _, status, _ in during), sorted({s for _, s, _ in during})
+    assert max(took for _, _, took in during) < TIMEOUT_S * 2 + 1, "a request hung past the time-out"
+    # No acknowledged write is lost.
+    s = requests.Session()
+    for key, value in acked.items():
+        r = s.get(f"{node.base}/v1/secret/data/load/{key}", headers=h, timeout=30)
+        assert r.status_code == 200, (key, r.status_code)
+        assert r.json()["data"]["data"]["v"] == str(value)
+    # The audit trail verifies across the outage.
+    r = requests.get(f"{node.base}/v1/sys/health", timeout=5)
+    assert r.status_code == 200
+
+
+def test_password_never_from_an_argument(pg, tmp_path):
+    url = f"postgres://postgres:{pg['password']}@localhost:{pg['port']}/postgres?sslmode=disable"
+    out = subprocess.run([tessera_binary(), "server", "--storage", "postgresql", "--postgresql-url", url, "--listen",
+                          f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "d")], capture_output=True, text=True, timeout=30,
+                         env=clean_env())
+    assert out.returncode != 0
+    assert "PGPASSWORD" in out.stderr and pg["password"] not in out.stderr + out.stdout
+
+
+def test_bad_url_and_unreachable_server_are_refused(tmp_path):
+    for url, expect in [("mysql://x@localhost/db", "postgres://"), ("postgres://x@localhost/db?sslmode=maybe", "sslmode"),
+                        (f"postgres://x@127.0.0.1:{free_port()}/db?sslmode=disable&timeout=2", "PostgreSQL")]:
+        started = time.time()
+        out = subprocess.run([tessera_binary(), "server", "--storage", "postgresql", "--postgresql-url", url, "--listen",
+                              f"127.0.0.1:{free_port()}", "--data-dir", str(tmp_path / "d")], capture_output=True, text=True,
+                             timeout=60, env=clean_env({"PGPASSWORD": "x"}))
+        assert out.returncode != 0, url
+        assert expect in out.stderr + out.stdout, (url, out.stderr)
+        assert time.time() - started < 30
+
+
+def test_file_snapshots_are_refused_on_postgresql(node):
+    r = requests.get(f"{node.base}/v1/sys/storage/raft/snapshot", headers={"X-Vault-Token": node.token}, timeout=30)
+    assert r.status_code == 400
+    assert "pg_dump" in r.text
