@@ -277,7 +277,14 @@ public struct DynamicSecretEngine: Sendable {
         let pg = try connectors.postgres(try await connectors.target(named: targetName))
         let template = (producer?.revocationStatements).flatMap { $0.isEmpty ? nil : $0 } ?? Self.defaultRevocation
         let script = try SQLQuoting.render(template, identifiers: ["name": l.username], literals: ["name_literal": l.username])
-        try await pg.withConnection { c in try await Self.runTransaction(SQLQuoting.split(script), on: c) }
+        let username = l.username
+        try await pg.withConnection { c in
+            // An issue interrupted before its role was created leaves nothing to revoke (and
+            // REASSIGN OWNED would fail on the missing role).
+            let existing = try await c.query("SELECT 1 FROM pg_roles WHERE rolname = \(username)", logger: PostgresTarget.logger).collect()
+            guard !existing.isEmpty else { return }
+            try await Self.runTransaction(SQLQuoting.split(script), on: c)
+        }
     }
 
     func recordFailure(_ l: inout Lease, _ error: any Error) async throws {

@@ -15,8 +15,7 @@ import pytest
 import requests
 
 from e2e_servers import REPO, clean_env, free_port, postgres_cluster, tessera_binary
-
-TIMEOUT_S = 3
+from pgnodes import TIMEOUT_S, Node
 
 
 @pytest.fixture(scope="module")
@@ -24,50 +23,10 @@ def pg():
     yield from postgres_cluster("tessera-pg-outage-")
 
 
-def psql(pg, sql):
-    subprocess.run(["psql", f"postgresql://postgres:{pg['password']}@127.0.0.1:{pg['port']}/postgres", "-qc", sql],
-                   check=True, capture_output=True)
-
-
-class Node:
-    def __init__(self, pg, tmp: Path, database: str):
-        psql(pg, f"CREATE DATABASE {database}")
-        self.pg = pg
-        self.tmp = tmp
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.url = (f"postgres://postgres@localhost:{pg['port']}/{database}"
-                    f"?sslmode=verify-full&sslrootcert={pg['dir']}/tls/ca.pem")
-        self.config = tmp / "config.json"
-        self.config.write_text(json.dumps({"storage": "postgresql", "postgresql_url": self.url,
-                                           "postgresql_timeout_seconds": TIMEOUT_S, "postgresql_pool_size": 8}))
-        self.proc = None
-
-    def start(self):
-        log = open(self.tmp / "server.log", "ab")
-        self.proc = subprocess.Popen([tessera_binary(), "server", "--config", str(self.config), "--listen", f"127.0.0.1:{self.port}",
-                                      "--data-dir", str(self.tmp / "data"), "--unseal-key-file", str(self.tmp / "unseal.key")],
-                                     stdout=log, stderr=subprocess.STDOUT, env=clean_env({"PGPASSWORD": self.pg["password"]}))
-        deadline = time.time() + 60
-        while time.time() < deadline:
-            try:
-                requests.get(self.base + "/v1/sys/health", timeout=1)
-                return
-            except requests.RequestException:
-                assert self.proc.poll() is None, (self.tmp / "server.log").read_text()
-                time.sleep(0.05)
-        raise AssertionError("server did not start")
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=30)
-
-
 @pytest.fixture(scope="module")
 def node(pg):
     tmp = Path(tempfile.mkdtemp(prefix="tessera-pg-node-"))
-    n = Node(pg, tmp, "outage")
+    n = Node(pg, tmp, "outage", create=True)
     n.start()
     init = requests.put(n.base + "/v1/sys/init", json={"secret_shares": 1, "secret_threshold": 1}, timeout=30).json()
     n.token = init["admin_access_id"] + ".." + init["admin_access_key"]
