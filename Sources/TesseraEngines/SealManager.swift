@@ -157,19 +157,25 @@ public final class SealManager: Sendable {
     /// The keyring is stored sealed under the root key before the new term is used.
     public func rotate() async throws -> UInt32 {
         try await keyChanges.withLock {
-            guard let (keyring, root, seals) = state.withLock({ s in s.keyring.flatMap { k in s.rootKey.map { (k, $0, s.sealCount) } } }) else {
-                throw TesseraError.sealed
+            // Another node may have rotated since this one loaded the keyring: rotate from the
+            // stored keyring, and store the result only if nobody changed it meanwhile.
+            for _ in 0..<5 {
+                guard let (root, seals) = state.withLock({ s in s.rootKey.map { ($0, s.sealCount) } }) else { throw TesseraError.sealed }
+                guard let stored = try await store.sealConfig() else { throw TesseraError.conflict("Tessera is not initialized") }
+                guard var next = try? Barrier.openKeyring(stored, rootKey: root) else {
+                    throw TesseraError.conflict("the keyring is sealed under another root key (a rekey on another node): unseal this node again")
+                }
+                next.rotate()
+                let encrypted = try Barrier.encryptKeyring(next, rootKey: root)
+                guard try await store.replaceEncryptedKeyring(encrypted, expected: stored.encryptedKeyring) else { continue }
+                state.withLock { s in
+                    s.config?.encryptedKeyring = encrypted
+                    // Sealed meanwhile: the rotated keyring is stored, and the next unseal opens it.
+                    if s.sealCount == seals, s.keyring != nil { s.keyring = next }
+                }
+                return next.activeTerm
             }
-            var next = keyring
-            next.rotate()
-            let encrypted = try Barrier.encryptKeyring(next, rootKey: root)
-            try await store.updateEncryptedKeyring(encrypted)
-            state.withLock { s in
-                s.config?.encryptedKeyring = encrypted
-                // Sealed meanwhile: the rotated keyring is stored, and the next unseal opens it.
-                if s.sealCount == seals, s.keyring != nil { s.keyring = next }
-            }
-            return next.activeTerm
+            throw TesseraError.conflict("the keyring kept changing during the rotation; retry")
         }
     }
 

@@ -22,6 +22,9 @@ public protocol SealRepository: Sendable {
     func createSealConfig(_ config: SealConfig) async throws
     /// Replaces the encrypted keyring (after a key rotation).
     func updateEncryptedKeyring(_ encrypted: [UInt8]) async throws
+    /// Replaces the encrypted keyring only if it is still `expected` (check-and-set: two nodes
+    /// rotating at once must not lose a term); false if it changed.
+    func replaceEncryptedKeyring(_ encrypted: [UInt8], expected: [UInt8]) async throws -> Bool
     /// Replaces the share count, threshold and keyring encryption together (after a rekey).
     func replaceSealConfig(_ config: SealConfig) async throws
 }

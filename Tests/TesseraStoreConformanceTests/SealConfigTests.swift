@@ -44,6 +44,24 @@ extension StoreConformance {
             }
         }
 
+        @Test("the keyring is replaced only if it is still the one expected; of racing replacements exactly one wins",
+              arguments: Engines.all)
+        func keyringCheckAndSet(engine: any StoreUnderTest) async throws {
+            try await withStore(engine) { s in
+                try await s.store.createSealConfig(Make.sealConfig())
+                guard let first = try await s.store.sealConfig()?.encryptedKeyring else { Issue.record("no seal config"); return }
+                #expect(try await s.store.replaceEncryptedKeyring(sealed("k2"), expected: sealed("not it")) == false)
+                #expect(try await s.store.sealConfig()?.encryptedKeyring == first)
+                let store = s.store
+                let winners = try await withThrowingTaskGroup(of: Bool.self) { group in
+                    for n in 0..<8 { group.addTask { try await store.replaceEncryptedKeyring(sealed("k-\(n)"), expected: first) } }
+                    return try await group.reduce(0) { $0 + ($1 ? 1 : 0) }
+                }
+                #expect(winners == 1)
+                #expect(try await s.store.sealConfig()?.encryptedKeyring != first)
+            }
+        }
+
         @Test("replacing the configuration of an uninitialized store is a conflict", arguments: Engines.all)
         func replaceUninitialized(engine: any StoreUnderTest) async throws {
             try await withStore(engine) { s in

@@ -82,6 +82,11 @@ public final class PostgresStore: Store {
         try await write(.seal, "UPDATE seal_config SET encrypted_keyring = $1 WHERE id = 1 RETURNING 1", [.bytes(encrypted)])
     }
 
+    public func replaceEncryptedKeyring(_ encrypted: [UInt8], expected: [UInt8]) async throws -> Bool {
+        try await write(.seal, "UPDATE seal_config SET encrypted_keyring = $1 WHERE id = 1 AND encrypted_keyring = $2 RETURNING 1",
+                        [.bytes(encrypted), .bytes(expected)]) == 1
+    }
+
     public func replaceSealConfig(_ config: SealConfig) async throws {
         let n = try await write(.seal, "UPDATE seal_config SET shares = $1, threshold = $2, encrypted_keyring = $3 WHERE id = 1 RETURNING 1",
                                    [.int(config.shares), .int(config.threshold), .bytes(config.encryptedKeyring)])

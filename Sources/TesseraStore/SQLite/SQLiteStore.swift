@@ -52,6 +52,11 @@ public final class SQLiteStore: Store {
         try await db.write("UPDATE seal_config SET encrypted_keyring = ? WHERE id = 1", [.bytes(encrypted)])
     }
 
+    public func replaceEncryptedKeyring(_ encrypted: [UInt8], expected: [UInt8]) async throws -> Bool {
+        try await db.write("UPDATE seal_config SET encrypted_keyring = ? WHERE id = 1 AND encrypted_keyring = ?",
+                           [.bytes(encrypted), .bytes(expected)]) == 1
+    }
+
     public func replaceSealConfig(_ config: SealConfig) async throws {
         let n = try await db.write("UPDATE seal_config SET shares = ?, threshold = ?, encrypted_keyring = ? WHERE id = 1",
                                    [.int(config.shares), .int(config.threshold), .bytes(config.encryptedKeyring)])
