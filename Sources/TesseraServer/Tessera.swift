@@ -69,7 +69,12 @@ public final class Tessera: Sendable {
             let interrupted = try await t.dynamic.reconcile()
             if interrupted > 0 { logger.notice("leases interrupted mid-issue will be revoked", metadata: ["count": "\(interrupted)"]) }
             for m in options.mounts where !t.mounts.all.contains(where: { $0.path == (try? VaultMount.normalizePath(m.path)) }) {
-                _ = try await t.mounts.create(path: m.path, kind: m.kind, folder: m.folder)
+                do {
+                    _ = try await t.mounts.create(path: m.path, kind: m.kind, folder: m.folder)
+                } catch TesseraError.conflict {
+                    // Another node sharing the store created it at the same moment.
+                    try await t.mounts.load()
+                }
             }
             if let keyFile = options.unsealKeyFile, seal.status.initialized {
                 do {

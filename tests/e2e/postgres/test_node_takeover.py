@@ -1,9 +1,13 @@
 # Two Tessera nodes on one PostgreSQL database, with dynamic PostgreSQL credentials: a node
 # killed with SIGKILL in the middle of a burst of issues leaves no untracked role, the other
 # node cleans up its interrupted issues without revoking any live lease, and leases that fall
-# due after the kill are revoked on time by the survivor (checked in pg_roles).
+# due after the kill are revoked on time by the survivor (checked in pg_roles). A one-minute
+# rotation schedule, created first, keeps rotating with one node dead, and the audit trail
+# written by both nodes verifies as one chain.
 import concurrent.futures
+import secrets
 import shutil
+import subprocess
 import tempfile
 import time
 from pathlib import Path
@@ -11,8 +15,8 @@ from pathlib import Path
 import pytest
 import requests
 
-from e2e_servers import postgres_cluster
-from pgnodes import Node, roles
+from e2e_servers import clean_env, postgres_cluster, tessera_binary
+from pgnodes import Node, psql, roles
 
 
 @pytest.fixture(scope="module")
@@ -32,6 +36,13 @@ def nodes(pg):
     assert requests.get(b.base + "/v1/sys/health", timeout=5).status_code == 200
     assert a.call("target-create-db", name="pg", db_type="postgres", host="127.0.0.1", port=pg["port"], user_name="postgres",
                   pwd=pg["password"]).status_code == 200
+    # The one-minute schedule starts now, so that it falls due while the tests below run.
+    role, password = "tkrot_" + secrets.token_hex(4), "Init-" + secrets.token_hex(8)
+    psql(pg, f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    r = a.call("rotated-secret-create-postgresql", name="/takeover/rotated", target_name="pg", rotated_username=role,
+               rotated_password=password, auto_rotate="true", rotation_interval_minutes=1)
+    assert r.status_code == 200, r.text
+    a.schedule = {"role": role, "password": password, "created": time.time()}
     yield a, b
     for n in (a, b):
         n.kill()
@@ -116,3 +127,44 @@ def test_leases_due_after_a_kill_are_revoked_on_time_by_the_survivor(nodes, pg):
     assert not left, f"roles still present {took:.1f} s after issue: {left}"
     print(f"\nleases due 8 s after issue were revoked by the survivor {took:.1f} s after issue")
     b.start()
+
+
+def pg_login_ok(pg, user, password):
+    out = subprocess.run(["psql", f"postgresql://{user}:{password}@127.0.0.1:{pg['port']}/postgres", "-tAc", "select 1"],
+                         capture_output=True, text=True)
+    return out.returncode == 0
+
+
+def test_the_rotation_schedule_keeps_rotating_with_a_node_dead(nodes, pg):
+    a, b = nodes
+    b.kill()
+    killed = time.time()
+    before = a.call("get-rotated-secret-value", names="/takeover/rotated").json().get("version", 0)
+    # The next scheduled rotation after the kill is done by the survivor.
+    deadline = killed + 75
+    value = {}
+    while time.time() < deadline:
+        value = a.call("get-rotated-secret-value", names="/takeover/rotated").json()
+        if value.get("version", 0) > before:
+            break
+        time.sleep(1)
+    assert value.get("version", 0) > before, f"the schedule did not rotate after the kill: {value}"
+    d = a.call("describe-item", name="/takeover/rotated").json()
+    assert d["rotator_status"] == "RotationSucceeded", d
+    assert pg_login_ok(pg, a.schedule["role"], value["value"]["password"])
+    assert not pg_login_ok(pg, a.schedule["role"], a.schedule["password"])
+    print(f"\nthe one-minute schedule rotated {time.time() - killed:.1f} s after the other node was killed")
+    b.start()
+
+
+def test_the_audit_trail_of_both_nodes_verifies_as_one_chain(nodes):
+    a, b = nodes
+    if b.proc.poll() is not None:
+        b.start()
+    for n in (a, b):
+        assert n.call("list-items", path="/").status_code == 200
+    out = subprocess.run([tessera_binary(), "audit", "verify", "--address", a.base, "--token", a.native_token, "--json"],
+                         capture_output=True, text=True, timeout=120, env=clean_env())
+    assert out.returncode == 0, out.stdout + out.stderr
+    assert '"ok"' in out.stdout or "true" in out.stdout, out.stdout
+
