@@ -337,7 +337,8 @@ final class RewrapWake: Sendable {
         waiter?.resume()
     }
 
-    /// Returns after `duration`, or sooner when woken (also by a wake that came first).
+    /// Returns after `duration`, or sooner when woken (also by a wake that came first) or
+    /// cancelled (shutdown).
     func wait(upTo duration: Duration) async {
         let timer = Task { [weak self] in
             do {
@@ -345,16 +346,24 @@ final class RewrapWake: Sendable {
                 self?.wake()
             } catch {}
         }
-        await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
-            let resumeNow = state.withLock { s -> Bool in
-                if s.pending {
-                    s.pending = false
-                    return true
+        await withTaskCancellationHandler {
+            await withCheckedContinuation { (c: CheckedContinuation<Void, Never>) in
+                let resumeNow = state.withLock { s -> Bool in
+                    if s.pending {
+                        s.pending = false
+                        return true
+                    }
+                    s.waiter = c
+                    return false
                 }
-                s.waiter = c
-                return false
+                if resumeNow {
+                    c.resume()
+                } else if Task.isCancelled {
+                    wake()
+                }
             }
-            if resumeNow { c.resume() }
+        } onCancel: {
+            self.wake()
         }
         timer.cancel()
     }

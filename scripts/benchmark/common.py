@@ -1,5 +1,6 @@
 # Shared helpers of the benchmark harness: logging, processes, /proc accounting, ports, a small
-# keep-alive HTTP client for load loops, the wrk runner and tool installation.
+# keep-alive HTTP client for load loops, the wrk runners (one server, or several at once) and tool
+# installation.
 import http.client
 import ssl
 import json
@@ -375,6 +376,65 @@ def run_wrk(script, url, conns, duration, env_extra, pid, timeout="30s"):
     }
     if r["requests"]:
         res["server_cpu_us_per_req"] = round((cpu1 - cpu0) * 1e6 / r["requests"], 1)
+    return res
+
+
+def run_wrk_many(script, targets, duration, env_extra, cpu_s, timeout="30s"):
+    """Several wrk processes at the same time, one per target (url, conns, env), for a load spread
+    over several servers; the results are summed. cpu_s() returns the CPU seconds to charge by part,
+    e.g. {"server": s, "postgres": p}; it is read before and after, and server_cpu_us_per_req is
+    their sum per request (the parts are kept in cpu_parts_us_per_req).
+
+    With one target this is run_wrk with -t min(c, 2). With several, each wrk gets -t1 so that the
+    client uses about as many threads as against one server. req/s is the sum of the processes'
+    rates (they run for the same -d); p50/p90/p99/max are the highest of the processes' values,
+    an upper bound of the combined percentile (each part has at most 1% of its requests above its
+    own p99, so the whole has at most 1% above the highest p99)."""
+    procs = []
+    base_env = dict(os.environ, BENCH_LUA_DIR=LUA_DIR)
+    base_env.update(env_extra)
+    cpu0 = cpu_s()
+    busy0 = machine_busy_s()
+    t0 = now()
+    for url, conns, env in targets:
+        threads = max(1, min(conns, 2)) if len(targets) == 1 else 1
+        cmd = ["wrk", f"-t{threads}", f"-c{conns}", f"-d{duration}s", f"--timeout={timeout}", "--latency",
+               "-s", os.path.join(LUA_DIR, script), url]
+        procs.append(subprocess.Popen(cmd, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                                      env=dict(base_env, **(env or {}))))
+    outs = []
+    for p in procs:
+        try:
+            out, err = p.communicate(timeout=duration + 120)
+        except subprocess.TimeoutExpired:
+            p.kill()
+            out, err = p.communicate()
+        outs.append((p.returncode, out, err))
+    wall = now() - t0
+    cpu1 = cpu_s()
+    busy1 = machine_busy_s()
+    parts = []
+    for rc, out, err in outs:
+        m = WRK_LINE.search(out)
+        if not m:
+            raise BenchError(f"wrk failed (rc={rc}): {(out + err)[-1500:]}")
+        parts.append(json.loads(m.group(1)))
+    requests = sum(r["requests"] for r in parts)
+    rps = sum(r["requests"] / (r["duration_us"] / 1e6) for r in parts if r["duration_us"])
+    res = {
+        "conns": sum(t[1] for t in targets), "processes": len(targets), "requests": requests, "rps": round(rps, 1),
+        "p50_ms": max(r["p50_us"] for r in parts) / 1000.0, "p90_ms": max(r["p90_us"] for r in parts) / 1000.0,
+        "p99_ms": max(r["p99_us"] for r in parts) / 1000.0, "max_ms": max(r["lat_max_us"] for r in parts) / 1000.0,
+        "non_2xx": sum(r["err_status"] for r in parts),
+        "socket_errors": sum(r["err_connect"] + r["err_read"] + r["err_write"] + r["err_timeout"] for r in parts),
+        "duration_s": round(max(r["duration_us"] for r in parts) / 1e6, 3), "wall_s": round(wall, 3),
+        "server_cpu_s": round(sum(cpu1.values()) - sum(cpu0.values()), 3),
+        "machine_busy_cores": round((busy1 - busy0) / wall, 2) if wall else None,
+        "per_process_rps": [round(r["requests"] / (r["duration_us"] / 1e6), 1) if r["duration_us"] else 0 for r in parts],
+    }
+    if requests:
+        res["server_cpu_us_per_req"] = round(res["server_cpu_s"] * 1e6 / requests, 1)
+        res["cpu_parts_us_per_req"] = {k: round((cpu1[k] - cpu0[k]) * 1e6 / requests, 1) for k in cpu1}
     return res
 
 

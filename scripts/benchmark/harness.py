@@ -1,6 +1,7 @@
 # The benchmark driver behind scripts/bench: starts Tessera, OpenBao (and the bare-HTTP server, and
 # a PostgreSQL when needed) on free loopback ports, runs the selected scenarios with the servers'
 # runs interleaved, stops everything it started by PID, and prints one markdown table (plus JSON).
+# The pg scenario starts its own PostgreSQL with Tessera (1 and 3 nodes) and OpenBao stored on it.
 import argparse
 import datetime
 import json
@@ -8,22 +9,25 @@ import os
 import platform
 import shutil
 import signal
+import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
 from common import (REPO, BenchError, Proc, ensure_bao, ensure_swift_binaries, ensure_wrk, log, make_tls_files, now,
-                    parallel_requests, proc_mem, run_wrk)
+                    parallel_requests, proc_cpu_s, proc_mem, run_wrk, run_wrk_many)
 from pg import Postgres
 from report import Results, markdown, summarize
 from seed import first_seed_id, seed_leases
-from servers import CREDS, KV_ONE, BareHTTP, OpenBao, Tessera
+from servers import CREDS, KV_ONE, BareHTTP, OpenBao, OpenBaoPG, Tessera, TesseraPG
 
-SCENARIOS = ["kv1", "kvtls", "kv10k", "native", "kvwrite", "db", "startup", "rss", "bare"]
-RUN_ORDER = ["kv1", "kvtls", "native", "kv10k", "kvwrite", "bare", "db", "startup", "rss"]
+SCENARIOS = ["kv1", "kvtls", "kv10k", "native", "kvwrite", "db", "startup", "rss", "bare", "pg"]
+RUN_ORDER = ["kv1", "kvtls", "native", "kv10k", "kvwrite", "bare", "db", "startup", "rss", "pg"]
 READ_C = [1, 16, 64]
 DB_C = [4, 16]
+PG_C = 16          # the pg scenario's concurrency (split 6/5/5 over three nodes)
+PG_NODES = 3
 N_SECRETS = 10_000
 N_REVOKE = 1_000
 PRODUCER = "/database/bench"
@@ -52,6 +56,9 @@ class Bench:
         self.bao_tokens = 0
         self.kv10k_written = False
         self.kv1_tessera = {}    # c -> [wrk results], for the bare-HTTP share
+        self.ratio_text = {}     # row key -> text for the ratio cell (pg scenario)
+        self.pg_cluster = None   # the pg scenario's own PostgreSQL
+        self.pg_servers = []     # the pg scenario's Tessera nodes and OpenBao
         self.pause = 0.5 if args.quick else 1.0
         self.warm = 1 if args.quick else 2
         if args.quick:
@@ -319,6 +326,117 @@ class Bench:
             self.R.add("db/orphans", "db: PG roles left after revoke-prefix, dropped by hand", "total over the scenario",
                        "value", s.kind, sum(x["roles_left_and_dropped"] for x in runs))
 
+    # -- Tessera and OpenBao stored on PostgreSQL -------------------------------------------
+    def wrk_spread(self, servers, script, path, c, pg, env_for=None, duration=None):
+        """One wrk load at c connections spread over `servers` (one wrk per server, c/n connections
+        each, results summed: see common.run_wrk_many), charged with the CPU of every server
+        process plus, with pg, all of that PostgreSQL's processes. env_for(i) -> extra env of the
+        i-th wrk (a write prefix of its own, so two wrk processes never write the same path)."""
+        n = len(servers)
+        conns = [c // n + (1 if i < c % n else 0) for i in range(n)]
+        targets = [(s.base + path, conns[i], dict({"VAULT_TOKEN": s.bench_token or ""}, **(env_for(i) if env_for else {})))
+                   for i, s in enumerate(servers)]
+
+        def cpu():
+            parts = {"server": sum(proc_cpu_s(s.pid) for s in servers)}
+            if pg is not None:
+                parts["postgres"] = pg.cpu_s()
+            return parts
+        r = run_wrk_many(script, targets, duration or self.a.duration, {}, cpu)
+        tag = f"{'+'.join(s.name for s in servers)} {script} {path or ''} c={c}"
+        if r["non_2xx"] or r["socket_errors"]:
+            self.problem(f"{tag}: {r['non_2xx']} non-2xx responses, {r['socket_errors']} socket errors "
+                         f"of {r['requests']} requests")
+        for s in servers:
+            if not s.proc.alive():
+                raise BenchError(f"{s.name} died during {tag}:\n{s.proc.log_tail()}")
+        log(f"  {tag}: {r['rps']:.0f} req/s (per wrk {r['per_process_rps']}) p99 {r['p99_ms']:.2f} ms "
+            f"cpu {r.get('server_cpu_us_per_req', 0):.0f} µs/req {r.get('cpu_parts_us_per_req')} "
+            f"machine {r['machine_busy_cores']} cores")
+        time.sleep(self.pause)
+        return r
+
+    def sc_pg(self):
+        """KV v2 read and write at c=16 with the storage on one PostgreSQL (its own, started here):
+        Tessera with 1 node and with 3 nodes on one database, OpenBao on its PostgreSQL backend
+        (ha_enabled) on another database of the same server, and the SQLite Tessera of kv1/kvwrite
+        for comparison. Per repeat the order is 1 node, OpenBao, SQLite, 3 nodes; nodes 2 and 3 run
+        only for the 3-node runs, so the 1-node runs are a cluster of one."""
+        pg = self.pg_cluster = Postgres()
+        try:
+            for db in ("tessera", "openbao"):
+                pg.psql(f"CREATE DATABASE {db}")
+            nodes = [TesseraPG(f"tessera-pg{i}", os.path.join(self.work, f"tessera-pg{i}"), self.bins["tessera"], pg,
+                               "tessera") for i in range(1, PG_NODES + 1)]
+            self.pg_servers.extend(nodes)
+            log("starting Tessera on PostgreSQL (node 1: init, KV v2 at secret/, load identity)")
+            self.raw["tessera_pg_init"] = nodes[0].initialize()
+            for n in nodes[1:]:
+                n.join(nodes[0])
+            o = OpenBaoPG("openbao-pg", os.path.join(self.work, "openbao-pg"), self.bao_bin, pg, "openbao")
+            self.pg_servers.append(o)
+            log("starting OpenBao on PostgreSQL (ha_enabled; init, unseal, KV v2 at secret/, bench token)")
+            self.raw["openbao_pg_init"] = o.initialize()
+            sqlite = self.servers()[0]
+            configs = [("pg1", nodes[:1]), ("openbao", [o]), ("sqlite", [sqlite]), ("pg3", nodes)]
+            read_s, write_s = "pg: KV v2 read, one secret, storage on PostgreSQL", "pg: KV v2 write, new path each, storage on PostgreSQL"
+            points = {"pg1": f"c={PG_C}: Tessera 1 node vs OpenBao (ha_enabled), CPU incl. PostgreSQL",
+                      "pg3": f"c={PG_C}: Tessera {PG_NODES} nodes, one wrk per node (T columns), CPU incl. PostgreSQL",
+                      "sqlite": f"c={PG_C}: Tessera on SQLite (T columns), server CPU only"}
+            for op, scen in (("read", read_s), ("write", write_s)):   # table order
+                for k in ("pg1", "pg3", "sqlite"):
+                    self.R.row(f"pg/{op}/{k}", scen, points[k], "rate")
+            for rep in range(self.a.repeat):
+                for name, srvs in configs:
+                    if name == "pg3":
+                        for n in nodes[1:]:
+                            self.raw_add("pg/node_start_s", n.start())
+                    try:
+                        store = None if name == "sqlite" else pg
+                        if rep == 0 or name == "pg3":   # nodes 2 and 3 are fresh processes at each repeat
+                            self.wrk_spread(srvs, "get.lua", KV_ONE, PG_C, store, duration=self.warm)
+                        r = self.wrk_spread(srvs, "get.lua", KV_ONE, PG_C, store)
+                        w = self.wrk_spread(srvs, "kv_write.lua", "", PG_C, store, env_for=lambda i, name=name, rep=rep: {
+                            "KV_WRITE_PREFIX": f"/v1/secret/data/bench/pgw/{name}-r{rep}-n{i}-"})
+                    finally:
+                        if name == "pg3":
+                            for n in nodes[1:]:
+                                n.stop()
+                    key, side = ("pg1", "openbao") if name == "openbao" else (name, "tessera")
+                    self.R.add(f"pg/read/{key}", read_s, points[key], "rate", side, r)
+                    self.R.add(f"pg/write/{key}", write_s, points[key], "rate", side, w)
+        finally:
+            for s in self.pg_servers:
+                if s.proc is not None:
+                    s.stop()
+            self.pg_servers = []
+            pg.stop()
+            self.pg_cluster = None
+
+        def med(key, side):   # the median the table shows (report.summarize)
+            v = [x["rps"] for x in self.R.rows[key][side]]
+            return statistics.median(v) if v else None
+        ratios = {}
+        for op in ("read", "write"):
+            p1, ob = med(f"pg/{op}/pg1", "tessera"), med(f"pg/{op}/pg1", "openbao")
+            p3, sq = med(f"pg/{op}/pg3", "tessera"), med(f"pg/{op}/sqlite", "tessera")
+            ratios[op] = {"pg1_vs_openbao": p1 / ob if p1 and ob else None, "pg3_vs_pg1": p3 / p1 if p3 and p1 else None,
+                          "sqlite_vs_pg1": sq / p1 if sq and p1 else None}
+            x = ratios[op]
+            self.ratio_text[f"pg/{op}/pg1"] = (f"{x['pg1_vs_openbao']:.2f}× (goal ≥ 3×)" if x["pg1_vs_openbao"] else "–")
+            self.ratio_text[f"pg/{op}/pg3"] = (f"{PG_NODES} nodes = {x['pg3_vs_pg1'] * 100:.0f}% of 1 node (goal ≥ 80%)"
+                                               if x["pg3_vs_pg1"] else "–")
+            self.ratio_text[f"pg/{op}/sqlite"] = (f"SQLite = {x['sqlite_vs_pg1']:.2f}× PG 1 node" if x["sqlite_vs_pg1"]
+                                                  else "–")
+        self.raw["pg_ratios"] = ratios
+        split = "/".join(str(PG_C // PG_NODES + (i < PG_C % PG_NODES)) for i in range(PG_NODES))
+        self.notes.append(
+            f"pg: one PostgreSQL (scripts/test-postgres, fsync=off) holds the databases tessera and openbao; OpenBao "
+            f"uses its postgresql backend with ha_enabled and the file audit device. CPU µs/req in the PostgreSQL rows = "
+            f"the server process(es) + every PostgreSQL process (postmaster, backends, exited backends) ÷ requests. "
+            f"{PG_NODES} nodes: one wrk -t1 per node, {PG_C} connections split {split}, req/s summed, p50/p99 the highest "
+            f"of the three wrk runs (an upper bound); nodes 2 and 3 are stopped during the 1-node runs.")
+
     # -- startup and lease counts -----------------------------------------------------------
     def startup_instances(self):
         if self.su is None:
@@ -454,7 +572,7 @@ class Bench:
         return found
 
     def close(self):
-        for grp in (self.main, self.su, self.tls_pair):
+        for grp in (self.main, self.su, self.tls_pair, self.pg_servers):
             for s in grp or ():
                 if s.proc is not None:
                     try:
@@ -464,6 +582,8 @@ class Bench:
         Proc.stop_all()
         if self.pg is not None:
             self.pg.stop()
+        if self.pg_cluster is not None:
+            self.pg_cluster.stop()
 
 
 def machine_info(bao):
@@ -529,7 +649,7 @@ def main(argv=None):
     logs = bench.scan_logs()
     summary = summarize(bench.R)
     summary.sort(key=lambda s: RUN_ORDER.index(s["key"].split("/")[0]) if s["key"].split("/")[0] in RUN_ORDER else 99)
-    table = markdown(summary, getattr(bench, "bare_share", {}))
+    table = markdown(summary, dict(getattr(bench, "bare_share", {}), **bench.ratio_text))
     notes = [
         f"{info.get('nproc')} cores ({info.get('cpu', '?')}); both servers run side by side, idle while the other "
         f"is loaded; runs interleaved Tessera, OpenBao, …; median of {a.repeat} run(s), (min–max) shown when the "

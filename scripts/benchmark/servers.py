@@ -1,7 +1,10 @@
 # The servers under test: Tessera (default setup, SQLite store, auto-unseal key file), OpenBao
 # (raft storage, file audit device, init + unseal) and the bare-HTTP Hummingbird server, each with
-# the setup calls the scenarios need (KV v2 at secret/, a limited identity, the database engine).
+# the setup calls the scenarios need (KV v2 at secret/, a limited identity, the database engine);
+# for the pg scenario, Tessera nodes on a shared PostgreSQL database and OpenBao on its
+# PostgreSQL backend with ha_enabled.
 import os
+import shutil
 import time
 
 import requests
@@ -57,8 +60,12 @@ class Server:
             self.port = free_port(pair=True)
         self.starts += 1
         log_path = os.path.join(self.data_dir, f"server-{self.starts}.log")
-        self.proc = Proc(self.name, self.command(), log_path, cwd=self.data_dir)
+        self.proc = Proc(self.name, self.command(), log_path, env=self.proc_env(), cwd=self.data_dir)
         return self.proc.started_at
+
+    def proc_env(self):
+        """The server's environment (None: the harness's own)."""
+        return None
 
     def wait_listener(self, timeout=120):
         def up():
@@ -203,6 +210,38 @@ class Tessera(Server):
         return {"shutdown_s": round(down, 3) if down is not None else None, "start_to_first_read_s": round(now() - t0, 3)}
 
 
+class TesseraPG(Tessera):
+    """A Tessera node on PostgreSQL storage (`--storage postgresql`, password in PGPASSWORD, never in
+    the URL). The first node is initialized as usual (it writes the key file); the others get a copy
+    of that key file (mode 0600) and of the first node's tokens, and auto-unseal on the same database."""
+
+    def __init__(self, name, data_dir, binary, pg, database):
+        super().__init__(name, data_dir, binary)
+        self.pg = pg
+        self.url = f"postgres://postgres@127.0.0.1:{pg.port}/{database}?sslmode=disable"
+
+    def command(self):
+        return [self.binary, "server", "--storage", "postgresql", "--postgresql-url", self.url,
+                "--listen", f"127.0.0.1:{self.port}", "--data-dir", self.store_dir, "--unseal-key-file", self.key_file]
+
+    def proc_env(self):
+        return dict(os.environ, PGPASSWORD=self.pg.password)
+
+    def join(self, first):
+        """Another node of `first`'s cluster: copies the key file and the tokens; start() runs it."""
+        os.makedirs(self.store_dir, exist_ok=True)
+        shutil.copyfile(first.key_file, self.key_file)
+        os.chmod(self.key_file, 0o600)
+        self.root_token, self.bench_token = first.root_token, first.bench_token
+        self.admin_id, self.admin_key, self.bench_access_id = first.admin_id, first.admin_key, first.bench_access_id
+
+    def start(self):
+        """Starts the node and waits for its first KV read (it unseals itself from the key file)."""
+        t0 = self.spawn()
+        self.wait_kv_ok(timeout=120)
+        return round(now() - t0, 3)
+
+
 class OpenBao(Server):
     kind = "openbao"
     role_prefix = "v-"
@@ -287,6 +326,29 @@ class OpenBao(Server):
                 return round(now() - self.proc.started_at, 3)
             time.sleep(0.05)
         return None
+
+
+class OpenBaoPG(OpenBao):
+    """OpenBao on its PostgreSQL storage backend with ha_enabled = "true" (config/openbao-pg.hcl.tmpl);
+    OpenBao creates its tables itself. Init, unseal and setup are OpenBao's."""
+
+    def __init__(self, name, data_dir, binary, pg, database):
+        super().__init__(name, data_dir, binary)
+        self.pg = pg
+        self.database = database
+
+    def command(self):
+        with open(os.path.join(CONFIG_DIR, "openbao-pg.hcl.tmpl")) as f:
+            cfg = f.read()
+        for k, v in (("@DATA_DIR@", self.data_dir), ("@PORT@", str(self.port)), ("@CLUSTER_PORT@", str(self.port + 1)),
+                     ("@PG_PORT@", str(self.pg.port)), ("@PG_PASSWORD@", self.pg.password),
+                     ("@PG_DATABASE@", self.database)):
+            cfg = cfg.replace(k, v)
+        path = os.path.join(self.data_dir, "server.hcl")
+        with open(path, "w") as f:
+            f.write(cfg)
+        os.chmod(path, 0o600)   # holds the PostgreSQL password
+        return [self.binary, "server", f"-config={path}"]
 
 
 class BareHTTP(Server):

@@ -43,6 +43,8 @@ extension Tessera {
                     lastPrune = t
                 }
             } catch {
+                // Cancelled at shutdown: not a failure.
+                if Task.isCancelled { return }
                 logger.warning("heartbeat failed", metadata: ["reason": "\(Tessera.classify(error, logger: logger).message)"])
             }
         }
