@@ -130,8 +130,9 @@ def test_leases_due_after_a_kill_are_revoked_on_time_by_the_survivor(nodes, pg):
 
 
 def pg_login_ok(pg, user, password):
-    out = subprocess.run(["psql", f"postgresql://{user}:{password}@127.0.0.1:{pg['port']}/postgres", "-tAc", "select 1"],
-                         capture_output=True, text=True)
+    # The password goes in PGPASSWORD: generated passwords hold characters a URL would mangle.
+    out = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(pg["port"]), "-U", user, "-d", "postgres", "-tAc", "select 1"],
+                         capture_output=True, text=True, env=clean_env({"PGPASSWORD": password}))
     return out.returncode == 0
 
 
