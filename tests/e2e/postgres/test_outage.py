@@ -136,3 +136,14 @@ def test_file_snapshots_are_refused_on_postgresql(node):
     r = requests.get(f"{node.base}/v1/sys/storage/raft/snapshot", headers={"X-Vault-Token": node.token}, timeout=30)
     assert r.status_code == 400
     assert "pg_dump" in r.text
+
+
+def test_cluster_status_needs_a_token_with_the_system_rule(node):
+    # sys/leader is public, as in Vault; sys/ha-status names hosts and node ids, so it is not.
+    assert requests.get(f"{node.base}/v1/sys/leader", timeout=10).json()["ha_enabled"] is True
+    for headers in ({}, {"X-Vault-Token": "t-not-a-token"}, {"X-Vault-Token": "p-nobody..wrong-key-123"}):
+        r = requests.get(f"{node.base}/v1/sys/ha-status", headers=headers, timeout=10)
+        assert r.status_code in (401, 403), (headers, r.status_code)
+        assert "nodes" not in r.text
+    r = requests.get(f"{node.base}/v1/sys/ha-status", headers={"X-Vault-Token": node.token}, timeout=10)
+    assert r.status_code == 200 and r.json()["nodes"][0]["is_self"] is True
