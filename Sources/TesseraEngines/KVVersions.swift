@@ -25,7 +25,7 @@ extension StaticSecretEngine {
         guard let item = try await store.item(at: path), item.lastVersion > 0 else { throw TesseraError.notFound("") }
         let number = (requested ?? 0) > 0 ? requested ?? 0 : item.lastVersion
         guard let v = try await store.version(itemId: item.id, number: number) else { throw TesseraError.notFound("") }
-        let value = v.isLive ? try open(v, item: item, keyring: keyring) : nil
+        let value = v.isLive ? try await open(v, item: item, keyring: keyring) : nil
         return (item, KVVersion(record: v, value: value))
     }
 

@@ -86,6 +86,17 @@ public final class SealManager: Sendable {
         return k
     }
 
+    /// The keyring, re-read from the store first when it lacks `term`: a value written just
+    /// after a key rotation on another node can be read here before that node's change notice
+    /// arrives. A term the stored keyring lacks too stays unknown, and opening the value fails
+    /// its integrity check as before.
+    public func keyring(holding term: UInt32) async throws -> Keyring {
+        let current = try keyring()
+        guard current.terms[term] == nil else { return current }
+        try await reloadFromStore()
+        return try keyring()
+    }
+
     /// Initializes the installation: creates and stores the encrypted keyring, and leaves the
     /// server unsealed. Returns the shares and the root key (shown once, never stored).
     public func initialize(shares: Int, threshold: Int, rootKey: [UInt8]? = nil) async throws -> Barrier.Initialization {

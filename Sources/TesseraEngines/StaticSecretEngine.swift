@@ -81,12 +81,14 @@ public struct StaticSecretEngine: Sendable {
         guard v.isLive else {
             throw TesseraError.notFound("version \(v.version) of \(path) is deleted")
         }
-        return SecretValue(item: item, version: v.version, value: try open(v, item: item, keyring: keyring))
+        return SecretValue(item: item, version: v.version, value: try await open(v, item: item, keyring: keyring))
     }
 
-    /// Decrypts a stored version of `item`.
-    func open(_ v: ItemVersion, item: Item, keyring: Keyring) throws -> String {
+    /// Decrypts a stored version of `item`. A term missing from `keyring` (a rotation on another
+    /// node not yet announced here) reloads the keyring from the store once.
+    func open(_ v: ItemVersion, item: Item, keyring: Keyring) async throws -> String {
         guard let ciphertext = v.ciphertext else { throw TesseraError.notFound("version \(v.version) of \(item.path) is destroyed") }
+        let keyring = keyring.terms[v.keyTerm] == nil ? try await seal.keyring(holding: v.keyTerm) : keyring
         let plain = try keyring.open(ciphertext, term: v.keyTerm, aad: Keyring.itemAAD(itemId: item.id, version: v.version, term: v.keyTerm))
         return String(decoding: plain, as: UTF8.self)
     }

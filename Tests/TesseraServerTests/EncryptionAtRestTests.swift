@@ -89,6 +89,31 @@ import Testing
         }
     }
 
+    /// Two nodes on one store: a value written under a term that node A has just added is read
+    /// on node B before B heard of the rotation (no change feed here at all); B reloads the
+    /// keyring from the store instead of failing the read.
+    @Test func aValueUnderATermRotatedOnAnotherNodeIsReadable() async throws {
+        let h = Harness()
+        defer { h.cleanup() }
+        let a = try await h.open()
+        let r = try await a.initialize(shares: 1, threshold: 1)
+        let sealB = SealManager(store: a.store)
+        try await sealB.load()
+        #expect(try sealB.submit(share: r.barrier.shares[0]))
+        let b = StaticSecretEngine(store: a.store, seal: sealB)
+        let before = try sealB.keyring().activeTerm
+        let term = try await a.seal.rotate()
+        #expect(term > before)
+        let path = try ItemPath("/rotated/elsewhere")
+        _ = try await a.secrets.create(path: path, value: "under-the-new-term", description: "", tags: [], maxVersions: nil,
+                                       deleteProtection: false, actor: "test")
+        #expect(try sealB.keyring().terms[term] == nil)
+        #expect(try await b.read(path: path, version: nil).value == "under-the-new-term")
+        #expect(try await b.readKV(path: path, version: nil).version.value == "under-the-new-term")
+        #expect(try sealB.keyring().activeTerm == term)
+        await a.shutdown()
+    }
+
     @Test func initTwiceIsAConflict() async throws {
         let h = Harness()
         defer { h.cleanup() }

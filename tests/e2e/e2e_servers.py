@@ -233,3 +233,24 @@ def postgres_cluster(prefix: str = "tessera-pg-"):
     finally:
         subprocess.run([str(REPO / "scripts/test-postgres"), "stop", d], check=False)
         shutil.rmtree(d, ignore_errors=True)
+
+
+def psql(pg: dict, sql: str, database: str = "postgres", user: str = "postgres", password: str | None = None,
+         check: bool = True) -> subprocess.CompletedProcess:
+    """Runs one statement with psql on a postgres_cluster() server; the password goes in
+    PGPASSWORD, never in a URL (generated passwords hold characters a URL would mangle)."""
+    env = clean_env({"PGPASSWORD": pg["password"] if password is None else password, "PGCONNECT_TIMEOUT": "5"})
+    out = subprocess.run(["psql", "-h", "127.0.0.1", "-p", str(pg["port"]), "-U", user, "-d", database, "-tAqc", sql],
+                         capture_output=True, text=True, env=env, timeout=30)
+    if check:
+        assert out.returncode == 0, out.stderr
+    return out
+
+
+def pg_roles(pg: dict, prefix: str) -> set[str]:
+    """The names of the roles that start with `prefix_` (the dynamic secrets' username template)."""
+    return set(filter(None, psql(pg, f"select rolname from pg_roles where rolname like '{prefix}\\_%'").stdout.split()))
+
+
+def pg_login_ok(pg: dict, user: str, password: str) -> bool:
+    return psql(pg, "select 1", user=user, password=password, check=False).returncode == 0

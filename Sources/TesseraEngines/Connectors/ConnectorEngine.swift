@@ -188,10 +188,11 @@ public struct ConnectorEngine: Sendable {
 
     /// Resolves a connector to its target and decrypted token, for the duration of one request.
     public func bind(_ connector: SecretConnector) async throws -> ConnectorBinding {
-        let keyring = try seal.keyring()
+        _ = try seal.keyring()
         guard let target = try await store.target(named: connector.targetName) else {
             throw TesseraError.notFound("target \(connector.targetName) of connector \(connector.name) not found")
         }
+        let keyring = try await seal.keyring(holding: target.keyTerm)
         let token = String(decoding: try keyring.open(target.credentialCiphertext, term: target.keyTerm, aad: Self.targetAAD(target.name)), as: UTF8.self)
         return ConnectorBinding(connector: connector, target: target, url: target.settings["url"] ?? "", namespace: target.settings["namespace"],
                                 kvMount: target.settings["kv_mount"] ?? "secret/", token: token, caPEM: target.settings["ca_cert"])

@@ -209,7 +209,7 @@ public struct RotationEngine: Sendable {
             guard let v = try await store.version(itemId: item.id, number: version), v.isLive else {
                 throw TesseraError.notFound("version \(version) of \(path) not found")
             }
-            return try Self.decode(try secrets.open(v, item: item, keyring: keyring), version: version)
+            return try Self.decode(try await secrets.open(v, item: item, keyring: keyring), version: version)
         }
         return try await currentValue(item, keyring: keyring)
     }
@@ -218,7 +218,7 @@ public struct RotationEngine: Sendable {
         guard let v = try await store.version(itemId: item.id, number: item.lastVersion), v.isLive else {
             throw TesseraError.notFound("item \(item.path) has no current version")
         }
-        return try Self.decode(try secrets.open(v, item: item, keyring: keyring), version: v.version)
+        return try Self.decode(try await secrets.open(v, item: item, keyring: keyring), version: v.version)
     }
 
     static func decode(_ text: String, version: Int) throws -> RotatedValue {

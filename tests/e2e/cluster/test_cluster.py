@@ -2,9 +2,11 @@
 node is read through the others (bao CLI, hvac, the akeyless SDK); a token revoked, a role rule
 removed and a mount enabled on one node take effect on the others within 2 s (LISTEN/NOTIFY;
 the times are measured and printed, run with -s to see them); 16 concurrent writers through
-HAProxy lose no acknowledged write when a node is SIGKILLed, see errors only around the kill,
-and the node rejoins after a restart; `tessera audit verify` passes on the shared audit chain;
-sys/health is 200 on every live node.
+HAProxy for 60 s lose no acknowledged write when a node is SIGKILLed in the middle, see errors
+only around the kill; dynamic PostgreSQL credentials issued on the killed node and falling due
+after the kill are revoked on time by the survivors (checked in pg_roles), and a one-minute
+rotation schedule keeps rotating; the node rejoins after a restart; `tessera audit verify`
+passes on the shared audit chain; sys/health is 200 on every live node.
 
 The tests run in order on one module-scoped cluster (conftest.py); helpers are in clusterlib.py.
 """
@@ -18,12 +20,14 @@ import threading
 import time
 from collections import defaultdict
 from dataclasses import dataclass, field
+from datetime import datetime
 
 import akeyless
 import hvac
 import requests
 
 import clusterlib as C
+from e2e_servers import pg_login_ok, pg_roles, psql
 
 BOUND = 2.0          # seconds: the propagation bound for tokens, roles and mounts
 POLL = 0.02          # seconds between polls while measuring
@@ -226,13 +230,17 @@ def test_mount_enabled_on_node1_is_usable_on_node3(cluster, tmp_path):
 
 
 # ------------------------------------------------------------------------------------------
-# f. 16 writers/readers through HAProxy; node 2 is SIGKILLed after ~7 s, then restarted
+# f. 16 writers/readers through HAProxy for 60 s; node 2 is SIGKILLed after 20 s, then
+#    restarted. Leases issued on node 2 fall due 15 s after the kill; a one-minute rotation
+#    schedule created on node 2 falls due 40 s after it.
 # ------------------------------------------------------------------------------------------
 
 WRITERS = 16
-LOAD_SECONDS = 20.0
-KILL_AFTER = 7.0
+LOAD_SECONDS = 60.0
+KILL_AFTER = 20.0
 ERROR_WINDOW = 5.0
+LEASE_TTL = 35                 # seconds: due 15 s after the kill
+REVOKE_BOUND = 10.0            # seconds after a lease falls due by which its role is gone
 WRITES_PER_KEY = 5        # below the 10 versions a KV v2 key keeps, so every acknowledged version stays readable
 
 
@@ -292,11 +300,46 @@ def _run_worker(worker: Worker, url: str, token: str, prefix: str, stop_at: floa
     s.close()
 
 
+@dataclass
+class Background:
+    """What the load test sets up on node 2 before the load: leases and a rotation schedule."""
+    users: set[str]
+    issued_at: float
+    rotated: str
+    role: str
+    password: str
+    version: int
+    rotation_due: float        # wall clock
+
+
+def _background_work_on(node: C.ClusterNode, cluster) -> Background:
+    pg = cluster.pg
+    token = node.login(cluster.admin_id, cluster.admin_key)
+    node.ok("target-create-db", {"name": f"pg-{RUN}", "db-type": "postgres", "host": "127.0.0.1", "port": pg["port"],
+                                 "user-name": "postgres", "pwd": pg["password"]}, token=token)
+    role, password = f"clrot_{RUN}", "Init-" + C.random_key(12)
+    psql(pg, f"CREATE ROLE {role} LOGIN PASSWORD '{password}'")
+    rotated = f"/cluster/rotated-{RUN}"
+    node.ok("rotated-secret-create-postgresql", {"name": rotated, "target-name": f"pg-{RUN}", "rotated-username": role,
+                                                 "rotated-password": password, "auto-rotate": "true",
+                                                 "rotation-interval-minutes": 1}, token=token)
+    version = node.ok("get-rotated-secret-value", {"names": rotated}, token=token).get("version", 0)
+    rotation_due = time.time() + 60
+    dyn = f"/cluster/dyn-{RUN}"
+    node.ok("dynamic-secret-create-postgresql", {"name": dyn, "target-name": f"pg-{RUN}", "user-ttl": f"{LEASE_TTL}s",
+                                                 "username-template": f"cl{RUN}"}, token=token)
+    issued_at = time.monotonic()
+    users = {node.ok("get-dynamic-secret-value", {"name": dyn}, token=token)["user"] for _ in range(4)}
+    assert len(users) == 4 and users <= pg_roles(pg, f"cl{RUN}"), users
+    return Background(users, issued_at, rotated, role, password, version, rotation_due)
+
+
 def test_load_through_haproxy_survives_a_killed_node(cluster):
     n1, n2, n3 = cluster.nodes
     proxy = cluster.haproxy
     prefix = f"load-{RUN}"
-    assert set(proxy.server_states().values()) == {"UP"}, proxy.server_states()
+    assert all(v.startswith("UP") for v in proxy.server_states().values()), proxy.server_states()
+    bg = _background_work_on(n2, cluster)
 
     workers = [Worker(i) for i in range(WRITERS)]
     start = time.monotonic()
@@ -306,10 +349,15 @@ def test_load_through_haproxy_survives_a_killed_node(cluster):
     for t in threads:
         t.start()
     time.sleep(max(0.0, start + KILL_AFTER - time.monotonic()))
-    killed_at = time.monotonic()
+    killed_at, killed_wall = time.monotonic(), time.time()
     n2.kill(signal.SIGKILL)
     assert n2.proc.returncode == -signal.SIGKILL
     down_after = C.measure(lambda: proxy.server_states().get("node2", "").startswith("DOWN"), bound=10, interval=0.05)
+    # the leases node 2 issued fall due while the load goes on; the survivors revoke them
+    due = bg.issued_at + LEASE_TTL
+    gone_after = C.measure(lambda: not (pg_roles(cluster.pg, f"cl{RUN}") & bg.users),
+                           bound=max(0.0, due + REVOKE_BOUND - time.monotonic()), interval=0.2)
+    revoked_at = time.monotonic() if gone_after is not None else None
     for t in threads:
         t.join(LOAD_SECONDS + 30)
     assert not any(t.is_alive() for t in threads), "a worker is stuck"
@@ -324,6 +372,11 @@ def test_load_through_haproxy_survives_a_killed_node(cluster):
           f"{'?' if down_after is None else '%.2fs' % down_after}")
     if errors:
         print(f"[cluster] errors from {errors[0][0]:+.2f}s to {errors[-1][0]:+.2f}s after the kill; first: {errors[0][1]}")
+
+    left = pg_roles(cluster.pg, f"cl{RUN}") & bg.users
+    assert revoked_at is not None and not left, f"roles of leases due {LEASE_TTL} s after issue still present: {left}"
+    print(f"[cluster] leases issued on node2, due {due - killed_at:.1f}s after the kill, revoked by the survivors "
+          f"{revoked_at - due:+.1f}s from due (pg_roles)")
 
     assert before > 0 and len(acks) - before > 0, "writes did not go on both before and after the kill"
     assert not stale, f"{len(stale)} stale reads, e.g. {stale[:3]}"
@@ -373,6 +426,20 @@ def test_load_through_haproxy_survives_a_killed_node(cluster):
                      headers={"X-Vault-Token": cluster.vault_token}, timeout=30)
     assert r.status_code == 200 and r.json()["data"]["data"]["v"] == a.value, f"node2 after restart: {C.short(r)}"
     assert up_after is not None, f"HAProxy did not mark node2 UP again: {proxy.server_states()}"
+
+    # the one-minute schedule created on node 2 rotated after node 2 was killed
+    token = n1.login(cluster.admin_id, cluster.admin_key)
+    value = C.wait_until(lambda: (v := n1.ok("get-rotated-secret-value", {"names": bg.rotated}, token=token))
+                         .get("version", 0) > bg.version and v, timeout=30, interval=0.5,
+                         what="the one-minute rotation schedule to rotate with node 2 dead")
+    item = n1.ok("describe-item", {"name": bg.rotated}, token=token)
+    assert item["rotator_status"] == "RotationSucceeded", item
+    assert pg_login_ok(cluster.pg, bg.role, value["value"]["password"]), "the rotated password does not log in"
+    assert not pg_login_ok(cluster.pg, bg.role, bg.password), "the password before rotation still logs in"
+    rotated_at = datetime.fromisoformat(item["rotated_secret_details"]["last_rotation_date"].replace("Z", "+00:00")).timestamp()
+    assert rotated_at > killed_wall, f"the rotation ran before the kill: {item['rotated_secret_details']}"
+    print(f"[cluster] the one-minute rotation schedule rotated to version {value['version']} "
+          f"{rotated_at - killed_wall:.1f}s after node2 was killed (due {bg.rotation_due - killed_wall:.1f}s after)")
 
 
 # ------------------------------------------------------------------------------------------

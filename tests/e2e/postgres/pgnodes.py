@@ -11,19 +11,9 @@ from pathlib import Path
 
 import requests
 
-from e2e_servers import clean_env, free_port, tessera_binary
+from e2e_servers import clean_env, free_port, psql, tessera_binary
 
 TIMEOUT_S = 3
-
-
-def psql(pg, sql, database="postgres"):
-    out = subprocess.run(["psql", f"postgresql://postgres:{pg['password']}@127.0.0.1:{pg['port']}/{database}", "-tAqc", sql],
-                         check=True, capture_output=True, text=True)
-    return out.stdout
-
-
-def roles(pg, prefix):
-    return set(filter(None, psql(pg, f"select rolname from pg_roles where rolname like '{prefix}\\_%'").split()))
 
 
 class Node:
