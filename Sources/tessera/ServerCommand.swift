@@ -111,6 +111,11 @@ struct ServerCommand: AsyncParsableCommand {
         } catch let e as TesseraError {
             throw ValidationError(e.message)
         }
+        // A PostgreSQL URL with the default storage would be ignored, and the node would serve an
+        // empty SQLite store of its own: refuse that instead.
+        if options.storage == "sqlite", options.postgresqlURL != nil {
+            throw ValidationError("a PostgreSQL URL is set but the storage is sqlite: add --storage postgresql (or \"storage\": \"postgresql\")")
+        }
         if (devAccessId != nil || devAccessKey != nil || devTLS) && !dev {
             throw ValidationError("--dev-access-id, --dev-access-key and --dev-tls need --dev")
         }

@@ -132,6 +132,15 @@ def test_bad_url_and_unreachable_server_are_refused(tmp_path):
         assert time.time() - started < 30
 
 
+def test_a_postgresql_url_without_the_postgresql_storage_is_refused(tmp_path):
+    # Ignoring the URL would start a node on an empty SQLite store of its own.
+    url = "postgres://x@127.0.0.1:5432/db?sslmode=disable"
+    out = subprocess.run([tessera_binary(), "server", "--postgresql-url", url, "--listen", f"127.0.0.1:{free_port()}",
+                          "--data-dir", str(tmp_path / "d")], capture_output=True, text=True, timeout=30, env=clean_env())
+    assert out.returncode != 0
+    assert "--storage postgresql" in out.stderr, out.stderr
+
+
 def test_file_snapshots_are_refused_on_postgresql(node):
     r = requests.get(f"{node.base}/v1/sys/storage/raft/snapshot", headers={"X-Vault-Token": node.token}, timeout=30)
     assert r.status_code == 400
