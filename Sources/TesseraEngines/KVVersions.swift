@@ -22,9 +22,8 @@ extension StaticSecretEngine {
     /// version does not exist; a deleted or destroyed version comes back with `value` nil.
     public func readKV(path: ItemPath, version requested: Int?) async throws -> (item: Item, version: KVVersion) {
         let keyring = try seal.keyring()
-        guard let item = try await store.item(at: path), item.lastVersion > 0 else { throw TesseraError.notFound("") }
-        let number = (requested ?? 0) > 0 ? requested ?? 0 : item.lastVersion
-        guard let v = try await store.version(itemId: item.id, number: number) else { throw TesseraError.notFound("") }
+        guard let (item, found) = try await store.itemAndVersion(at: path, number: max(requested ?? 0, 0)), item.lastVersion > 0,
+              let v = found else { throw TesseraError.notFound("") }
         let value = v.isLive ? try await open(v, item: item, keyring: keyring) : nil
         return (item, KVVersion(record: v, value: value))
     }

@@ -58,18 +58,19 @@ public struct StaticSecretEngine: Sendable {
     /// Reads a value: the given version, or the newest version that is not deleted.
     public func read(path: ItemPath, version requested: Int?) async throws -> SecretValue {
         let keyring = try seal.keyring()
-        let item = try await item(path)
+        let number = max(requested ?? 0, 0)
+        guard let (item, found) = try await store.itemAndVersion(at: path, number: number) else {
+            throw TesseraError.notFound("item \(path) not found")
+        }
         guard item.type == .staticSecret else {
             throw TesseraError.badRequest("item \(path) is not a static secret")
         }
         let v: ItemVersion
-        if let requested, requested > 0 {
-            guard let found = try await store.version(itemId: item.id, number: requested) else {
-                throw TesseraError.notFound("version \(requested) of \(path) not found")
-            }
+        if number > 0 {
+            guard let found else { throw TesseraError.notFound("version \(number) of \(path) not found") }
             v = found
         } else {
-            if let latest = try await store.version(itemId: item.id, number: item.lastVersion), latest.isLive {
+            if let latest = found, latest.isLive {
                 v = latest
             } else {
                 guard let live = try await store.versions(itemId: item.id).last(where: { $0.isLive }) else {

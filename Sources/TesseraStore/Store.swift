@@ -88,6 +88,9 @@ public protocol ItemRepository: Sendable {
     /// protection, which keeps every version.
     func appendVersion(_ version: ItemVersion, expectedLastVersion: Int, updatedAt: Date) async throws
     func version(itemId: Int64, number: Int) async throws -> ItemVersion?
+    /// The item at `path` and its version `number` (0: the item's last version) in one read; the
+    /// version is nil if it is not kept. Nil if there is no item at `path`.
+    func itemAndVersion(at path: ItemPath, number: Int) async throws -> (item: Item, version: ItemVersion?)?
     /// All kept versions, oldest first.
     func versions(itemId: Int64) async throws -> [ItemVersion]
     /// Items whose path starts with `prefix` ("/" for all), ordered by path.
@@ -103,6 +106,14 @@ public protocol ItemRepository: Sendable {
     /// Updates an item's metadata (max versions, CAS requirement, automatic deletion, custom metadata,
     /// delete protection) and prunes beyond the new max versions unless delete protection is on.
     func updateItemMetadata(_ item: Item) async throws
+}
+
+extension ItemRepository {
+    /// Two reads; an engine where a round trip costs more answers in one (PostgreSQL).
+    public func itemAndVersion(at path: ItemPath, number: Int) async throws -> (item: Item, version: ItemVersion?)? {
+        guard let item = try await item(at: path) else { return nil }
+        return (item, try await version(itemId: item.id, number: number > 0 ? number : item.lastVersion))
+    }
 }
 
 /// The Vault-compatible mount table.

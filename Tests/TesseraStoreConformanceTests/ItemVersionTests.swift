@@ -22,6 +22,28 @@ extension StoreConformance {
             }
         }
 
+        @Test("an item and one of its versions read in one call: the last, a numbered one, or none kept", arguments: Engines.all)
+        func itemAndVersion(engine: any StoreUnderTest) async throws {
+            try await withStore(engine) { s in
+                let item = try Make.item("/one/read", lastVersion: 1, at: T.at(0.25))
+                let first = Make.version(item, 1, at: T.at(0.5))
+                try await s.store.createItem(item, firstVersion: first)
+                let second = Make.version(item, 2, term: 4, at: T.at(1))
+                try await s.store.appendVersion(second, expectedLastVersion: 1, updatedAt: T.at(1))
+                let latest = try #require(try await s.store.itemAndVersion(at: item.path, number: 0))
+                #expect(latest.item == (try await s.store.item(at: item.path)))
+                #expect(latest.version == second)
+                #expect(try await s.store.itemAndVersion(at: item.path, number: 1)?.version == first)
+                let missing = try #require(try await s.store.itemAndVersion(at: item.path, number: 9))
+                #expect(missing.item.id == item.id && missing.version == nil)
+                #expect(try await s.store.itemAndVersion(at: try ItemPath("/one/absent"), number: 0) == nil)
+                let empty = try Make.item("/one/empty", lastVersion: 0)
+                try await s.store.createItem(empty, firstVersion: nil)
+                let none = try #require(try await s.store.itemAndVersion(at: empty.path, number: 0))
+                #expect(none.item == empty && none.version == nil)
+            }
+        }
+
         @Test("an item can be created without a version and gets its first by appending after version 0", arguments: Engines.all)
         func createEmpty(engine: any StoreUnderTest) async throws {
             try await withStore(engine) { s in

@@ -3,10 +3,13 @@
 import Foundation
 import Logging
 import PostgresNIO
+import Synchronization
 import TesseraCore
 
 public final class PostgresAuditStore: AuditStore {
     let db: PostgresDatabase
+    /// The newest head this store wrote or read: where the next batch is numbered from.
+    let seenHead = Mutex<AuditAnchor?>(nil)
 
     public static func open(_ settings: PostgresSettings, logger: Logger) async throws -> PostgresAuditStore {
         let db = try await PostgresDatabase.open(settings, logger: logger)
@@ -33,24 +36,59 @@ public final class PostgresAuditStore: AuditStore {
         """
     static let columnCount = 17
 
-    /// The lock that serializes batches of every node into one chain ("audit" in ASCII).
-    static let chainLock: Int64 = 0x6175_6469_74
 
-    /// One transaction: the chain's transaction-scoped advisory lock, the head, the batch. Nodes
-    /// take turns per batch (group commit keeps batches few), so there is one chain, in order.
+    /// Numbered after the head this store last saw, then inserted in one statement (one
+    /// transaction past 1000 events): the primary key on `seq` is the arbiter. If another writer
+    /// (another node, or another batch of this one) took those numbers first, the insert changes
+    /// nothing, the head is read again and the batch is numbered after it. The common case is
+    /// one round trip per batch and no lock held across round trips, so nodes do not queue
+    /// behind each other's network and scheduling delays. Gives up, fail-closed, after
+    /// `maxAttempts` lost races.
     public func appendChained(_ events: [AuditEvent], known: AuditAnchor?,
                               chain: @escaping @Sendable (AuditAnchor?, [AuditEvent]) throws -> [AuditEvent]) async throws -> [AuditEvent] {
         guard !events.isEmpty else { return [] }
-        return try await db.transaction { tx in
-            try await tx.query("SELECT pg_advisory_xact_lock($1)", [.int(Self.chainLock)])
-            let stored = try await tx.query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").first.map { row in
-                let c = PGColumns(row)
-                return AuditAnchor(sequence: try c.int64("seq"), hash: try c.string("hash"))
+        var head = seenHead.withLock { $0 }
+        if head == nil { head = try await storedHead() }
+        for attempt in 1...Self.maxAttempts {
+            let start = [head, known].compactMap { $0 }.max { $0.sequence < $1.sequence }
+            let chained = try chain(start, events)
+            do {
+                try await insertAtomically(chained)
+            } catch TesseraError.conflict {
+                // Those sequence numbers are taken: number the batch after the stored head.
+                if attempt > 2 { try await Task.sleep(for: .microseconds(Int.random(in: 100...(500 * min(attempt, 20))))) }
+                head = try await storedHead()
+                continue
             }
-            let head = [stored, known].compactMap { $0 }.max { $0.sequence < $1.sequence }
-            let chained = try chain(head, events)
-            for (sql, values) in try Self.inserts(chained) { try await tx.query(sql, values) }
+            if let last = chained.last {
+                seenHead.withLock { seen in
+                    if (seen?.sequence ?? -1) < last.sequence { seen = AuditAnchor(sequence: last.sequence, hash: last.hash) }
+                }
+            }
             return chained
+        }
+        throw TesseraError.unavailable("the audit trail could not be appended: other writers kept taking its sequence numbers")
+    }
+
+    static let maxAttempts = 100
+
+    /// The last event stored, as the head a batch is numbered after.
+    func storedHead() async throws -> AuditAnchor? {
+        try await db.query("SELECT seq, hash FROM audit_events ORDER BY seq DESC LIMIT 1").first.map { row in
+            let c = PGColumns(row)
+            return AuditAnchor(sequence: try c.int64("seq"), hash: try c.string("hash"))
+        }
+    }
+
+    /// All of the events or none: one statement, or one transaction for several.
+    func insertAtomically(_ events: [AuditEvent]) async throws {
+        let statements = try Self.inserts(events)
+        if statements.count == 1, let (sql, values) = statements.first {
+            try await db.query(sql, values)
+            return
+        }
+        try await db.transaction { tx in
+            for (sql, values) in statements { try await tx.query(sql, values) }
         }
     }
 
@@ -71,14 +109,7 @@ public final class PostgresAuditStore: AuditStore {
 
     public func append(_ events: [AuditEvent]) async throws {
         guard !events.isEmpty else { return }
-        let statements = try Self.inserts(events)
-        if statements.count == 1, let (sql, values) = statements.first {
-            try await db.query(sql, values)
-            return
-        }
-        try await db.transaction { tx in
-            for (sql, values) in statements { try await tx.query(sql, values) }
-        }
+        try await insertAtomically(events)
     }
 
     static func values(_ e: AuditEvent) throws -> [PGValue] {

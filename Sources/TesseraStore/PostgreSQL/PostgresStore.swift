@@ -187,12 +187,28 @@ public final class PostgresStore: Store {
             .first.map(Self.version)
     }
 
+    public func itemAndVersion(at path: ItemPath, number: Int) async throws -> (item: Item, version: ItemVersion?)? {
+        let rows = try await db.query("""
+            SELECT i.*, v.item_id AS v_item_id, v.version AS v_version, v.ciphertext AS v_ciphertext, v.key_term AS v_key_term,
+                   v.created_by AS v_created_by, v.created_at AS v_created_at, v.deleted_at AS v_deleted_at, v.destroyed AS v_destroyed
+            FROM items i
+            LEFT JOIN item_versions v ON v.item_id = i.id AND v.version = (CASE WHEN $2 > 0 THEN $2 ELSE i.last_version END)
+            WHERE i.path = $1
+            """, [.text(path.value), .int(Int64(number))])
+        guard let row = rows.first else { return nil }
+        let item = try Self.item(row)
+        let hasVersion = try PGColumns(row).optionalInt64("v_version") != nil
+        return (item, hasVersion ? try Self.version(row, prefix: "v_") : nil)
+    }
+
     public func versions(itemId: Int64) async throws -> [ItemVersion] {
         try await db.query("SELECT * FROM item_versions WHERE item_id = $1 ORDER BY version", [.int(itemId)]).map(Self.version)
     }
 
-    static func version(_ row: PostgresRow) throws -> ItemVersion {
-        let c = PGColumns(row)
+    static func version(_ row: PostgresRow) throws -> ItemVersion { try version(row, prefix: "") }
+
+    static func version(_ row: PostgresRow, prefix: String) throws -> ItemVersion {
+        let c = PGColumns(row, prefix: prefix)
         return ItemVersion(itemId: try c.int64("item_id"), version: try c.int("version"), ciphertext: try c.optionalBytes("ciphertext"),
                            keyTerm: try c.term("key_term"), createdBy: try c.string("created_by"),
                            createdAt: try c.date("created_at"), deletedAt: try c.optionalDate("deleted_at"), destroyed: try c.bool("destroyed"))

@@ -41,12 +41,17 @@ enum PGValue: Sendable {
 /// Typed column access that reports malformed rows instead of crashing.
 struct PGColumns {
     let row: PostgresRandomAccessRow
+    /// Prepended to every column name: the alias prefix of a joined table's columns.
+    let prefix: String
 
-    init(_ row: PostgresRow) { self.row = row.makeRandomAccess() }
+    init(_ row: PostgresRow, prefix: String = "") {
+        self.row = row.makeRandomAccess()
+        self.prefix = prefix
+    }
 
     private func cell(_ name: String) throws -> PostgresCell {
-        guard row.contains(name) else { throw TesseraError.integrity("column \(name) is missing") }
-        return row[name]
+        guard row.contains(prefix + name) else { throw TesseraError.integrity("column \(name) is missing") }
+        return row[prefix + name]
     }
 
     func string(_ name: String) throws -> String {
