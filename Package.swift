@@ -41,6 +41,8 @@ let package = Package(
             dependencies: [
                 "TesseraCore",
                 .product(name: "Crypto", package: "swift-crypto"),
+                .product(name: "CryptoExtras", package: "swift-crypto"),
+                .product(name: "X509", package: "swift-certificates"),
             ],
             swiftSettings: swiftSettings
         ),
@@ -131,7 +133,9 @@ let package = Package(
         ),
         .testTarget(
             name: "TesseraCryptoTests",
-            dependencies: ["TesseraCore", "TesseraCrypto"],
+            dependencies: ["TesseraCore", "TesseraCrypto",
+                           .product(name: "Crypto", package: "swift-crypto"),
+                           .product(name: "CryptoExtras", package: "swift-crypto")],
             swiftSettings: swiftSettings
         ),
         .testTarget(

@@ -5,7 +5,7 @@ public struct AuthMethod: Sendable, Equatable {
     /// `p-` followed by 12 random characters.
     public var accessId: String
     public var name: String
-    /// `api_key` for now.
+    /// `api_key`, `oauth2` (JWT/OIDC, Vault's `jwt`), `k8s` (Vault's `kubernetes`) or `cert`.
     public var type: String
     /// Salted hash of the access key (see TesseraCrypto.AccessKeyHasher).
     public var keyHash: [UInt8]
@@ -17,9 +17,13 @@ public struct AuthMethod: Sendable, Equatable {
     /// When the method stops being usable; nil means never.
     public var accessExpires: Date?
     public var createdAt: Date
+    /// The method's settings (key sources, bound claims, API servers, trusted CAs); an empty
+    /// object for API keys. Credentials inside it are sealed by the engine that writes them.
+    public var config: JSON
 
     public init(accessId: String, name: String, type: String, keyHash: [UInt8], keySalt: [UInt8],
-                tokenTTLMinutes: Int, boundCIDRs: [String] = [], accessExpires: Date? = nil, createdAt: Date) {
+                tokenTTLMinutes: Int, boundCIDRs: [String] = [], accessExpires: Date? = nil, createdAt: Date,
+                config: JSON = .object([])) {
         self.accessId = accessId
         self.name = name
         self.type = type
@@ -29,7 +33,10 @@ public struct AuthMethod: Sendable, Equatable {
         self.boundCIDRs = boundCIDRs
         self.accessExpires = accessExpires
         self.createdAt = createdAt
+        self.config = config
     }
+
+    public static let apiKeyType = "api_key"
 
     public static let defaultTokenTTLMinutes = 60
     public static let maxTokenTTLMinutes = 60 * 24 * 30
@@ -50,6 +57,39 @@ public struct RoleAssociation: Sendable, Equatable {
     }
 }
 
+/// A named login role of an auth method (Vault's `auth/<mount>/role/<name>`): the bounds a
+/// credential must meet and what the token it gets carries.
+public struct AuthMethodRole: Sendable, Equatable {
+    public var accessId: String
+    public var name: String
+    public var config: JSON
+
+    public init(accessId: String, name: String, config: JSON) {
+        self.accessId = accessId
+        self.name = name
+        self.config = config
+    }
+}
+
+/// What a workload-identity login granted, fixed when the token is issued (as Vault fixes a
+/// token's policies): the access roles, the login role, and the identifying claims shown in
+/// lookups. API-key tokens have none and take their roles from the method's associations.
+public struct TokenGrant: Sendable, Equatable, Codable {
+    public var roleNames: [String]
+    public var loginRole: String
+    public var displayName: String
+    public var metadata: [String: String]
+    public var ttlSeconds: Int
+
+    public init(roleNames: [String], loginRole: String, displayName: String, metadata: [String: String], ttlSeconds: Int) {
+        self.roleNames = roleNames
+        self.loginRole = loginRole
+        self.displayName = displayName
+        self.metadata = metadata
+        self.ttlSeconds = ttlSeconds
+    }
+}
+
 /// An issued token, stored by the hash of its text.
 public struct TokenRecord: Sendable, Equatable {
     public var tokenHash: String
@@ -58,13 +98,16 @@ public struct TokenRecord: Sendable, Equatable {
     public var expiresAt: Date
     public var revoked: Bool
     public var clientAddress: String
+    public var grant: TokenGrant?
 
-    public init(tokenHash: String, accessId: String, issuedAt: Date, expiresAt: Date, revoked: Bool = false, clientAddress: String = "") {
+    public init(tokenHash: String, accessId: String, issuedAt: Date, expiresAt: Date, revoked: Bool = false, clientAddress: String = "",
+                grant: TokenGrant? = nil) {
         self.tokenHash = tokenHash
         self.accessId = accessId
         self.issuedAt = issuedAt
         self.expiresAt = expiresAt
         self.revoked = revoked
         self.clientAddress = clientAddress
+        self.grant = grant
     }
 }

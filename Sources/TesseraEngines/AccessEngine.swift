@@ -107,6 +107,68 @@ public struct AccessEngine: Sendable {
         return IssuedAuthMethod(method: method, accessKey: key)
     }
 
+    /// Creates an auth method of a workload-identity type: no access key, its settings in `config`.
+    public func createMethod(name rawName: String, type: String, config: JSON, tokenTTLMinutes: Int?, boundCIDRs: [String] = [],
+                             accessExpires: Date? = nil) async throws -> AuthMethod {
+        let name = try Self.authMethodName(rawName)
+        let ttl = tokenTTLMinutes.flatMap { $0 > 0 ? $0 : nil } ?? AuthMethod.defaultTokenTTLMinutes
+        guard ttl <= AuthMethod.maxTokenTTLMinutes else {
+            throw TesseraError.badRequest("jwt-ttl must be at most \(AuthMethod.maxTokenTTLMinutes) minutes")
+        }
+        for cidr in boundCIDRs { _ = try CIDR(cidr) }
+        let method = AuthMethod(accessId: SecureRandom.accessId(), name: name, type: type, keyHash: [], keySalt: [],
+                                tokenTTLMinutes: ttl, boundCIDRs: boundCIDRs, accessExpires: accessExpires, createdAt: now(), config: config)
+        try await store.createAuthMethod(method)
+        accessChanged()
+        return method
+    }
+
+    /// Replaces a method's settings (never its type, name or key).
+    public func updateMethod(_ method: AuthMethod) async throws {
+        for cidr in method.boundCIDRs { _ = try CIDR(cidr) }
+        guard try await store.updateAuthMethod(method) else { throw TesseraError.notFound("auth method \(method.name) not found") }
+        accessChanged()
+    }
+
+    public func putLoginRole(_ role: AuthMethodRole) async throws {
+        try await store.putAuthMethodRole(role)
+        accessChanged()
+    }
+
+    public func loginRole(accessId: String, name: String) async throws -> AuthMethodRole? {
+        try await store.authMethodRole(accessId: accessId, name: name)
+    }
+
+    public func loginRoles(accessId: String) async throws -> [AuthMethodRole] {
+        try await store.authMethodRoles(accessId: accessId)
+    }
+
+    public func deleteLoginRole(accessId: String, name: String) async throws -> Bool {
+        let removed = try await store.deleteAuthMethodRole(accessId: accessId, name: name)
+        accessChanged()
+        return removed
+    }
+
+    public func authMethod(accessId: String) async throws -> AuthMethod? {
+        Self.isValidAccessId(accessId) ? try await store.authMethod(accessId: accessId) : nil
+    }
+
+    /// Issues a token for a verified workload-identity login, carrying what the login granted.
+    /// Its lifetime is the grant's TTL, never beyond the method's `access-expires`.
+    public func issueToken(method: AuthMethod, grant: TokenGrant, clientAddress: String) async throws -> IssuedToken {
+        let t = now()
+        if let expires = method.accessExpires, expires <= t {
+            throw TesseraError.unauthorized("authentication failed: the auth method's access has expired")
+        }
+        let token = SecureRandom.token()
+        var expires = t.addingTimeInterval(InputNumber.interval(seconds: min(max(grant.ttlSeconds, 1), AuthMethod.maxTokenTTLMinutes * 60)))
+        if let limit = method.accessExpires { expires = min(expires, limit) }
+        let record = TokenRecord(tokenHash: AccessKeyHasher.tokenHash(token), accessId: method.accessId, issuedAt: t,
+                                 expiresAt: expires, clientAddress: clientAddress, grant: grant)
+        try await store.createToken(record)
+        return IssuedToken(token: token, record: record)
+    }
+
     public static func isValidAccessId(_ id: String) -> Bool {
         guard id.hasPrefix("p-") else { return false }
         let rest = id.dropFirst(2)
@@ -159,7 +221,7 @@ public struct AccessEngine: Sendable {
             throttle.recordFailure(accessId: throttleId, address: clientAddress, now: t)
             throw failure
         }
-        guard AccessKeyHasher.verify(key: accessKey, salt: method.keySalt, hash: method.keyHash) else {
+        guard method.type == AuthMethod.apiKeyType, AccessKeyHasher.verify(key: accessKey, salt: method.keySalt, hash: method.keyHash) else {
             throttle.recordFailure(accessId: throttleId, address: clientAddress, now: t)
             throw failure
         }
@@ -198,7 +260,7 @@ public struct AccessEngine: Sendable {
         guard let record = try await store.token(hash: hash), !record.revoked, record.expiresAt > t else { throw invalid }
         guard let method = try await store.authMethod(accessId: record.accessId),
               record.issuedAt.addingTimeInterval(0.001) >= method.createdAt else { throw invalid }
-        var p = try await principal(method: method)
+        var p = try await principal(method: method, grant: record.grant)
         p.identity.tokenHash = hash
         p.token = record
         guard p.admits(clientAddress: clientAddress, now: t) else { throw invalid }
@@ -224,11 +286,14 @@ public struct AccessEngine: Sendable {
         return p
     }
 
-    func principal(method: AuthMethod) async throws -> Principal {
-        let associations = try await store.associations(accessId: method.accessId)
+    /// The principal of a method's credential: with the roles its login granted (a workload
+    /// identity), else with every role associated with the method (an API key).
+    func principal(method: AuthMethod, grant: TokenGrant? = nil) async throws -> Principal {
+        let names: [String]
+        if let grant { names = grant.roleNames } else { names = try await store.associations(accessId: method.accessId).map(\.roleName) }
         var roles: [Role] = []
-        for a in associations {
-            if let r = try await store.role(named: a.roleName) { roles.append(r) }
+        for name in Set(names).sorted() {
+            if let r = try await store.role(named: name) { roles.append(r) }
         }
         let identity = Identity(authMethodType: method.type, accessId: method.accessId, authMethodName: method.name,
                                 roleNames: roles.map(\.name))
@@ -251,7 +316,9 @@ public struct AccessEngine: Sendable {
         guard var record = p.token, let method = try await store.authMethod(accessId: record.accessId) else {
             throw TesseraError.unauthorized("invalid, expired or revoked token")
         }
-        var expires = min(now().addingTimeInterval(Self.tokenTTL(method)), record.issuedAt.addingTimeInterval(Self.maxTokenLifetime))
+        let ttl = record.grant.map { InputNumber.interval(seconds: min(max($0.ttlSeconds, 1), AuthMethod.maxTokenTTLMinutes * 60)) }
+            ?? Self.tokenTTL(method)
+        var expires = min(now().addingTimeInterval(ttl), record.issuedAt.addingTimeInterval(Self.maxTokenLifetime))
         if let limit = method.accessExpires { expires = min(expires, limit) }
         record.expiresAt = max(record.expiresAt, expires)
         guard try await store.renewToken(hash: record.tokenHash, expiresAt: record.expiresAt) else {

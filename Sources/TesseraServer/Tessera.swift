@@ -15,6 +15,8 @@ public final class Tessera: Sendable {
     public let seal: SealManager
     public let secrets: StaticSecretEngine
     public let access: AccessEngine
+    /// JWT/OIDC, Kubernetes and certificate logins.
+    public let identity: WorkloadIdentityEngine
     public let mounts: MountTable
     public let connectors: ConnectorEngine
     public let dynamic: DynamicSecretEngine
@@ -146,6 +148,7 @@ public final class Tessera: Sendable {
         self.telemetry = telemetry
         secrets = StaticSecretEngine(store: store, seal: seal, now: now)
         access = AccessEngine(store: store, now: now, loginLimits: options.loginLimits)
+        identity = WorkloadIdentityEngine(access: access, store: store, seal: seal, http: IdentityHTTP(), now: now)
         mounts = MountTable(store: store, now: now)
         connectors = ConnectorEngine(store: store, seal: seal, upstream: VaultUpstream(timeout: options.upstreamTimeout), now: now)
         dynamic = DynamicSecretEngine(store: store, connectors: connectors, now: now, maxRevokeAttempts: options.leaseRevokeAttempts,
@@ -311,6 +314,7 @@ public final class Tessera: Sendable {
         await auditDevices.stopAll()
         await audit.close()
         await connectors.upstream.shutdown()
+        await identity.http.shutdown()
         await connectors.postgresPool.closeAll()
         try? await auditStore.close()
         try? await store.close()

@@ -130,7 +130,18 @@ public protocol AccessRepository: Sendable {
     func authMethod(accessId: String) async throws -> AuthMethod?
     func authMethod(name: String) async throws -> AuthMethod?
     func authMethods() async throws -> [AuthMethod]
+    /// Deletes the method with its tokens, associations and login roles.
     func deleteAuthMethod(accessId: String) async throws -> Bool
+    /// Replaces the method's settings (config, token TTL, bound CIDRs, access expiry); false if
+    /// there is no method with this access id. Name, type, key and creation time never change.
+    func updateAuthMethod(_ method: AuthMethod) async throws -> Bool
+
+    /// Creates or replaces a login role of an auth method.
+    func putAuthMethodRole(_ role: AuthMethodRole) async throws
+    func authMethodRole(accessId: String, name: String) async throws -> AuthMethodRole?
+    /// The method's login roles, ordered by name (bytes).
+    func authMethodRoles(accessId: String) async throws -> [AuthMethodRole]
+    func deleteAuthMethodRole(accessId: String, name: String) async throws -> Bool
 
     func createRole(_ role: Role) async throws
     func role(named name: String) async throws -> Role?

@@ -1,5 +1,6 @@
 // APIClient: how CLI commands reach a server — the address and token resolution (flags,
 // environment, saved profile), the HTTP call, and printing results and errors.
+import TesseraCore
 import ArgumentParser
 import AsyncHTTPClient
 import Foundation

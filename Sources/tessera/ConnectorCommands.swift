@@ -1,5 +1,6 @@
 // Target and Universal Secret Connector commands: `target create hashi-vault|get|list|delete`,
 // `create-usc`, and `usc list|get|create|update|delete`. Flags follow the Akeyless names.
+import TesseraCore
 import ArgumentParser
 import Foundation
 

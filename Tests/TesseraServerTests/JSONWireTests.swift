@@ -3,6 +3,7 @@
 // escaping, sorted keys), cross-checked against Foundation's JSONSerialization.
 import Foundation
 import Testing
+@testable import TesseraCore
 @testable import TesseraServer
 
 @Suite struct JSONWireTests {

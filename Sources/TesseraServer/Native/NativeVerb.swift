@@ -30,6 +30,8 @@ public struct PreparedVerb: Sendable {
     public var auditPath: String
     public var parameters: [String: String] = [:]
     public var claimedAccessId: String?
+    /// The type of the claimed auth method, for the audit event of a login.
+    public var claimedMethodType = "api_key"
     public var run: @Sendable (Tessera, CallerContext) async throws -> JSON
 
     public init(paths: [ItemPath] = [], extraChecks: [AccessCheck] = [], folder: ItemPath? = nil, auditPath: String? = nil,
@@ -85,6 +87,7 @@ public struct NativeVerb: Sendable {
         }
         var call = PipelineCall(context: context, action: action, auditPath: prepared.auditPath, credentials: credentials,
                                 parameters: prepared.parameters, claimedAccessId: prepared.claimedAccessId)
+        call.claimedMethodType = prepared.claimedMethodType
         switch access {
         case .anonymous:
             call.needsIdentity = false
@@ -121,6 +124,7 @@ public struct NativeVerbRegistry: Sendable {
     public static let standard = NativeVerbRegistry([
         NativeVerbs.authentication, NativeVerbs.items, NativeVerbs.authMethods, NativeVerbs.roles, NativeVerbs.audit, NativeVerbs.vaultMounts,
         NativeVerbs.targets, NativeVerbs.connectors, NativeVerbs.dynamicSecrets, NativeVerbs.rotatedSecrets, NativeVerbs.explain,
+        NativeVerbs.workloadIdentity,
     ])
 }
 

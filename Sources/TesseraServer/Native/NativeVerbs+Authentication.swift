@@ -1,4 +1,5 @@
-// Native verbs for authentication: auth, validate-token, revoke-creds.
+// Native verbs for authentication: auth (API keys, JWTs, Kubernetes service-account tokens),
+// validate-token, revoke-creds.
 import Foundation
 import TesseraCore
 import TesseraEngines
@@ -6,26 +7,62 @@ import TesseraEngines
 extension NativeVerbs {
     static let authentication: [NativeVerb] = [
         NativeVerb("auth", action: "auth", access: .anonymous,
-                   help: "Log in with an API-key auth method's access id and key; returns a token.",
-                   fields: declare([.string("access-type", "access_key (the default; api_key is the same)."),
+                   help: "Log in and get a token: with an API key (access-type access_key), a JWT (jwt, oidc) or a Kubernetes service-account token (k8s).",
+                   fields: declare([.string("access-type", "access_key (the default; api_key is the same), jwt, oidc or k8s."),
                                     .string("access-id", required: true, "The auth method's access id (p-…)."),
-                                    .string("access-key", required: true, sensitive: true, "The access key.")],
+                                    .string("access-key", sensitive: true, "The access key (access_key)."),
+                                    .string("jwt", sensitive: true, "The JWT (jwt, oidc)."),
+                                    .string("k8s-service-account-token", sensitive: true, "The service-account token, raw or base64 (k8s)."),
+                                    .string("k8s-auth-config-name", "The gateway k8s auth config (k8s).")],
                                    sdk: ["account-id", "admin-email", "azure-cloud", "cert-challenge", "cloud-id", "debug",
-                                         "disable-pafxfast", "gateway-spn", "gateway-url", "gcp-audience", "k8s-auth-config-name",
+                                         "disable-pafxfast", "gateway-spn", "gateway-url", "gcp-audience",
                                          "kerberos-username", "krb5-conf-data", "oci-auth-type", "oci-group-ocid",
                                          "signed-cert-challenge", "use-remote-browser", "username"],
-                                   sdkSecrets: ["admin-password", "cert-data", "jwt", "k8s-service-account-token", "kerberos-token",
+                                   sdkSecrets: ["admin-password", "cert-data", "kerberos-token",
                                                 "key-data", "keytab-data", "ldap-password", "otp"])) { f in
             let accessType = try f.string("access-type") ?? "access_key"
-            guard accessType == "access_key" || accessType == "api_key" else {
-                throw TesseraError.badRequest("unsupported access-type '\(accessType)': this server supports access_key")
-            }
             let id = try f.requiredString("access-id")
-            let key = try f.requiredString("access-key")
-            return PreparedVerb(auditPath: "", claimedAccessId: id) { t, caller in
-                let issued = try await t.access.authenticate(accessId: id, accessKey: key, clientAddress: caller.request.clientAddress)
-                return .obj(("token", .string(issued.token)),
-                            ("expiration", .string(akeylessExpiration(issued.record.expiresAt))))
+            switch accessType {
+            case "access_key", "api_key":
+                let key = try f.requiredString("access-key")
+                return PreparedVerb(auditPath: "", claimedAccessId: id) { t, caller in
+                    let issued = try await t.access.authenticate(accessId: id, accessKey: key, clientAddress: caller.request.clientAddress)
+                    return .obj(("token", .string(issued.token)),
+                                ("expiration", .string(akeylessExpiration(issued.record.expiresAt))))
+                }
+            case "jwt", "oidc", "k8s":
+                let jwt = try f.string(accessType == "k8s" ? "k8s-service-account-token" : "jwt") ?? ""
+                let configName = try f.string("k8s-auth-config-name") ?? ""
+                let type = accessType == "k8s" ? WorkloadIdentityEngine.kubernetesType : WorkloadIdentityEngine.jwtType
+                var prepared = PreparedVerb(auditPath: "", claimedAccessId: id) { t, caller in
+                    let failure = TesseraError.unauthorized("authentication failed: invalid access id or credential")
+                    let address = caller.request.clientAddress
+                    try t.access.throttle.check(accessId: String(id.prefix(80)), address: address, now: t.now())
+                    guard let method = try await t.access.authMethod(accessId: id), method.type == type else {
+                        t.access.throttle.recordFailure(accessId: String(id.prefix(80)), address: address, now: t.now())
+                        throw failure
+                    }
+                    caller.notes.set("auth_method", method.name)
+                    let note: LoginNote = { [notes = caller.notes] k, v in notes.set(k, v) }
+                    let login: WorkloadLogin
+                    do {
+                        if type == WorkloadIdentityEngine.kubernetesType {
+                            login = try await t.identity.nativeKubernetesLogin(method: method, configName: configName, serviceAccountToken: jwt,
+                                                                               clientAddress: address, note: note)
+                        } else {
+                            login = try await t.identity.nativeJWTLogin(method: method, jwt: jwt, clientAddress: address, note: note)
+                        }
+                    } catch let e as TesseraError where e.status == 401 {
+                        t.access.throttle.recordFailure(accessId: String(id.prefix(80)), address: address, now: t.now())
+                        throw e
+                    }
+                    return .obj(("token", .string(login.issued.token)),
+                                ("expiration", .string(akeylessExpiration(login.issued.record.expiresAt))))
+                }
+                prepared.claimedMethodType = type
+                return prepared
+            default:
+                throw TesseraError.badRequest("unsupported access-type '\(accessType.prefix(32))': this server supports access_key, jwt, oidc and k8s")
             }
         },
         NativeVerb("validate-token", action: "validate_token", access: .anonymous,

@@ -55,6 +55,8 @@ public struct PipelineCall: Sendable {
     public var sensitive: [String: String]
     /// For `auth`: the access id that tries to log in, so that failures name their actor.
     public var claimedAccessId: String?
+    /// The type of the claimed auth method (`api_key`, `oauth2`, `k8s`, `cert`).
+    public var claimedMethodType = "api_key"
 
     public init(context: RequestContext, action: String, auditPath: String = "", credentials: Credentials,
                 needsIdentity: Bool = true, checks: [AccessCheck] = [], listing: (folder: ItemPath, type: RuleType)? = nil,
@@ -118,7 +120,7 @@ extension Tessera {
                                result: .allowed, status: 200)
         if let claimed = call.claimedAccessId {
             event.accessId = String(claimed.prefix(80))
-            event.authMethodType = "api_key"
+            event.authMethodType = call.claimedMethodType
         }
         let notes = AuditNotes()
         let outcome: Result<Output, TesseraError>

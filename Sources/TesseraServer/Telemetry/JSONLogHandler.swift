@@ -1,6 +1,7 @@
 // JSON log lines (`log_format: json`, `--log-format json`), in the shape of Vault's JSON logs:
 // `@timestamp`, `@level`, `@module`, `@message`, then the metadata (a request's line carries
 // `request_id`, the same id as its audit event). One line per entry, written to stderr.
+import TesseraCore
 import Foundation
 import Logging
 import Synchronization

@@ -52,6 +52,7 @@ struct VaultAuthAPI: Sendable {
             try await tessera.run(vr.pipelineCall(action: "vault_request", auditPath: "/" + p)) { _ in () }
             return VaultResponses.errors([VaultResponses.unsupported], status: .methodNotAllowed)
         default:
+            if let response = try await VaultAuthMethods(tessera: tessera).handleAuth(vr) { return response }
             try await tessera.run(vr.pipelineCall(action: "vault_request", auditPath: "/" + vr.path)) { _ in () }
             throw TesseraError.notFound("")
         }
@@ -68,6 +69,17 @@ struct VaultAuthAPI: Sendable {
     func lookupData(_ p: Principal, _ vr: VaultRequest) -> JSON {
         let now = tessera.now()
         let policies = JSON.strings(p.identity.roleNames.sorted())
+        if let t = p.token, let grant = t.grant {
+            let ttl = InputNumber.int64(max(0, t.expiresAt.timeIntervalSince(now)))
+            let shown = JSON.strings(["default"] + grant.roleNames.filter { $0 != "default" })
+            return .obj(("accessor", .string(String(t.tokenHash.prefix(24)))), ("creation_time", .int(InputNumber.int64(t.issuedAt.timeIntervalSince1970))),
+                        ("creation_ttl", .int(Int64(grant.ttlSeconds))), ("display_name", .string(grant.displayName)),
+                        ("entity_id", .string("")), ("expire_time", .date(t.expiresAt)), ("explicit_max_ttl", .int(0)),
+                        ("id", .string(currentToken(vr))), ("issue_time", .date(t.issuedAt)),
+                        ("meta", FieldValuesView.pairs(grant.metadata)), ("num_uses", .int(0)), ("orphan", .bool(true)),
+                        ("path", .string("auth" + p.identity.authMethodName + "/login")), ("policies", shown), ("renewable", .bool(true)),
+                        ("ttl", .int(ttl)), ("type", .string("service")))
+        }
         if let t = p.token {
             let ttl = InputNumber.int64(max(0, t.expiresAt.timeIntervalSince(now)))
             return .obj(("accessor", .string(String(t.tokenHash.prefix(24)))), ("creation_time", .int(InputNumber.int64(t.issuedAt.timeIntervalSince1970))),

@@ -1,5 +1,5 @@
 // Vault `sys/` endpoints: seal status, health, init, unseal, seal, leader, the mount table
-// (`sys/mounts`, enable and disable), and the KV preflight `sys/internal/ui/mounts/<path>`.
+// (`sys/mounts`, enable and disable), auth methods (`sys/auth`, in VaultAuthMethods), and the KV preflight `sys/internal/ui/mounts/<path>`.
 import Foundation
 import Synchronization
 import HTTPTypes
@@ -54,6 +54,9 @@ struct VaultSysAPI: Sendable {
                 _ = try? await tessera.mounts.delete(path: mountPath)
             }
             return VaultResponses.noContent()
+        case (let p, _) where p == "sys/auth" || p.hasPrefix("sys/auth/"):
+            if let response = try await VaultAuthMethods(tessera: tessera).handleSys(vr) { return response }
+            throw TesseraError.notFound("")
         case (let p, _) where p.hasPrefix("sys/leases/"):
             return try await VaultLeases(tessera: tessera).handle(vr)
         case (let p, .read) where p == "sys/internal/ui/mounts" || p.hasPrefix("sys/internal/ui/mounts/"):

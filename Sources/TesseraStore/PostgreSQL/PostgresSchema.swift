@@ -207,6 +207,18 @@ enum PostgresSchema {
             PRIMARY KEY (kind, key)
         );
         """,
+        // 3: workload-identity auth methods: their settings, their login roles, and what a
+        // login granted to its token.
+        """
+        ALTER TABLE auth_methods ADD COLUMN config TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE tokens ADD COLUMN grant_info TEXT NOT NULL DEFAULT '';
+        CREATE TABLE auth_method_roles (
+            access_id TEXT COLLATE "C" NOT NULL REFERENCES auth_methods(access_id) ON DELETE CASCADE,
+            name TEXT COLLATE "C" NOT NULL,
+            config TEXT NOT NULL,
+            PRIMARY KEY (access_id, name)
+        );
+        """,
     ]
 
     /// Migrations of the "audit" component (the trail, in the same database).

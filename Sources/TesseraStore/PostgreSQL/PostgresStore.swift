@@ -322,12 +322,12 @@ public final class PostgresStore: Store {
 
     public func createAuthMethod(_ m: AuthMethod) async throws {
         let values: [PGValue] = [.text(m.accessId), .text(m.name), .text(m.type), .bytes(m.keyHash), .bytes(m.keySalt),
-                                 .int(m.tokenTTLMinutes), try .json(m.boundCIDRs), .optionalDate(m.accessExpires), .date(m.createdAt)]
+                                 .int(m.tokenTTLMinutes), try .json(m.boundCIDRs), .optionalDate(m.accessExpires), .date(m.createdAt), .text(m.config.serialized)]
         do {
             try await db.transaction { tx in
                 try await tx.query("""
-                    INSERT INTO auth_methods (access_id, name, type, key_hash, key_salt, token_ttl_minutes, bound_cidrs, access_expires, created_at)
-                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)
+                    INSERT INTO auth_methods (access_id, name, type, key_hash, key_salt, token_ttl_minutes, bound_cidrs, access_expires, created_at, config)
+                    VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10)
                     """, values)
                 try await Self.bumpGeneration(tx)
             }
@@ -353,17 +353,78 @@ public final class PostgresStore: Store {
         return AuthMethod(accessId: try c.string("access_id"), name: try c.string("name"), type: try c.string("type"),
                           keyHash: try c.bytes("key_hash"), keySalt: try c.bytes("key_salt"),
                           tokenTTLMinutes: try c.int("token_ttl_minutes"), boundCIDRs: try c.json([String].self, "bound_cidrs"),
-                          accessExpires: try c.optionalDate("access_expires"), createdAt: try c.date("created_at"))
+                          accessExpires: try c.optionalDate("access_expires"), createdAt: try c.date("created_at"),
+                          config: try JSON.parse(Array(try c.string("config").utf8)))
     }
 
     public func deleteAuthMethod(accessId: String) async throws -> Bool {
         try await db.transaction { tx in
             try await tx.query("DELETE FROM tokens WHERE access_id = $1", [.text(accessId)])
+            try await tx.query("DELETE FROM auth_method_roles WHERE access_id = $1", [.text(accessId)])
             try await tx.query("DELETE FROM role_auth_methods WHERE access_id = $1", [.text(accessId)])
             let n = try await tx.count("DELETE FROM auth_methods WHERE access_id = $1 RETURNING 1", [.text(accessId)])
             try await Self.bumpGeneration(tx)
             return n > 0
         }
+    }
+
+    public func updateAuthMethod(_ m: AuthMethod) async throws -> Bool {
+        let values: [PGValue] = [.text(m.config.serialized), .int(m.tokenTTLMinutes), try .json(m.boundCIDRs), .optionalDate(m.accessExpires),
+                                 .text(m.accessId)]
+        return try await db.transaction { tx in
+            let n = try await tx.count("""
+                UPDATE auth_methods SET config = $1, token_ttl_minutes = $2, bound_cidrs = $3, access_expires = $4 WHERE access_id = $5 RETURNING 1
+                """, values)
+            try await Self.bumpGeneration(tx)
+            return n > 0
+        }
+    }
+
+    public func putAuthMethodRole(_ r: AuthMethodRole) async throws {
+        let values: [PGValue] = [.text(r.accessId), .text(r.name), .text(r.config.serialized)]
+        try await db.transaction { tx in
+            // The method's row lock orders this write against the method's deletion.
+            guard try await tx.count("SELECT 1 FROM auth_methods WHERE access_id = $1 FOR UPDATE", [values[0]]) > 0 else {
+                throw TesseraError.notFound("auth method not found")
+            }
+            try await tx.query("""
+                INSERT INTO auth_method_roles (access_id, name, config) VALUES ($1, $2, $3)
+                ON CONFLICT (access_id, name) DO UPDATE SET config = EXCLUDED.config
+                """, values)
+            try await Self.bumpGeneration(tx)
+        }
+    }
+
+    public func authMethodRole(accessId: String, name: String) async throws -> AuthMethodRole? {
+        try await db.query("SELECT * FROM auth_method_roles WHERE access_id = $1 AND name = $2", [.text(accessId), .text(name)])
+            .first.map(Self.authMethodRole)
+    }
+
+    public func authMethodRoles(accessId: String) async throws -> [AuthMethodRole] {
+        try await db.query("SELECT * FROM auth_method_roles WHERE access_id = $1 ORDER BY name", [.text(accessId)]).map(Self.authMethodRole)
+    }
+
+    public func deleteAuthMethodRole(accessId: String, name: String) async throws -> Bool {
+        try await db.transaction { tx in
+            let n = try await tx.count("DELETE FROM auth_method_roles WHERE access_id = $1 AND name = $2 RETURNING 1",
+                                       [.text(accessId), .text(name)])
+            try await Self.bumpGeneration(tx)
+            return n > 0
+        }
+    }
+
+    static func authMethodRole(_ row: PostgresRow) throws -> AuthMethodRole {
+        let c = PGColumns(row)
+        return AuthMethodRole(accessId: try c.string("access_id"), name: try c.string("name"),
+                              config: try JSON.parse(Array(try c.string("config").utf8)))
+    }
+
+    static func grantText(_ g: TokenGrant) throws -> String {
+        String(decoding: try JSONEncoder().encode(g), as: UTF8.self)
+    }
+
+    static func grant(_ text: String) throws -> TokenGrant? {
+        text.isEmpty ? nil : try JSONDecoder().decode(TokenGrant.self, from: Data(text.utf8))
     }
 
     // MARK: Roles
@@ -458,8 +519,9 @@ public final class PostgresStore: Store {
     // MARK: Tokens
 
     public func createToken(_ t: TokenRecord) async throws {
-        try await db.query("INSERT INTO tokens (token_hash, access_id, issued_at, expires_at, revoked, client_address) VALUES ($1, $2, $3, $4, $5, $6)",
-                           [.text(t.tokenHash), .text(t.accessId), .date(t.issuedAt), .date(t.expiresAt), .bool(t.revoked), .text(t.clientAddress)])
+        try await db.query("INSERT INTO tokens (token_hash, access_id, issued_at, expires_at, revoked, client_address, grant_info) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+                           [.text(t.tokenHash), .text(t.accessId), .date(t.issuedAt), .date(t.expiresAt), .bool(t.revoked), .text(t.clientAddress),
+                            .text(try t.grant.map { try Self.grantText($0) } ?? "")])
     }
 
     public func token(hash: String) async throws -> TokenRecord? {
@@ -467,7 +529,8 @@ public final class PostgresStore: Store {
         let c = PGColumns(row)
         return TokenRecord(tokenHash: try c.string("token_hash"), accessId: try c.string("access_id"),
                            issuedAt: try c.date("issued_at"), expiresAt: try c.date("expires_at"),
-                           revoked: try c.bool("revoked"), clientAddress: try c.string("client_address"))
+                           revoked: try c.bool("revoked"), clientAddress: try c.string("client_address"),
+                           grant: try Self.grant(try c.string("grant_info")))
     }
 
     public func revokeToken(hash: String) async throws -> Bool {

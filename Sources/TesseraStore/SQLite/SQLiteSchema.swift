@@ -264,6 +264,18 @@ enum SQLiteSchema {
             PRIMARY KEY (kind, key)
         );
         """,
+        // 12: workload-identity auth methods: their settings, their login roles, and what a
+        // login granted to its token.
+        """
+        ALTER TABLE auth_methods ADD COLUMN config TEXT NOT NULL DEFAULT '{}';
+        ALTER TABLE tokens ADD COLUMN grant_info TEXT NOT NULL DEFAULT '';
+        CREATE TABLE auth_method_roles (
+            access_id TEXT NOT NULL REFERENCES auth_methods(access_id) ON DELETE CASCADE,
+            name TEXT NOT NULL,
+            config TEXT NOT NULL,
+            PRIMARY KEY (access_id, name)
+        );
+        """,
     ]
 
     static let auditMigrations: [String] = [

@@ -282,10 +282,10 @@ public final class SQLiteStore: Store {
         do {
             try await db.transaction { tx in
                 try await tx.execute("""
-                    INSERT INTO auth_methods (access_id, name, type, key_hash, key_salt, token_ttl_minutes, bound_cidrs, access_expires, created_at)
-                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)
+                    INSERT INTO auth_methods (access_id, name, type, key_hash, key_salt, token_ttl_minutes, bound_cidrs, access_expires, created_at, config)
+                    VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                     """, [.text(m.accessId), .text(m.name), .text(m.type), .bytes(m.keyHash), .bytes(m.keySalt),
-                          .int(m.tokenTTLMinutes), try .json(m.boundCIDRs), .optionalDate(m.accessExpires), .date(m.createdAt)])
+                          .int(m.tokenTTLMinutes), try .json(m.boundCIDRs), .optionalDate(m.accessExpires), .date(m.createdAt), .text(m.config.serialized)])
                 try await Self.bumpGeneration(tx)
             }
         } catch TesseraError.conflict {
@@ -310,17 +310,74 @@ public final class SQLiteStore: Store {
         return AuthMethod(accessId: try c.string("access_id"), name: try c.string("name"), type: try c.string("type"),
                           keyHash: try c.bytes("key_hash"), keySalt: try c.bytes("key_salt"),
                           tokenTTLMinutes: try c.int("token_ttl_minutes"), boundCIDRs: try c.json([String].self, "bound_cidrs"),
-                          accessExpires: c.optionalDate("access_expires"), createdAt: try c.date("created_at"))
+                          accessExpires: c.optionalDate("access_expires"), createdAt: try c.date("created_at"),
+                          config: try JSON.parse(Array(try c.string("config").utf8)))
     }
 
     public func deleteAuthMethod(accessId: String) async throws -> Bool {
         try await db.transaction { tx in
             try await tx.execute("DELETE FROM tokens WHERE access_id = ?", [.text(accessId)])
+            try await tx.execute("DELETE FROM auth_method_roles WHERE access_id = ?", [.text(accessId)])
             try await tx.execute("DELETE FROM role_auth_methods WHERE access_id = ?", [.text(accessId)])
             let n = try await tx.execute("DELETE FROM auth_methods WHERE access_id = ?", [.text(accessId)])
             try await Self.bumpGeneration(tx)
             return n > 0
         }
+    }
+
+    public func updateAuthMethod(_ m: AuthMethod) async throws -> Bool {
+        try await db.transaction { tx in
+            let n = try await tx.execute("""
+                UPDATE auth_methods SET config = ?, token_ttl_minutes = ?, bound_cidrs = ?, access_expires = ? WHERE access_id = ?
+                """, [.text(m.config.serialized), .int(m.tokenTTLMinutes), try .json(m.boundCIDRs), .optionalDate(m.accessExpires),
+                      .text(m.accessId)])
+            try await Self.bumpGeneration(tx)
+            return n > 0
+        }
+    }
+
+    public func putAuthMethodRole(_ r: AuthMethodRole) async throws {
+        try await db.transaction { tx in
+            guard try await tx.execute("UPDATE auth_methods SET type = type WHERE access_id = ?", [.text(r.accessId)]) > 0 else {
+                throw TesseraError.notFound("auth method not found")
+            }
+            try await tx.execute("""
+                INSERT INTO auth_method_roles (access_id, name, config) VALUES (?, ?, ?)
+                ON CONFLICT (access_id, name) DO UPDATE SET config = excluded.config
+                """, [.text(r.accessId), .text(r.name), .text(r.config.serialized)])
+            try await Self.bumpGeneration(tx)
+        }
+    }
+
+    public func authMethodRole(accessId: String, name: String) async throws -> AuthMethodRole? {
+        try await db.read("SELECT * FROM auth_method_roles WHERE access_id = ? AND name = ?", [.text(accessId), .text(name)])
+            .first.map(Self.authMethodRole)
+    }
+
+    public func authMethodRoles(accessId: String) async throws -> [AuthMethodRole] {
+        try await db.read("SELECT * FROM auth_method_roles WHERE access_id = ? ORDER BY name", [.text(accessId)]).map(Self.authMethodRole)
+    }
+
+    public func deleteAuthMethodRole(accessId: String, name: String) async throws -> Bool {
+        try await db.transaction { tx in
+            let n = try await tx.execute("DELETE FROM auth_method_roles WHERE access_id = ? AND name = ?", [.text(accessId), .text(name)])
+            try await Self.bumpGeneration(tx)
+            return n > 0
+        }
+    }
+
+    static func authMethodRole(_ row: SQLiteRow) throws -> AuthMethodRole {
+        let c = Columns(row: row)
+        return AuthMethodRole(accessId: try c.string("access_id"), name: try c.string("name"),
+                              config: try JSON.parse(Array(try c.string("config").utf8)))
+    }
+
+    static func grantText(_ g: TokenGrant) throws -> String {
+        String(decoding: try JSONEncoder().encode(g), as: UTF8.self)
+    }
+
+    static func grant(_ text: String) throws -> TokenGrant? {
+        text.isEmpty ? nil : try JSONDecoder().decode(TokenGrant.self, from: Data(text.utf8))
     }
 
     // MARK: Roles
@@ -420,8 +477,9 @@ public final class SQLiteStore: Store {
     // MARK: Tokens
 
     public func createToken(_ t: TokenRecord) async throws {
-        try await db.write("INSERT INTO tokens (token_hash, access_id, issued_at, expires_at, revoked, client_address) VALUES (?, ?, ?, ?, ?, ?)",
-                           [.text(t.tokenHash), .text(t.accessId), .date(t.issuedAt), .date(t.expiresAt), .bool(t.revoked), .text(t.clientAddress)])
+        try await db.write("INSERT INTO tokens (token_hash, access_id, issued_at, expires_at, revoked, client_address, grant_info) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           [.text(t.tokenHash), .text(t.accessId), .date(t.issuedAt), .date(t.expiresAt), .bool(t.revoked), .text(t.clientAddress),
+                            .text(try t.grant.map { try Self.grantText($0) } ?? "")])
     }
 
     public func token(hash: String) async throws -> TokenRecord? {
@@ -429,7 +487,8 @@ public final class SQLiteStore: Store {
         let c = Columns(row: row)
         return TokenRecord(tokenHash: try c.string("token_hash"), accessId: try c.string("access_id"),
                            issuedAt: try c.date("issued_at"), expiresAt: try c.date("expires_at"),
-                           revoked: try c.bool("revoked"), clientAddress: try c.string("client_address"))
+                           revoked: try c.bool("revoked"), clientAddress: try c.string("client_address"),
+                           grant: try Self.grant(try c.string("grant_info")))
     }
 
     public func revokeToken(hash: String) async throws -> Bool {

@@ -1,7 +1,7 @@
 // JSON: a small JSON value type with a bounded-depth parser and a compact serializer, used by
 // every front-end so that request limits and response shapes are controlled in one place.
 import Foundation
-import TesseraCore
+
 
 public indirect enum JSON: Sendable, Equatable {
     case null
@@ -69,7 +69,7 @@ public indirect enum JSON: Sendable, Equatable {
 
     /// A linear scan that counts nesting outside strings, so that deep input is refused before
     /// any recursive decoding starts.
-    static func checkDepth(_ bytes: some Collection<UInt8>) throws {
+    public static func checkDepth(_ bytes: some Collection<UInt8>) throws {
         var depth = 0
         var inString = false
         var escaped = false
@@ -100,7 +100,7 @@ public indirect enum JSON: Sendable, Equatable {
         return out
     }
 
-    func write(into out: inout [UInt8]) {
+    public func write(into out: inout [UInt8]) {
         switch self {
         case .null: out.append(contentsOf: "null".utf8)
         case .bool(let b): out.append(contentsOf: (b ? "true" : "false").utf8)
@@ -135,7 +135,7 @@ public indirect enum JSON: Sendable, Equatable {
 
     /// Writes a string literal with the escapes Go's encoder uses (`<`, `>`, `&`, U+2028 and
     /// U+2029 as `\uXXXX`), working on UTF-8 bytes.
-    static func writeString(_ s: String, into out: inout [UInt8]) {
+    public static func writeString(_ s: String, into out: inout [UInt8]) {
         out.append(UInt8(ascii: "\""))
         var utf8 = s.utf8.makeIterator()
         var pending: [UInt8] = []

@@ -3,7 +3,7 @@
 // rejects what the RFC rejects: trailing content, control characters and invalid UTF-8 in
 // strings, lone surrogates, leading zeros, bare `+`, NaN. Nesting is bounded by `JSON.parse`
 // before parsing starts.
-import TesseraCore
+
 
 struct JSONParser {
     private let bytes: [UInt8]

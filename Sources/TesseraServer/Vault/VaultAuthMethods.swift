@@ -1,0 +1,265 @@
+// Vault auth-method administration and workload-identity logins: `sys/auth` (list, enable,
+// disable, read, tune), and for a JWT/OIDC or Kubernetes mount `auth/<path>/config`,
+// `auth/<path>/role[/<name>]` and `auth/<path>/login`. Administration is authorized under the
+// auth-method rule type on the method's path (`/<path>`); writing a login role that names access
+// roles in `token_policies` also needs the right to grant those roles. Logins are anonymous and
+// audited with the method, the login role and the identifying claims, never the credential.
+import Foundation
+import Hummingbird
+import TesseraCore
+import TesseraEngines
+
+struct VaultAuthMethods: Sendable {
+    let tessera: Tessera
+
+    // MARK: sys/auth
+
+    func handleSys(_ vr: VaultRequest) async throws -> Response? {
+        let path = vr.path
+        if path == "sys/auth" {
+            guard vr.operation == .read || vr.operation == .list else { return VaultResponses.errors([], status: .methodNotAllowed) }
+            return try await list(vr)
+        }
+        guard path.hasPrefix("sys/auth/") else { return nil }
+        var rest = String(path.dropFirst("sys/auth/".count))
+        var tune = false
+        if rest.hasSuffix("/tune") {
+            tune = true
+            rest = String(rest.dropLast("/tune".count))
+        }
+        let mount = try WorkloadIdentityEngine.validateMountPath(rest)
+        let methodPath = try ItemPath("/" + mount)
+        switch (vr.operation, tune) {
+        case (.write, false):
+            let fields = try vr.fields()
+            let type = try fields.string("type") ?? ""
+            let description = try fields.string("description") ?? ""
+            try await tessera.run(vr.pipelineCall(action: "create_auth_method", auditPath: methodPath.value,
+                                                  checks: [AccessCheck(.create, .authMethod, methodPath)])) { caller in
+                caller.notes.set("type", String(type.prefix(32)))
+                _ = try await tessera.identity.enable(path: mount, vaultType: type, description: description)
+            }
+            return VaultResponses.noContent()
+        case (.delete, false):
+            try await tessera.run(vr.pipelineCall(action: "delete_auth_method", auditPath: methodPath.value,
+                                                  checks: [AccessCheck(.delete, .authMethod, methodPath)])) { _ in
+                // Like Vault, disabling a path that is not enabled succeeds.
+                if let m = try? await tessera.access.authMethod(named: methodPath.value), WorkloadIdentityEngine.isWorkloadType(m.type) {
+                    _ = try await tessera.access.deleteAuthMethod(named: m.name)
+                }
+            }
+            return VaultResponses.noContent()
+        case (.read, _):
+            let m = try await tessera.run(vr.pipelineCall(action: "get_auth_method", auditPath: methodPath.value,
+                                                          checks: [AccessCheck(.read, .authMethod, methodPath)])) { _ in
+                try await workloadMethod(mount)
+            }
+            guard let m else { throw TesseraError.badRequest("No auth engine at \(mount)/") }
+            if tune { return VaultResponses.doubled(tuneJSON(m), requestId: vr.context.requestId) }
+            return VaultResponses.doubled(entryJSON(m), requestId: vr.context.requestId)
+        case (.write, true):
+            let fields = try vr.fields()
+            let ttl = try fields.seconds("default_lease_ttl")
+            try await tessera.run(vr.pipelineCall(action: "update_auth_method", auditPath: methodPath.value,
+                                                  checks: [AccessCheck(.update, .authMethod, methodPath)])) { _ in
+                guard var m = try await workloadMethod(mount) else { throw TesseraError.badRequest("No auth engine at \(mount)/") }
+                if let ttl, ttl > 0 {
+                    m.tokenTTLMinutes = min(max(1, ttl / 60), AuthMethod.maxTokenTTLMinutes)
+                    try await tessera.access.updateMethod(m)
+                }
+            }
+            return VaultResponses.noContent()
+        default:
+            return VaultResponses.errors([], status: .methodNotAllowed)
+        }
+    }
+
+    func workloadMethod(_ mount: String) async throws -> AuthMethod? {
+        guard let m = try? await tessera.access.authMethod(named: "/" + mount), WorkloadIdentityEngine.isWorkloadType(m.type) else { return nil }
+        return m
+    }
+
+    func list(_ vr: VaultRequest) async throws -> Response {
+        let entries = try await tessera.run(vr.pipelineCall(action: "list_auth_methods", auditPath: "/")) { caller -> [(String, JSON)] in
+            let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
+            var out: [(String, JSON)] = [("token/", tokenEntry)]
+            for m in try await tessera.access.authMethods() where WorkloadIdentityEngine.isWorkloadType(m.type) {
+                guard let p = try? ItemPath(m.name), authorizer.check(.list, on: p, type: .authMethod).isAllowed
+                        || authorizer.check(.read, on: p, type: .authMethod).isAllowed else { continue }
+                out.append((WorkloadIdentityEngine.mountPath(m) + "/", entryJSON(m)))
+            }
+            return out
+        }
+        return VaultResponses.doubled(.object(entries), requestId: vr.context.requestId)
+    }
+
+    var tokenEntry: JSON {
+        .obj(("accessor", .string("auth_token_tessera")), ("config", mountConfig(ttl: 0)),
+             ("description", .string("token based credentials")), ("external_entropy_access", .bool(false)), ("local", .bool(false)),
+             ("options", .null), ("plugin_version", .string("")), ("running_plugin_version", .string("v\(SystemAPI.version)+builtin.tessera")),
+             ("running_sha256", .string("")), ("seal_wrap", .bool(false)), ("type", .string("token")), ("uuid", .string("tessera-token")))
+    }
+
+    func mountConfig(ttl: Int) -> JSON {
+        .obj(("default_lease_ttl", .int(Int64(ttl))), ("force_no_cache", .bool(false)), ("max_lease_ttl", .int(Int64(AuthMethod.maxTokenTTLMinutes * 60))),
+             ("token_type", .string("default-service")))
+    }
+
+    func entryJSON(_ m: AuthMethod) -> JSON {
+        let type = WorkloadIdentityEngine.vaultType(m)
+        return .obj(("accessor", .string("auth_\(type)_" + m.accessId.dropFirst(2).lowercased())),
+                    ("config", mountConfig(ttl: m.tokenTTLMinutes * 60)),
+                    ("description", .string(m.config["description"]?.stringValue ?? "")), ("external_entropy_access", .bool(false)),
+                    ("local", .bool(false)), ("options", .null), ("plugin_version", .string("")),
+                    ("running_plugin_version", .string("v\(SystemAPI.version)+builtin.tessera")), ("running_sha256", .string("")),
+                    ("seal_wrap", .bool(false)), ("type", .string(type)), ("uuid", .string(m.accessId)))
+    }
+
+    func tuneJSON(_ m: AuthMethod) -> JSON {
+        .obj(("default_lease_ttl", .int(Int64(m.tokenTTLMinutes * 60))), ("description", .string(m.config["description"]?.stringValue ?? "")),
+             ("force_no_cache", .bool(false)), ("max_lease_ttl", .int(Int64(AuthMethod.maxTokenTTLMinutes * 60))),
+             ("token_type", .string("default-service")))
+    }
+
+    // MARK: auth/<path>/…
+
+    enum Endpoint {
+        case login, config, roles, role(String)
+    }
+
+    /// Splits `auth/<mount>/<endpoint>`; nil when the path is none of these.
+    static func endpoint(_ path: String) -> (mount: String, endpoint: Endpoint)? {
+        let segments = path.dropFirst("auth/".count).split(separator: "/").map(String.init)
+        let n = segments.count
+        guard n >= 2 else { return nil }
+        if n >= 3, segments[n - 2] == "role" { return (segments[0..<(n - 2)].joined(separator: "/"), .role(segments[n - 1])) }
+        let mount = segments[0..<(n - 1)].joined(separator: "/")
+        switch segments[n - 1] {
+        case "login": return (mount, .login)
+        case "config": return (mount, .config)
+        case "role": return (mount, .roles)
+        default: return nil
+        }
+    }
+
+    func handleAuth(_ vr: VaultRequest) async throws -> Response? {
+        guard let (mount, endpoint) = Self.endpoint(vr.path), let method = try await workloadMethod(mount) else { return nil }
+        let methodPath = try ItemPath(method.name)
+        let requestId = vr.context.requestId
+        switch (endpoint, vr.operation) {
+        case (.login, .write):
+            return try await login(vr, method)
+        case (.config, .write):
+            let body = try vr.fields().body
+            try await tessera.run(vr.pipelineCall(action: "update_auth_method", auditPath: methodPath.value,
+                                                  checks: [AccessCheck(.update, .authMethod, methodPath)])) { _ in
+                try await tessera.identity.writeVaultConfig(method, body: body)
+            }
+            return VaultResponses.noContent()
+        case (.config, .read):
+            let view = try await tessera.run(vr.pipelineCall(action: "get_auth_method", auditPath: methodPath.value,
+                                                             checks: [AccessCheck(.read, .authMethod, methodPath)])) { _ in
+                tessera.identity.vaultConfigView(try await tessera.access.authMethod(named: method.name))
+            }
+            return VaultResponses.envelope(data: view, requestId: requestId)
+        case (.roles, .list):
+            let names = try await tessera.run(vr.pipelineCall(action: "list_auth_method_roles", auditPath: methodPath.value,
+                                                              checks: [AccessCheck(.list, .authMethod, methodPath)])) { _ in
+                try await tessera.access.loginRoles(accessId: method.accessId).map(\.name)
+            }
+            guard !names.isEmpty else { throw TesseraError.notFound("") }
+            return VaultResponses.envelope(data: .obj(("keys", .strings(names))), requestId: requestId)
+        case (.role(let raw), .write):
+            let name = try WorkloadIdentityEngine.roleName(raw)
+            let body = try vr.fields().body
+            try await tessera.run(vr.pipelineCall(action: "update_auth_method_role", auditPath: methodPath.value,
+                                                  checks: [AccessCheck(.update, .authMethod, methodPath)])) { caller in
+                caller.notes.set("login_role", name)
+                // A login role gives its token the roles it names: only with rights the writer holds.
+                let old = try await tessera.access.loginRole(accessId: method.accessId, name: name)
+                let granted = try TokenParametersView.policies(body, old: old)
+                for roleName in granted {
+                    if let role = try? await tessera.access.role(named: roleName) { try NativeVerbs.requireMayGrant(caller, role) }
+                }
+                _ = try await tessera.identity.writeVaultRole(method, name: name, body: body)
+            }
+            return VaultResponses.noContent()
+        case (.role(let raw), .read):
+            let name = try WorkloadIdentityEngine.roleName(raw)
+            let role = try await tessera.run(vr.pipelineCall(action: "get_auth_method_role", auditPath: methodPath.value,
+                                                             checks: [AccessCheck(.read, .authMethod, methodPath)])) { _ in
+                try await tessera.access.loginRole(accessId: method.accessId, name: name)
+            }
+            guard let role else { throw TesseraError.notFound("") }
+            return VaultResponses.envelope(data: role.config, requestId: requestId)
+        case (.role(let raw), .delete):
+            let name = try WorkloadIdentityEngine.roleName(raw)
+            try await tessera.run(vr.pipelineCall(action: "delete_auth_method_role", auditPath: methodPath.value,
+                                                  checks: [AccessCheck(.delete, .authMethod, methodPath)])) { caller in
+                caller.notes.set("login_role", name)
+                _ = try await tessera.access.deleteLoginRole(accessId: method.accessId, name: name)
+            }
+            return VaultResponses.noContent()
+        default:
+            return VaultResponses.errors([VaultResponses.unsupported], status: .methodNotAllowed)
+        }
+    }
+
+    func login(_ vr: VaultRequest, _ method: AuthMethod) async throws -> Response {
+        let fields = try vr.fields()
+        let role = try fields.string("role")
+        let jwt = try fields.string("jwt") ?? ""
+        var call = vr.pipelineCall(action: "auth", auditPath: method.name, needsIdentity: false)
+        call.claimedAccessId = method.accessId
+        call.claimedMethodType = method.type
+        let login: WorkloadLogin
+        do {
+            login = try await tessera.run(call) { caller in
+                let note: LoginNote = { [notes = caller.notes] k, v in notes.set(k, v) }
+                let address = caller.request.clientAddress
+                switch method.type {
+                case WorkloadIdentityEngine.jwtType:
+                    return try await tessera.identity.vaultJWTLogin(method: method, roleName: role, jwt: jwt, clientAddress: address, note: note)
+                case WorkloadIdentityEngine.kubernetesType:
+                    return try await tessera.identity.vaultKubernetesLogin(method: method, roleName: role, jwt: jwt, clientAddress: address, note: note)
+                default:
+                    throw TesseraError.badRequest("unsupported operation")
+                }
+            }
+        } catch TesseraError.unauthorized(let text) {
+            return VaultResponses.errors([text], status: .forbidden)
+        }
+        return VaultResponses.envelope(data: nil, auth: Self.authBlock(login, now: tessera.now()), requestId: vr.context.requestId)
+    }
+
+    static func authBlock(_ login: WorkloadLogin, now: Date) -> JSON {
+        let record = login.issued.record
+        let ttl = InputNumber.int64(max(0, record.expiresAt.timeIntervalSince(now)))
+        return .obj(("client_token", .string(login.issued.token)), ("accessor", .string(String(record.tokenHash.prefix(24)))),
+                    ("policies", .strings(login.policies)), ("token_policies", .strings(login.policies)),
+                    ("metadata", FieldValuesView.pairs(login.metadata)), ("lease_duration", .int(ttl)), ("renewable", .bool(true)),
+                    ("entity_id", .string("")), ("token_type", .string("service")), ("orphan", .bool(true)),
+                    ("mfa_requirement", .null), ("num_uses", .int(0)))
+    }
+}
+
+/// Small views shared by the Vault auth handlers.
+enum FieldValuesView {
+    static func pairs(_ m: [String: String]) -> JSON { .object(m.keys.sorted().map { ($0, .string(m[$0] ?? "")) }) }
+}
+
+enum TokenParametersView {
+    /// The access roles a role write would grant: `token_policies` (or `policies`) when given,
+    /// else those of the existing role.
+    static func policies(_ body: JSON, old: AuthMethodRole?) throws -> [String] {
+        for key in ["token_policies", "policies"] {
+            guard let v = body[key], v != .null else { continue }
+            switch v {
+            case .string(let s): return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
+            case .array(let a): return a.compactMap(\.stringValue)
+            default: throw TesseraError.badRequest("\(key) must be a list of strings")
+            }
+        }
+        return old.map(WorkloadIdentityEngine.grantedRoles) ?? []
+    }
+}
