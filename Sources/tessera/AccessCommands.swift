@@ -3,24 +3,75 @@ import ArgumentParser
 import Foundation
 
 struct CreateAuthMethodCommand: AsyncParsableCommand {
-    static let configuration = CommandConfiguration(commandName: "create-auth-method",
-                                                    abstract: CLIHelp.verb("create-auth-method", "Create an API-key auth method; prints its access key once."))
+    static let configuration = CommandConfiguration(
+        commandName: "create-auth-method",
+        abstract: CLIHelp.verb("create-auth-method", "Create an auth method: an API key (prints its access key once), or a workload identity."),
+        discussion: """
+            --type api_key (default): an access id and key. --type oauth2 (or jwt): JWTs from --jwks-uri, identified by \
+            --unique-identifier. --type k8s: Kubernetes service-account tokens, bounded by --bound-namespaces and \
+            --bound-sa-names (prints the private key for the gateway k8s auth config once). --type cert: client \
+            certificates trusted by --certificate-file, identified by --unique-identifier.
+            """)
     @OptionGroup var api: APIOptions
     @Option(help: .field("create-auth-method", "name")) var name: String
+    @Option(help: "api_key (default), oauth2 (jwt), k8s or cert.") var type: String = "api_key"
     @Option(name: .customLong("jwt-ttl"), help: .field("create-auth-method", "jwt-ttl")) var jwtTTL: Int?
     @Option(name: .customLong("bound-ips"), help: .field("create-auth-method", "bound-ips", note: "Repeatable.")) var boundIPs: [String] = []
     @Option(name: .customLong("access-expires"), help: .field("create-auth-method", "access-expires")) var accessExpires: Int?
+    @Option(name: .customLong("jwks-uri"), help: "oauth2: the issuer's JWKS URL.") var jwksURI: String?
+    @Option(name: .customLong("unique-identifier"), help: "oauth2, cert: the claim or field that identifies the workload.") var uniqueIdentifier: String?
+    @Option(help: "oauth2: the required iss claim.") var issuer: String?
+    @Option(help: "oauth2, k8s: the required aud value.") var audience: String?
+    @Option(name: .customLong("bound-client-ids"), help: "oauth2: allowed client ids. Repeatable.") var boundClientIds: [String] = []
+    @Option(name: .customLong("bound-namespaces"), help: "k8s: allowed namespaces (globs). Repeatable.") var boundNamespaces: [String] = []
+    @Option(name: .customLong("bound-sa-names"), help: "k8s: allowed service accounts (globs). Repeatable.") var boundSANames: [String] = []
+    @Option(name: .customLong("certificate-file"), help: "cert: a PEM file with the trusted CA or certificate.") var certificateFile: String?
+    @Option(name: .customLong("bound-common-names"), help: "cert: allowed common names (globs). Repeatable.") var boundCommonNames: [String] = []
+    @Option(name: .customLong("bound-dns-sans"), help: "cert: allowed DNS SANs (globs). Repeatable.") var boundDNSSans: [String] = []
 
     func run() async throws {
         try await runCLI {
-            let a = try await APIClient.call("create-auth-method", ["name": name, "jwt-ttl": jwtTTL,
-                                                                     "bound-ips": boundIPs.isEmpty ? nil : boundIPs,
-                                                                     "access-expires": accessExpires], options: api)
+            var body: [String: Any?] = ["name": name, "jwt-ttl": jwtTTL, "bound-ips": boundIPs.isEmpty ? nil : boundIPs,
+                                        "access-expires": accessExpires]
+            let verb: String
+            switch type {
+            case "api_key", "access_key": verb = "create-auth-method"
+            case "oauth2", "jwt":
+                verb = "auth-method-create-oauth2"
+                body["jwks-uri"] = jwksURI
+                body["unique-identifier"] = uniqueIdentifier
+                body["issuer"] = issuer
+                body["audience"] = audience
+                body["bound-client-ids"] = boundClientIds.isEmpty ? nil : boundClientIds
+            case "k8s", "kubernetes":
+                verb = "auth-method-create-k8s"
+                body["audience"] = audience
+                body["bound-namespaces"] = boundNamespaces.isEmpty ? nil : boundNamespaces
+                body["bound-sa-names"] = boundSANames.isEmpty ? nil : boundSANames
+            case "cert":
+                verb = "auth-method-create-cert"
+                guard let certificateFile, let pem = FileManager.default.contents(atPath: certificateFile) else {
+                    throw CLIError(description: "--certificate-file must name a readable PEM file")
+                }
+                body["certificate-data"] = pem.base64EncodedString()
+                body["unique-identifier"] = uniqueIdentifier ?? "common_name"
+                body["bound-common-names"] = boundCommonNames.isEmpty ? nil : boundCommonNames
+                body["bound-dns-sans"] = boundDNSSans.isEmpty ? nil : boundDNSSans
+            default:
+                throw CLIError(description: "--type must be api_key, oauth2, k8s or cert")
+            }
+            let a = try await APIClient.call(verb, body, options: api)
             if api.json { APIClient.print(a, options: api); return }
             let o = a as? [String: Any] ?? [:]
             print("Access ID:  \(o["access_id"] as? String ?? "")")
-            print("Access Key: \(o["access_key"] as? String ?? "")")
-            print("The access key is shown once; Tessera keeps only its hash.")
+            if let key = o["access_key"] as? String {
+                print("Access Key: \(key)")
+                print("The access key is shown once; Tessera keeps only its hash.")
+            }
+            if let key = o["prv_key"] as? String, !key.isEmpty {
+                print("Private key (the signing-key of its gateway k8s auth config): \(key)")
+                print("The private key is shown once; Tessera keeps only the public key.")
+            }
         }
     }
 }

@@ -87,6 +87,11 @@ extension WorkloadIdentityEngine {
         case Self.kubernetesType:
             m.config = Self.preserving(try await KubernetesSettings.vaultConfig(body, old: method.config, seal: seal, accessId: method.accessId),
                                        from: method.config)
+        case Self.certType:
+            let disableBinding = try FieldValues.bool(body["disable_binding"], "disable_binding") ?? false
+            let aliasMetadata = try FieldValues.bool(body["enable_identity_alias_metadata"], "enable_identity_alias_metadata") ?? false
+            m.config = Self.preserving(.obj(("disable_binding", .bool(disableBinding)), ("enable_identity_alias_metadata", .bool(aliasMetadata)),
+                                            ("ocsp_cache_size", .int(100))), from: method.config)
         default:
             throw TesseraError.badRequest("unsupported operation")
         }
@@ -98,6 +103,9 @@ extension WorkloadIdentityEngine {
         switch method.type {
         case Self.jwtType: JWTSettings.vaultView(method.config)
         case Self.kubernetesType: KubernetesSettings.vaultView(method.config)
+        case Self.certType: .obj(("disable_binding", method.config["disable_binding"] ?? .bool(false)),
+                                 ("enable_identity_alias_metadata", method.config["enable_identity_alias_metadata"] ?? .bool(false)),
+                                 ("ocsp_cache_size", .int(100)))
         default: .object([])
         }
     }
@@ -110,6 +118,7 @@ extension WorkloadIdentityEngine {
         switch method.type {
         case Self.jwtType: config = try JWTSettings.vaultRole(body, over: old)
         case Self.kubernetesType: config = try KubernetesSettings.vaultRole(body, over: old)
+        case Self.certType: config = try CertSettings.vaultRole(body, name: name, over: old)
         default: throw TesseraError.badRequest("unsupported operation")
         }
         let role = AuthMethodRole(accessId: method.accessId, name: name, config: config)

@@ -13,7 +13,8 @@ public struct TLSSettings: Sendable, Equatable {
     public var certFile: String
     /// PEM: the server's private key (RSA or EC).
     public var keyFile: String
-    /// PEM: the CAs that client certificates must chain to; nil asks for no client certificate.
+    /// PEM: the CAs that client certificates must chain to; nil asks for a client certificate
+    /// without requiring or verifying one at the TLS layer (certificate auth verifies it).
     public var clientCAFile: String?
     /// With a client CA: refuse connections without a certificate (the default), or let them in
     /// anonymously (they still need a token) and verify only the certificates that are presented.
@@ -71,6 +72,9 @@ public struct TLSSettings: Sendable, Equatable {
             configuration.trustRoots = .certificates(roots)
             configuration.sendCANameList = true
             configuration.certificateVerification = requireClientCert ? .noHostnameVerification : .optionalVerification
+        } else {
+            // Requested, never required, and checked by the cert auth method (TesseraHTTPChannel).
+            configuration.certificateVerification = .optionalVerification
         }
         do {
             return try NIOSSLContext(configuration: configuration)
@@ -99,9 +103,9 @@ public final class TLSContextHolder: Sendable {
     }
 }
 
-/// The client's certificate on a TLS connection, verified against the client CA during the
-/// handshake, for certificate authentication (the identity hook): nil on plain HTTP or when the
-/// client presented none.
+/// The client's certificate on a TLS connection, for certificate authentication: verified
+/// against the client CA during the handshake when one is configured, else only by the cert auth
+/// method. Nil on plain HTTP or when the client presented none.
 public func peerCertificate(of channel: any Channel) async -> NIOSSLCertificate? {
     guard let certificate = try? await channel.nioSSL_peerCertificate().get() else { return nil }
     return certificate

@@ -16,7 +16,15 @@ struct TesseraHTTPChannel: ServerChildChannel {
             try channel.pipeline.syncOperations.addHandler(ListMethodRewriter(), position: .first)
             if let tls {
                 // The context of this moment: a SIGHUP later changes only new connections.
-                try channel.pipeline.syncOperations.addHandler(NIOSSLServerHandler(context: tls.context), position: .first)
+                let handler: NIOSSLServerHandler
+                if tls.settings.clientCAFile == nil {
+                    // Certificate auth, as Vault's listener does: ask for a client certificate
+                    // without requiring one, and accept any; the cert auth method decides trust.
+                    handler = NIOSSLServerHandler(context: tls.context) { _, promise in promise.succeed(.certificateVerified) }
+                } else {
+                    handler = NIOSSLServerHandler(context: tls.context)
+                }
+                try channel.pipeline.syncOperations.addHandler(handler, position: .first)
                 try channel.pipeline.syncOperations.addHandler(PlainHTTPOnTLSPort(), position: .first)
             }
         }.flatMap {

@@ -7,19 +7,20 @@ import TesseraEngines
 extension NativeVerbs {
     static let authentication: [NativeVerb] = [
         NativeVerb("auth", action: "auth", access: .anonymous,
-                   help: "Log in and get a token: with an API key (access-type access_key), a JWT (jwt, oidc) or a Kubernetes service-account token (k8s).",
-                   fields: declare([.string("access-type", "access_key (the default; api_key is the same), jwt, oidc or k8s."),
+                   help: "Log in and get a token: with an API key (access-type access_key), a JWT (jwt, oidc), a Kubernetes service-account token (k8s) or a client certificate and its key (cert).",
+                   fields: declare([.string("access-type", "access_key (the default; api_key is the same), jwt, oidc, k8s or cert."),
                                     .string("access-id", required: true, "The auth method's access id (p-…)."),
                                     .string("access-key", sensitive: true, "The access key (access_key)."),
                                     .string("jwt", sensitive: true, "The JWT (jwt, oidc)."),
                                     .string("k8s-service-account-token", sensitive: true, "The service-account token, raw or base64 (k8s)."),
-                                    .string("k8s-auth-config-name", "The gateway k8s auth config (k8s).")],
+                                    .string("k8s-auth-config-name", "The gateway k8s auth config (k8s)."),
+                                    .string("cert-data", "The client certificate, base64 PEM (cert)."),
+                                    .string("key-data", sensitive: true, "The client certificate's private key, base64 PEM (cert).")],
                                    sdk: ["account-id", "admin-email", "azure-cloud", "cert-challenge", "cloud-id", "debug",
                                          "disable-pafxfast", "gateway-spn", "gateway-url", "gcp-audience",
                                          "kerberos-username", "krb5-conf-data", "oci-auth-type", "oci-group-ocid",
                                          "signed-cert-challenge", "use-remote-browser", "username"],
-                                   sdkSecrets: ["admin-password", "cert-data", "kerberos-token",
-                                                "key-data", "keytab-data", "ldap-password", "otp"])) { f in
+                                   sdkSecrets: ["admin-password", "kerberos-token", "keytab-data", "ldap-password", "otp"])) { f in
             let accessType = try f.string("access-type") ?? "access_key"
             let id = try f.requiredString("access-id")
             switch accessType {
@@ -30,31 +31,32 @@ extension NativeVerbs {
                     return .obj(("token", .string(issued.token)),
                                 ("expiration", .string(akeylessExpiration(issued.record.expiresAt))))
                 }
-            case "jwt", "oidc", "k8s":
+            case "jwt", "oidc", "k8s", "cert":
                 let jwt = try f.string(accessType == "k8s" ? "k8s-service-account-token" : "jwt") ?? ""
                 let configName = try f.string("k8s-auth-config-name") ?? ""
-                let type = accessType == "k8s" ? WorkloadIdentityEngine.kubernetesType : WorkloadIdentityEngine.jwtType
+                let certData = try f.string("cert-data") ?? ""
+                let keyData = try f.string("key-data") ?? ""
+                let type = switch accessType {
+                case "k8s": WorkloadIdentityEngine.kubernetesType
+                case "cert": WorkloadIdentityEngine.certType
+                default: WorkloadIdentityEngine.jwtType
+                }
                 var prepared = PreparedVerb(auditPath: "", claimedAccessId: id) { t, caller in
                     let failure = TesseraError.unauthorized("authentication failed: invalid access id or credential")
                     let address = caller.request.clientAddress
-                    try t.access.throttle.check(accessId: String(id.prefix(80)), address: address, now: t.now())
-                    guard let method = try await t.access.authMethod(accessId: id), method.type == type else {
-                        t.access.throttle.recordFailure(accessId: String(id.prefix(80)), address: address, now: t.now())
-                        throw failure
-                    }
+                    // Not throttled per method (see VaultAuthMethods.login): nothing here can be guessed.
+                    guard let method = try await t.access.authMethod(accessId: id), method.type == type else { throw failure }
                     caller.notes.set("auth_method", method.name)
                     let note: LoginNote = { [notes = caller.notes] k, v in notes.set(k, v) }
                     let login: WorkloadLogin
-                    do {
-                        if type == WorkloadIdentityEngine.kubernetesType {
-                            login = try await t.identity.nativeKubernetesLogin(method: method, configName: configName, serviceAccountToken: jwt,
-                                                                               clientAddress: address, note: note)
-                        } else {
-                            login = try await t.identity.nativeJWTLogin(method: method, jwt: jwt, clientAddress: address, note: note)
-                        }
-                    } catch let e as TesseraError where e.status == 401 {
-                        t.access.throttle.recordFailure(accessId: String(id.prefix(80)), address: address, now: t.now())
-                        throw e
+                    if type == WorkloadIdentityEngine.kubernetesType {
+                        login = try await t.identity.nativeKubernetesLogin(method: method, configName: configName, serviceAccountToken: jwt,
+                                                                           clientAddress: address, note: note)
+                    } else if type == WorkloadIdentityEngine.certType {
+                        login = try await t.identity.nativeCertLogin(method: method, certData: certData, keyData: keyData,
+                                                                     connectionCertificate: nil, clientAddress: address, note: note)
+                    } else {
+                        login = try await t.identity.nativeJWTLogin(method: method, jwt: jwt, clientAddress: address, note: note)
                     }
                     return .obj(("token", .string(login.issued.token)),
                                 ("expiration", .string(akeylessExpiration(login.issued.record.expiresAt))))
@@ -62,7 +64,7 @@ extension NativeVerbs {
                 prepared.claimedMethodType = type
                 return prepared
             default:
-                throw TesseraError.badRequest("unsupported access-type '\(accessType.prefix(32))': this server supports access_key, jwt, oidc and k8s")
+                throw TesseraError.badRequest("unsupported access-type '\(accessType.prefix(32))': this server supports access_key, jwt, oidc, k8s and cert")
             }
         },
         NativeVerb("validate-token", action: "validate_token", access: .anonymous,

@@ -1,5 +1,6 @@
 // Native verbs for workload-identity auth methods, with the Akeyless SDK's names and fields:
-// OAuth2/JWT (`auth-method-create-oauth2`) and Kubernetes (`auth-method-create-k8s`) methods,
+// OAuth2/JWT (`auth-method-create-oauth2`), Kubernetes (`auth-method-create-k8s`) and certificate
+// (`auth-method-create-cert`) methods,
 // their updates, and the gateway k8s auth configs. Get, list and delete are the generic
 // auth-method verbs. Creating needs `create` and changing needs `update` on the method's path
 // under the auth-method rule type.
@@ -36,6 +37,17 @@ extension NativeVerbs {
         .string("gen-key", "\"true\" (default): generate the key pair and return the private key as prv_key."),
         .string("public-key", "An RSA public key, when gen-key is false."),
     ], sdk: ignoredMethodFields)
+
+    static let certFields = declare(commonMethodFields + [
+        .string("certificate-data", "The trusted CA (or client certificate), base64 PEM."),
+        .string("unique-identifier", "The certificate field that identifies the client: common_name, organizational_unit, …"),
+        .list("bound-common-names", "Allowed common names (globs)."),
+        .list("bound-dns-sans", "Allowed DNS SANs (globs)."),
+        .list("bound-email-sans", "Allowed email SANs (globs)."),
+        .list("bound-uri-sans", "Allowed URI SANs (globs)."),
+        .list("bound-organizational-units", "Allowed organizational units (globs)."),
+        .list("revoked-cert-ids", "Serial numbers (decimal) that are refused."),
+    ], sdk: ignoredMethodFields + ["allowed-cors", "bound-extensions", "require-crl-dp"])
 
     static let gatewayK8sFields = declare([
         .string("name", required: true, "The config's name (clients send it as k8s-auth-config-name)."),
@@ -140,6 +152,27 @@ extension NativeVerbs {
                 return .obj(("name", .string(name)))
             }
         }
+        let createCert: @Sendable (RequestFields) throws -> PreparedVerb = { f in
+            let s = try methodSettings(f)
+            let body = f.body
+            return PreparedVerb(paths: [s.path]) { t, _ in
+                let expires = s.expires > 0 ? try InputNumber.date(epochSeconds: s.expires, field: "access-expires") : nil
+                let m = try await t.identity.createCertMethod(name: s.name, body: body, tokenTTLMinutes: s.ttl, boundCIDRs: s.ips, accessExpires: expires)
+                return .obj(("access_id", .string(m.accessId)), ("name", .string(m.name)))
+            }
+        }
+        let updateCert: @Sendable (RequestFields) throws -> PreparedVerb = { f in
+            let s = try methodSettings(f)
+            let body = f.body
+            return PreparedVerb(paths: [s.path]) { t, _ in
+                var m = try await t.access.authMethod(named: s.name)
+                try await t.identity.updateCertMethod(m, body: body)
+                m = try await t.access.authMethod(named: s.name)
+                try await applyCommon(t, &m, s, f)
+                return .obj(("access_id", .string(m.accessId)))
+            }
+        }
+        let certHelp = "Create a certificate auth method: clients whose certificate the given CA (or pinned certificate) trusts log in with access-type cert."
         let oauth2Help = "Create an OAuth2/JWT auth method: tokens signed by a JWKS (or the given keys) log in with access-type jwt."
         let k8sHelp = "Create a Kubernetes auth method; returns its access id and (with gen-key) the private key for its gateway config."
         let gatewayHelp = "Create a gateway k8s auth config: the API server that reviews the service-account tokens of a k8s auth method."
@@ -161,6 +194,14 @@ extension NativeVerbs {
                        help: "Change a Kubernetes auth method.", fields: k8sFields, prepare: updateK8s),
             NativeVerb("update-auth-method-k8s", action: "update_auth_method", access: .capability([.update], .authMethod),
                        help: "Change a Kubernetes auth method.", fields: k8sFields, prepare: updateK8s),
+            NativeVerb("auth-method-create-cert", action: "create_auth_method", access: .capability([.create], .authMethod),
+                       help: certHelp, fields: certFields, prepare: createCert),
+            NativeVerb("create-auth-method-cert", action: "create_auth_method", access: .capability([.create], .authMethod),
+                       help: certHelp, fields: certFields, prepare: createCert),
+            NativeVerb("auth-method-update-cert", action: "update_auth_method", access: .capability([.update], .authMethod),
+                       help: "Change a certificate auth method.", fields: certFields, prepare: updateCert),
+            NativeVerb("update-auth-method-cert", action: "update_auth_method", access: .capability([.update], .authMethod),
+                       help: "Change a certificate auth method.", fields: certFields, prepare: updateCert),
             NativeVerb("gateway-create-k8s-auth-config", action: "create_k8s_auth_config", access: .authenticated,
                        help: gatewayHelp, fields: gatewayK8sFields, prepare: putGatewayConfig(true)),
             NativeVerb("gateway-update-k8s-auth-config", action: "update_k8s_auth_config", access: .authenticated,

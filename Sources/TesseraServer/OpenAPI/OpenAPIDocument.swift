@@ -93,7 +93,7 @@ public enum OpenAPIDocument {
 
     static func vaultOperation(_ op: VaultPathSpec.Operation, path: String, list: Bool) -> JSON {
         var parameters: [JSON] = []
-        for name in ["path", "prefix", "name"] where path.contains("{\(name)}") {
+        for name in ["mount", "path", "prefix", "name"] where path.contains("{\(name)}") {
             parameters.append(.obj(("name", .string(name)), ("in", .string("path")), ("required", .bool(true)),
                                    ("schema", .obj(("type", .string("string"))))))
         }

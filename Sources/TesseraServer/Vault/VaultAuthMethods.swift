@@ -1,11 +1,13 @@
 // Vault auth-method administration and workload-identity logins: `sys/auth` (list, enable,
-// disable, read, tune), and for a JWT/OIDC or Kubernetes mount `auth/<path>/config`,
-// `auth/<path>/role[/<name>]` and `auth/<path>/login`. Administration is authorized under the
+// disable, read, tune), and for a JWT/OIDC, Kubernetes or certificate mount `auth/<path>/config`,
+// `auth/<path>/role[/<name>]` (`certs[/<name>]` for certificates) and `auth/<path>/login`. Administration is authorized under the
 // auth-method rule type on the method's path (`/<path>`); writing a login role that names access
 // roles in `token_policies` also needs the right to grant those roles. Logins are anonymous and
 // audited with the method, the login role and the identifying claims, never the credential.
 import Foundation
 import Hummingbird
+import NIOCore
+import NIOSSL
 import TesseraCore
 import TesseraEngines
 
@@ -132,17 +134,27 @@ struct VaultAuthMethods: Sendable {
         let segments = path.dropFirst("auth/".count).split(separator: "/").map(String.init)
         let n = segments.count
         guard n >= 2 else { return nil }
-        if n >= 3, segments[n - 2] == "role" { return (segments[0..<(n - 2)].joined(separator: "/"), .role(segments[n - 1])) }
+        // Login roles are `role/<name>` (JWT, Kubernetes) or `certs/<name>` (certificates).
+        if n >= 3, segments[n - 2] == "role" || segments[n - 2] == "certs" {
+            return (segments[0..<(n - 2)].joined(separator: "/"), .role(segments[n - 1]))
+        }
         let mount = segments[0..<(n - 1)].joined(separator: "/")
         switch segments[n - 1] {
         case "login": return (mount, .login)
         case "config": return (mount, .config)
-        case "role": return (mount, .roles)
+        case "role", "certs": return (mount, .roles)
         default: return nil
         }
     }
 
     func handleAuth(_ vr: VaultRequest) async throws -> Response? {
+        for step in ["/oidc/auth_url", "/oidc/callback", "/oidc/poll"] where vr.path.hasSuffix(step) {
+            let mount = String(vr.path.dropFirst("auth/".count).dropLast(step.count))
+            guard let method = try await workloadMethod(mount), method.type == WorkloadIdentityEngine.jwtType else { return nil }
+            try await tessera.run(vr.pipelineCall(action: "auth", auditPath: method.name, needsIdentity: false)) { _ in
+                throw TesseraError.badRequest("the OIDC browser flow is not supported yet: log in with role_type=jwt roles and an ID token at auth/\(mount)/login")
+            }
+        }
         guard let (mount, endpoint) = Self.endpoint(vr.path), let method = try await workloadMethod(mount) else { return nil }
         let methodPath = try ItemPath(method.name)
         let requestId = vr.context.requestId
@@ -207,29 +219,45 @@ struct VaultAuthMethods: Sendable {
 
     func login(_ vr: VaultRequest, _ method: AuthMethod) async throws -> Response {
         let fields = try vr.fields()
-        let role = try fields.string("role")
+        let role = try fields.string("role") ?? fields.string("name")
         let jwt = try fields.string("jwt") ?? ""
+        var certificate: [UInt8]?
+        if method.type == WorkloadIdentityEngine.certType, let channel = vr.connection, let c = await peerCertificate(of: channel) {
+            certificate = try? c.toDERBytes()
+        }
         var call = vr.pipelineCall(action: "auth", auditPath: method.name, needsIdentity: false)
         call.claimedAccessId = method.accessId
         call.claimedMethodType = method.type
+        // Recorded only as an HMAC under the audit key, as Vault's audit devices do.
+        if !jwt.isEmpty { call.sensitive = ["jwt": jwt] }
         let login: WorkloadLogin
         do {
             login = try await tessera.run(call) { caller in
                 let note: LoginNote = { [notes = caller.notes] k, v in notes.set(k, v) }
                 let address = caller.request.clientAddress
-                switch method.type {
-                case WorkloadIdentityEngine.jwtType:
-                    return try await tessera.identity.vaultJWTLogin(method: method, roleName: role, jwt: jwt, clientAddress: address, note: note)
-                case WorkloadIdentityEngine.kubernetesType:
-                    return try await tessera.identity.vaultKubernetesLogin(method: method, roleName: role, jwt: jwt, clientAddress: address, note: note)
-                default:
-                    throw TesseraError.badRequest("unsupported operation")
-                }
+                // Not throttled: a signed credential cannot be guessed, and a limit per method would
+                // let anyone lock every workload of a shared CI method out with bad tokens.
+                return try await workloadLogin(method, role: role, jwt: jwt, certificate: certificate, address: address, note: note)
             }
         } catch TesseraError.unauthorized(let text) {
             return VaultResponses.errors([text], status: .forbidden)
         }
         return VaultResponses.envelope(data: nil, auth: Self.authBlock(login, now: tessera.now()), requestId: vr.context.requestId)
+    }
+
+    func workloadLogin(_ method: AuthMethod, role: String?, jwt: String, certificate: [UInt8]?, address: String,
+                       note: @escaping LoginNote) async throws -> WorkloadLogin {
+        switch method.type {
+        case WorkloadIdentityEngine.jwtType:
+            return try await tessera.identity.vaultJWTLogin(method: method, roleName: role, jwt: jwt, clientAddress: address, note: note)
+        case WorkloadIdentityEngine.kubernetesType:
+            return try await tessera.identity.vaultKubernetesLogin(method: method, roleName: role, jwt: jwt, clientAddress: address, note: note)
+        case WorkloadIdentityEngine.certType:
+            return try await tessera.identity.vaultCertLogin(method: method, roleName: role, clientCertificate: certificate,
+                                                             clientAddress: address, note: note)
+        default:
+            throw TesseraError.badRequest("unsupported operation")
+        }
     }
 
     static func authBlock(_ login: WorkloadLogin, now: Date) -> JSON {

@@ -174,6 +174,37 @@ enum VaultPaths {
                 .string("secret_id", required: true, sensitive: true, "The access key."),
             ], authenticated: false),
         ]),
+        // Auth methods (JWT/OIDC, Kubernetes, certificates): settings are read by the method
+        VaultPathSpec(engine: .system, pattern: "sys/auth", operations: [.init("GET", "The enabled auth methods.")]),
+        VaultPathSpec(engine: .system, pattern: "sys/auth/{path}", operations: [
+            .init("GET", "An auth method's mount entry."),
+            .init("POST", "Enable an auth method (type jwt, oidc, kubernetes or cert) at the path.", fields: [
+                .string("type", required: true, "jwt, oidc, kubernetes or cert."), .string("description", "A description."),
+                .object("config", "Mount settings (accepted)."), .bool("local", "Accepted."), .bool("seal_wrap", "Accepted."),
+                .bool("external_entropy_access", "Accepted."), .object("options", "Accepted."), .string("plugin_name", "Accepted."),
+            ]),
+            .init("DELETE", "Disable an auth method; its roles and tokens go with it."),
+        ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/{mount}/config", operations: [
+            .init("GET", "The method's settings (never a reviewer JWT or client secret)."),
+            .init("POST", "Replace the method's settings: JWKS, discovery or keys (jwt); API server and reviewer (kubernetes).",
+                  freeForm: true),
+        ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/{mount}/role", operations: [.init("LIST", "The login roles.")]),
+        VaultPathSpec(engine: .auth, pattern: "auth/{mount}/role/{name}", operations: [
+            .init("GET", "A login role."), .init("DELETE", "Delete a login role."),
+            .init("POST", "Create or update a login role: bounds, and token_policies naming Tessera access roles.", freeForm: true),
+        ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/{mount}/certs", operations: [.init("LIST", "The trusted certificates (cert).")]),
+        VaultPathSpec(engine: .auth, pattern: "auth/{mount}/certs/{name}", operations: [
+            .init("GET", "A trusted certificate role."), .init("DELETE", "Delete a trusted certificate role."),
+            .init("POST", "Create or update a trusted certificate role: the CA, name constraints, token_policies.", freeForm: true),
+        ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/{mount}/login", operations: [
+            .init("POST", "Log in: role and jwt (jwt, kubernetes), or the TLS client certificate with an optional name (cert).",
+                  fields: [.string("role", "The login role."), .string("jwt", sensitive: true, "The JWT or service-account token."),
+                           .string("name", "The certificate role (cert).")], authenticated: false),
+        ]),
         // KV version 2
         VaultPathSpec(engine: .kvV2, pattern: "data/{path}", operations: [
             .init("GET", "Read a secret version.", fields: [.int("version", 0...Int(Int32.max), "A version (0 or absent: the newest).")]),

@@ -77,6 +77,23 @@ def test_bao_cli_write_login(world, issuer, tmp_path):
     client_token = json.loads(p.stdout)["auth"]["client_token"]
     assert world.read_status(client_token) == 200
     assert world.read_status(client_token, "secret/data/other/config") == 403
+    # the everyday admin commands
+    admin_env = dict(env, VAULT_TOKEN=world.admin_vault_token, BAO_TOKEN=world.admin_vault_token)
+    for args in (["auth", "enable", "-path=ci-bao", "-description=ci tokens", "jwt"],
+                 ["write", "auth/ci-bao/config", f"jwks_url={issuer.url}/jwks"],
+                 ["write", "auth/ci-bao/role/deploy", "role_type=jwt", "user_claim=sub", "bound_audiences=tessera",
+                  "token_policies=app-reader"]):
+        p = subprocess.run([bao, *args], capture_output=True, text=True, env=admin_env, timeout=60)
+        assert p.returncode == 0, (args, p.stderr)
+    p = subprocess.run([bao, "auth", "list", "-format=json"], capture_output=True, text=True, env=admin_env, timeout=60)
+    assert p.returncode == 0, p.stderr
+    listed = json.loads(p.stdout)
+    assert listed["ci-bao/"]["type"] == "jwt" and listed["ci-bao/"]["description"] == "ci tokens"
+    p = subprocess.run([bao, "write", "-format=json", "auth/ci-bao/login", "role=deploy", f"jwt={token}"],
+                       capture_output=True, text=True, env=env, timeout=60)
+    assert p.returncode == 0, p.stderr
+    p = subprocess.run([bao, "auth", "disable", "ci-bao"], capture_output=True, text=True, env=admin_env, timeout=60)
+    assert p.returncode == 0, p.stderr
     # bao has no jwt login handler, exactly as the reference says
     p = subprocess.run([bao, "login", "-method=jwt", "role=ci", f"jwt={token}"], capture_output=True, text=True, env=env, timeout=60)
     assert p.returncode != 0 and "Unknown auth method" in (p.stderr + p.stdout)
