@@ -50,6 +50,8 @@ public enum ClientCertificates {
     /// Whether `leaf` (with the intermediates the client sent) is trusted by `trusted` at `now`.
     public static func isTrusted(leaf: Certificate, intermediates: [Certificate] = [], by trusted: Certificate, now: Date) async -> Bool {
         guard leaf.notValidBefore <= now, now <= leaf.notValidAfter else { return false }
+        // As Go's verifier with ExtKeyUsageClientAuth: a leaf that lists usages must list client auth.
+        if let eku = try? leaf.extensions.extendedKeyUsage, !(eku.contains(.clientAuth) || eku.contains(.any)) { return false }
         if !isCA(trusted) {
             // A pinned leaf: the very key, and the certificate itself must be the trusted one.
             return leaf.publicKey == trusted.publicKey && leaf == trusted

@@ -130,4 +130,9 @@ extension WorkloadIdentityEngine {
     public static func grantedRoles(_ role: AuthMethodRole) -> [String] {
         TokenParameters(stored: role.config).policies
     }
+
+    /// The access roles a role write would leave the role granting (`token_policies` as parsed).
+    public static func grantedRoles(afterWriting body: JSON, over old: AuthMethodRole?) throws -> [String] {
+        try TokenParameters.parse(body, over: TokenParameters(stored: old?.config ?? .object([]))).policies
+    }
 }

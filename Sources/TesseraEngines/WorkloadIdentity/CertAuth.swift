@@ -31,8 +31,15 @@ enum CertSettings {
         }
         let legacyNames = try FieldValues.list(body["allowed_names"], "allowed_names") ?? Claims.strings(base["allowed_names"])
         out.append(("allowed_names", .strings(legacyNames)))
-        out.append(("required_extensions", .strings(try FieldValues.list(body["required_extensions"], "required_extensions")
-            ?? Claims.strings(base["required_extensions"]))))
+        // Refused rather than stored and ignored: a constraint that is not enforced would be a silent hole.
+        for field in ["required_extensions", "allowed_metadata_extensions", "ocsp_servers_override", "ocsp_ca_certificates"]
+            where !(try FieldValues.list(body[field], field) ?? []).isEmpty {
+            throw TesseraError.badRequest("\(field) is not supported by this server yet")
+        }
+        if try FieldValues.bool(body["ocsp_enabled"], "ocsp_enabled") == true {
+            throw TesseraError.badRequest("ocsp_enabled is not supported by this server yet")
+        }
+        out.append(("required_extensions", .array([])))
         var display = try FieldValues.string(body["display_name"], "display_name") ?? base["display_name"]?.stringValue ?? ""
         if display.isEmpty { display = name }
         out.append(("display_name", .string(display)))
@@ -96,7 +103,10 @@ enum CertSettings {
 extension WorkloadIdentityEngine {
     /// Whether any certificate of `pemBundle` trusts `leaf` now.
     func trusts(_ pemBundle: String, _ leaf: Certificate) async -> Bool {
-        guard let trusted = try? ClientCertificates.certificates(pemBundle: pemBundle) else { return false }
+        guard var trusted = try? ClientCertificates.certificates(pemBundle: pemBundle), let first = trusted.first else { return false }
+        // A bundle that starts with a leaf (a full chain pasted as is) pins that leaf only, as
+        // OpenBao does; it never trusts the issuer that follows it.
+        if !ClientCertificates.isCA(first) { trusted = [first] }
         for t in trusted where await ClientCertificates.isTrusted(leaf: leaf, by: t, now: now()) { return true }
         return false
     }

@@ -58,14 +58,35 @@ public final class JWTKeySource: Sendable {
             guard let slot = reserveFetch(key, now: now) else { return entry.keys }
             if slot > now { try await Task.sleep(until: slot, clock: .continuous) }
         } else {
+            try refuseIfRecentlyFailed(key, now: now)
             _ = reserveFetch(key, now: now, force: true)
         }
-        let keys = try await fetchJWKS(url, ca: ca)
+        let keys: [JWTPublicKey]
+        do {
+            keys = try await fetchJWKS(url, ca: ca)
+        } catch {
+            failed.withLock { f in
+                if f.count > 1024 { f.removeAll() }
+                f[key] = ContinuousClock.now
+            }
+            throw error
+        }
         cache.withLock { c in
             if c.count > 256 { c.removeAll() }
             c[key] = Entry(keys: keys, fetchedAt: ContinuousClock.now)
         }
         return keys
+    }
+
+    /// Fetches that failed, so that an issuer that is down is asked again only every few seconds,
+    /// not on every login.
+    private let failed = Mutex<[String: ContinuousClock.Instant]>([:])
+    static let failureBackoff: Duration = .seconds(5)
+
+    func refuseIfRecentlyFailed(_ key: String, now: ContinuousClock.Instant) throws {
+        if let at = failed.withLock({ $0[key] }), now - at < Self.failureBackoff {
+            throw TesseraError.badGateway("fetching keys: the key source failed moments ago; retrying after \(Self.failureBackoff.components.seconds) s")
+        }
     }
 
     /// Takes the next fetch slot for `key` (one per second) and returns when it starts; nil when
@@ -93,10 +114,18 @@ public final class JWTKeySource: Sendable {
     func discover(_ base: String, ca: String?) async throws -> String {
         let now = ContinuousClock.now
         if let (uri, at) = discovered.withLock({ $0[base] }), now - at < Self.lifetime { return uri }
+        try refuseIfRecentlyFailed("discovery\u{0}" + base, now: now)
         var trimmed = base
         while trimmed.hasSuffix("/") { trimmed.removeLast() }
-        let response = try await http.send(.GET, url: trimmed + "/.well-known/openid-configuration", caPEM: ca)
+        let response: IdentityHTTPResponse
+        do {
+            response = try await http.send(.GET, url: trimmed + "/.well-known/openid-configuration", caPEM: ca)
+        } catch {
+            failed.withLock { $0["discovery\u{0}" + base] = ContinuousClock.now }
+            throw error
+        }
         guard response.status == 200, let doc = try? JSON.parse(response.body), let uri = doc["jwks_uri"]?.stringValue else {
+            failed.withLock { $0["discovery\u{0}" + base] = ContinuousClock.now }
             throw TesseraError.badGateway("OIDC discovery failed: \(IdentityHTTP.hostOf(trimmed)) has no usable openid-configuration")
         }
         try IdentityHTTP.validateURL(uri, field: "jwks_uri")

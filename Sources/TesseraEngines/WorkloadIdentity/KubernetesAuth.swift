@@ -173,8 +173,23 @@ extension WorkloadIdentityEngine {
         if !audience.isEmpty, !Claims.strings(claims["aud"]).contains(audience) {
             throw Self.refused("invalid audience (aud) claim: audience not found", reason: "aud does not contain the role's audience", note)
         }
-        if let exp = claims["exp"], case .int(let e) = exp, Double(e) < now().timeIntervalSince1970 - 60 {
+        func seconds(_ key: String) -> Double? {
+            switch claims[key] {
+            case .int(let i)?: Double(i)
+            case .double(let d)?: d
+            default: nil
+            }
+        }
+        let t = now().timeIntervalSince1970
+        if let exp = seconds("exp"), exp < t - 60 {
             throw Self.refused("token is expired (exp)", reason: "exp is in the past", note)
+        }
+        if let nbf = seconds("nbf"), nbf > t + 60 {
+            throw Self.refused("token is not valid yet (nbf)", reason: "nbf is in the future", note)
+        }
+        // Without a TokenReview nothing else ends a token's life: the JWKS mode needs exp.
+        if !cluster.jwksURL.isEmpty, seconds("exp") == nil {
+            throw Self.refused(denied, reason: "the token has no exp claim (required without a TokenReview)", note)
         }
         if cluster.checkIssuer || !cluster.jwksURL.isEmpty, !cluster.issuer.isEmpty, claims["iss"]?.stringValue != cluster.issuer {
             throw Self.refused(denied, reason: "iss does not equal the configured issuer", note)
@@ -248,7 +263,7 @@ extension WorkloadIdentityEngine {
             throw Self.refused(denied, reason: "TokenReview: the user is not a service account", note)
         }
         let uid = status?["user"]?["uid"]?.stringValue ?? ""
-        guard String(parts[2]) == account.namespace, String(parts[3]) == account.name, account.uid.isEmpty || uid == account.uid else {
+        guard String(parts[2]) == account.namespace, String(parts[3]) == account.name, uid == account.uid else {
             throw Self.refused(denied, reason: "TokenReview: the reviewed service account differs from the token's claims", note)
         }
     }

@@ -84,14 +84,12 @@ extension WorkloadIdentityEngine {
         }
         if !creating, existing == nil { throw TesseraError.notFound("k8s auth config \(name) not found") }
         let base = existing ?? .object([])
-        // The signing key proves the caller holds the method's private key.
-        if let signing = try FieldValues.string(body["signing-key"], "signing-key"), !signing.isEmpty {
-            guard let derived = MethodKeyPair.publicKeyPEM(ofPrivateKey: signing),
-                  derived == method.config["public_key"]?.stringValue else {
-                throw TesseraError.badRequest("signing-key does not match the auth method's public key")
-            }
-        } else if creating {
+        // The signing key proves the caller holds the method's private key, on every change.
+        guard let signing = try FieldValues.string(body["signing-key"], "signing-key"), !signing.isEmpty else {
             throw TesseraError.badRequest("signing-key is required")
+        }
+        guard let derived = MethodKeyPair.publicKeyPEM(ofPrivateKey: signing), derived == method.config["public_key"]?.stringValue else {
+            throw TesseraError.badRequest("signing-key does not match the auth method's public key")
         }
         func decodedPEM(_ field: String) throws -> String? {
             guard let v = try FieldValues.string(body[field], field), !v.isEmpty else { return nil }
@@ -116,7 +114,10 @@ extension WorkloadIdentityEngine {
         ]
         if let reviewer = try FieldValues.string(body["token-reviewer-jwt"], "token-reviewer-jwt"), !reviewer.isEmpty {
             pairs.append(("token_reviewer_jwt_sealed", try KubernetesSettings.sealReviewer(reviewer, seal: seal, accessId: method.accessId, name: name)))
-        } else if let sealed = base["token_reviewer_jwt_sealed"] {
+        } else if let sealed = base["token_reviewer_jwt_sealed"], host == base["kubernetes_host"]?.stringValue,
+                  ca == base["kubernetes_ca_cert"]?.stringValue ?? "" {
+            // The stored reviewer JWT is sent only to the API server it was given for: a new host or
+            // CA needs it again, so that a changed config cannot send it elsewhere.
             pairs.append(("token_reviewer_jwt_sealed", sealed))
         }
         guard case .object(var configs)? = method.config["k8s_auth_configs"] ?? .object([]) else {

@@ -88,13 +88,24 @@ public struct WorkloadIdentityEngine: Sendable {
             default: throw Self.refused("error validating token: malformed claim \"\(key)\"", reason: "claim \(key) is not a number", note)
             }
         }
-        if let exp = try number("exp"), expirationLeeway >= 0, t > exp + Double(expirationLeeway) + s {
+        let exp = try number("exp"), nbf = try number("nbf"), iat = try number("iat")
+        // As OpenBao's JWT validation: a token with no time claim at all is refused, and one with
+        // no exp expires a leeway after it was issued.
+        guard exp != nil || nbf != nil || iat != nil else {
+            throw Self.refused("error validating token: no issued at (iat), not before (nbf), or expiration time (exp) claims in token",
+                               reason: "no exp, iat or nbf claim", note)
+        }
+        if let exp, expirationLeeway >= 0, t > exp + Double(expirationLeeway) + s {
             throw Self.refused("error validating token: token is expired (exp)", reason: "exp is in the past", note)
         }
-        if let nbf = try number("nbf"), notBeforeLeeway >= 0, t + Double(notBeforeLeeway) + s < nbf {
+        if exp == nil, expirationLeeway >= 0, let issued = iat ?? nbf,
+           t > issued + Double(expirationLeeway > 0 ? expirationLeeway : JWTSettings.defaultExpirationLeeway) + s {
+            throw Self.refused("error validating token: token is expired (exp)", reason: "no exp, and iat/nbf is older than the leeway", note)
+        }
+        if let nbf, notBeforeLeeway >= 0, t + Double(notBeforeLeeway) + s < nbf {
             throw Self.refused("error validating token: token not valid yet (nbf)", reason: "nbf is in the future", note)
         }
-        if let iat = try number("iat"), t + s < iat {
+        if let iat, t + s < iat {
             throw Self.refused("error validating token: token issued in the future (iat)", reason: "iat is in the future", note)
         }
     }

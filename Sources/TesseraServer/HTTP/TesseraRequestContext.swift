@@ -20,7 +20,8 @@ public struct TesseraRequestContext: RequestContext, RemoteAddressRequestContext
         remoteAddress?.ipAddress ?? "unknown"
     }
 
-    /// The client's verified TLS certificate, when it presented one (see `TLSListener.swift`).
+    /// The client's TLS certificate, when it presented one: verified against the client CA when one
+    /// is configured, else by nothing yet — the cert auth method decides trust (see `TLSListener.swift`).
     public func clientCertificate() async -> NIOSSLCertificate? {
         await peerCertificate(of: channel)
     }

@@ -47,7 +47,13 @@ extension NativeVerbs {
                     // Not throttled per method (see VaultAuthMethods.login): nothing here can be guessed.
                     guard let method = try await t.access.authMethod(accessId: id), method.type == type else { throw failure }
                     caller.notes.set("auth_method", method.name)
-                    let note: LoginNote = { [notes = caller.notes] k, v in notes.set(k, v) }
+                    let note: LoginNote = { [notes = caller.notes, logger = t.logger, name = method.name, requestId = caller.request.requestId] k, v in
+                    notes.set(k, v)
+                    // The operator learns which bound failed; the client only what Vault would say.
+                    if k == "refusal_reason" {
+                        logger.notice("login refused", metadata: ["auth_method": "\(name)", "reason": "\(v)", "request_id": "\(requestId)"])
+                    }
+                }
                     let login: WorkloadLogin
                     if type == WorkloadIdentityEngine.kubernetesType {
                         login = try await t.identity.nativeKubernetesLogin(method: method, configName: configName, serviceAccountToken: jwt,

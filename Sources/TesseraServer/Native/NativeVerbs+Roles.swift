@@ -133,6 +133,18 @@ extension NativeVerbs {
         }
     }
 
+    /// Changing what a method trusts (keys, JWKS, API server, CA) lets the writer log in through
+    /// it: that needs the right to grant every role its logins can reach (login roles and
+    /// associations).
+    static func requireMayGrantReachable(_ t: Tessera, _ caller: CallerContext, _ method: AuthMethod) async throws {
+        var names = Set<String>()
+        for r in try await t.access.loginRoles(accessId: method.accessId) { names.formUnion(WorkloadIdentityEngine.grantedRoles(r)) }
+        for a in try await t.access.associations(accessId: method.accessId) { names.insert(a.roleName) }
+        for name in names.sorted() {
+            if let role = try? await t.access.role(named: name) { try requireMayGrant(caller, role) }
+        }
+    }
+
     /// Removing a deny rule needs the rights of granting all it took away.
     static func requireMayRemove(_ caller: CallerContext, _ rule: Rule) throws {
         guard caller.principal?.authorizer.mayRemove(rule) ?? false else {

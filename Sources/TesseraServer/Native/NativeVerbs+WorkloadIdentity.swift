@@ -84,8 +84,9 @@ extension NativeVerbs {
         let updateOAuth2: @Sendable (RequestFields) throws -> PreparedVerb = { f in
             let s = try methodSettings(f)
             let body = f.body
-            return PreparedVerb(paths: [s.path]) { t, _ in
+            return PreparedVerb(paths: [s.path]) { t, caller in
                 var m = try await t.access.authMethod(named: s.name)
+                try await requireMayGrantReachable(t, caller, m)
                 try await t.identity.updateOAuth2Method(m, body: body)
                 m = try await t.access.authMethod(named: s.name)
                 try await applyCommon(t, &m, s, f)
@@ -105,8 +106,9 @@ extension NativeVerbs {
         let updateK8s: @Sendable (RequestFields) throws -> PreparedVerb = { f in
             let s = try methodSettings(f)
             let body = f.body
-            return PreparedVerb(paths: [s.path]) { t, _ in
+            return PreparedVerb(paths: [s.path]) { t, caller in
                 var m = try await t.access.authMethod(named: s.name)
+                try await requireMayGrantReachable(t, caller, m)
                 try await t.identity.updateKubernetesMethod(m, body: body)
                 m = try await t.access.authMethod(named: s.name)
                 try await applyCommon(t, &m, s, f)
@@ -125,6 +127,7 @@ extension NativeVerbs {
                         throw TesseraError.notFound(accessId.isEmpty ? "k8s auth config \(name) not found" : "auth method with access id \(accessId.prefix(80)) not found")
                     }
                     try caller.require(.update, on: try ItemPath(method.name), type: .authMethod)
+                    try await requireMayGrantReachable(t, caller, method)
                     try await t.identity.putGatewayKubernetesConfig(method, name: name, body: body, creating: creating)
                     return .obj(("cluster_id", .string(name)), ("total_hash", .string("")))
                 }
@@ -164,8 +167,9 @@ extension NativeVerbs {
         let updateCert: @Sendable (RequestFields) throws -> PreparedVerb = { f in
             let s = try methodSettings(f)
             let body = f.body
-            return PreparedVerb(paths: [s.path]) { t, _ in
+            return PreparedVerb(paths: [s.path]) { t, caller in
                 var m = try await t.access.authMethod(named: s.name)
+                try await requireMayGrantReachable(t, caller, m)
                 try await t.identity.updateCertMethod(m, body: body)
                 m = try await t.access.authMethod(named: s.name)
                 try await applyCommon(t, &m, s, f)

@@ -164,7 +164,9 @@ struct VaultAuthMethods: Sendable {
         case (.config, .write):
             let body = try vr.fields().body
             try await tessera.run(vr.pipelineCall(action: "update_auth_method", auditPath: methodPath.value,
-                                                  checks: [AccessCheck(.update, .authMethod, methodPath)])) { _ in
+                                                  checks: [AccessCheck(.update, .authMethod, methodPath)])) { caller in
+                // Whoever decides which credentials are trusted can log in as the method.
+                try await NativeVerbs.requireMayGrantReachable(tessera, caller, method)
                 try await tessera.identity.writeVaultConfig(method, body: body)
             }
             return VaultResponses.noContent()
@@ -187,11 +189,15 @@ struct VaultAuthMethods: Sendable {
             try await tessera.run(vr.pipelineCall(action: "update_auth_method_role", auditPath: methodPath.value,
                                                   checks: [AccessCheck(.update, .authMethod, methodPath)])) { caller in
                 caller.notes.set("login_role", name)
-                // A login role gives its token the roles it names: only with rights the writer holds.
+                // A login role gives its token the roles it names: only existing roles, and only
+                // with rights the writer holds (a role created later under a pre-named name
+                // would otherwise flow to the login unchecked).
                 let old = try await tessera.access.loginRole(accessId: method.accessId, name: name)
-                let granted = try TokenParametersView.policies(body, old: old)
-                for roleName in granted {
-                    if let role = try? await tessera.access.role(named: roleName) { try NativeVerbs.requireMayGrant(caller, role) }
+                for roleName in try WorkloadIdentityEngine.grantedRoles(afterWriting: body, over: old) where roleName != "default" {
+                    guard let role = try? await tessera.access.role(named: roleName) else {
+                        throw TesseraError.badRequest("token_policies names \"\(roleName.prefix(128))\", which is not a Tessera access role")
+                    }
+                    try NativeVerbs.requireMayGrant(caller, role)
                 }
                 _ = try await tessera.identity.writeVaultRole(method, name: name, body: body)
             }
@@ -233,7 +239,13 @@ struct VaultAuthMethods: Sendable {
         let login: WorkloadLogin
         do {
             login = try await tessera.run(call) { caller in
-                let note: LoginNote = { [notes = caller.notes] k, v in notes.set(k, v) }
+                let note: LoginNote = { [notes = caller.notes, logger = tessera.logger, name = method.name, requestId = caller.request.requestId] k, v in
+                    notes.set(k, v)
+                    // The operator learns which bound failed; the client only what Vault would say.
+                    if k == "refusal_reason" {
+                        logger.notice("login refused", metadata: ["auth_method": "\(name)", "reason": "\(v)", "request_id": "\(requestId)"])
+                    }
+                }
                 let address = caller.request.clientAddress
                 // Not throttled: a signed credential cannot be guessed, and a limit per method would
                 // let anyone lock every workload of a shared CI method out with bad tokens.
@@ -274,20 +286,4 @@ struct VaultAuthMethods: Sendable {
 /// Small views shared by the Vault auth handlers.
 enum FieldValuesView {
     static func pairs(_ m: [String: String]) -> JSON { .object(m.keys.sorted().map { ($0, .string(m[$0] ?? "")) }) }
-}
-
-enum TokenParametersView {
-    /// The access roles a role write would grant: `token_policies` (or `policies`) when given,
-    /// else those of the existing role.
-    static func policies(_ body: JSON, old: AuthMethodRole?) throws -> [String] {
-        for key in ["token_policies", "policies"] {
-            guard let v = body[key], v != .null else { continue }
-            switch v {
-            case .string(let s): return s.split(separator: ",").map { $0.trimmingCharacters(in: .whitespaces) }
-            case .array(let a): return a.compactMap(\.stringValue)
-            default: throw TesseraError.badRequest("\(key) must be a list of strings")
-            }
-        }
-        return old.map(WorkloadIdentityEngine.grantedRoles) ?? []
-    }
 }

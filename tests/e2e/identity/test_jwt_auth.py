@@ -117,6 +117,7 @@ def test_refused_tokens_get_403_and_reach_no_secret(world, issuer):
         "tampered payload": idlib.tampered(key.sign(good), sub="repo:org/admin:ref:refs/heads/main"),
         "claims that do not match": key.sign(dict(good, repository="org/evil")),
         "not a jwt": "not-a-jwt",
+        "no time claims": key.sign({k: v for k, v in good.items() if k not in ("exp", "iat", "nbf")}),
     }
     for why, token in cases.items():
         r = world.srv.session.post(f"{world.srv.url}/v1/auth/jwt/login", json={"role": "ci", "jwt": token}, timeout=30)
@@ -238,6 +239,18 @@ def test_limited_identity_cannot_escalate_through_a_login_role(world, issuer):
     up = world.srv.session.put(base + "mine2", json={"role_type": "jwt", "bound_audiences": "tessera", "user_claim": "sub",
                                                      "token_policies": ["other-reader"]}, headers=h)
     assert up.status_code == 403, up.text
+    up = world.srv.session.put(base + "mine3", json={"role_type": "jwt", "bound_audiences": "tessera", "user_claim": "sub",
+                                                     "token_policies": ["admin2"]}, headers=h)
+    assert up.status_code == 400 and "not a Tessera access role" in up.text, up.text
+    # while only roles it may grant are reachable, the manager may change the keys it trusts ...
+    cfg = world.srv.session.post(f"{world.srv.url}/v1/auth/jwt/config", json={"jwks_url": issuer.url + "/jwks"}, headers=h)
+    assert cfg.status_code == 204, cfg.text
+    # ... but not once a login role reaches a role it may not grant: its own keys would log in as it
+    admin_client(world).auth.jwt.create_role(name="privileged", user_claim="sub", allowed_redirect_uris=[], role_type="jwt",
+                                             bound_audiences=["tessera"], token_policies=["other-reader"])
+    cfg = world.srv.session.post(f"{world.srv.url}/v1/auth/jwt/config", json={"jwks_url": "http://127.0.0.1:9/evil"}, headers=h)
+    assert cfg.status_code == 403, cfg.text
+    assert admin_client(world).auth.jwt.read_config()["data"]["jwks_url"] == issuer.url + "/jwks"
     assert world.srv.session.put(f"{world.srv.url}/v1/sys/auth/jwt2", json={"type": "jwt"}, headers=h).status_code == 403
     assert world.srv.session.delete(f"{world.srv.url}/v1/sys/auth/jwt", headers=h).status_code == 403
     for method, path, body in (("PUT", "auth/jwt/role/anon", {"role_type": "jwt", "bound_audiences": "x", "user_claim": "sub",

@@ -96,6 +96,11 @@ def test_k8s_method_gateway_config_and_login(world, issuer):
         access_id=out.access_id, k8s_host=issuer.url, name="cluster-a", signing_key=out.prv_key,
         token_reviewer_jwt="native-reviewer", token=admin))
     issuer.reviewer_bearer = "native-reviewer"
+    # every change needs the method's private key, and a new API server needs the reviewer JWT again
+    world.native("gateway-update-k8s-auth-config", {"access-id": out.access_id, "k8s-host": "https://127.0.0.1:9",
+                                                    "name": "cluster-a"}, expect=400)
+    world.native("gateway-update-k8s-auth-config", {"access-id": out.access_id, "k8s-host": issuer.url, "name": "cluster-a",
+                                                    "signing-key": out.prv_key, "token-exp": 600})
     cfg = api.gateway_get_k8_s_auth_config(akeyless.GatewayGetK8SAuthConfig(name="cluster-a", token=admin))
     assert cfg.k8s_host == issuer.url and cfg.auth_method_access_id == out.access_id
     assert "native-reviewer" not in json.dumps(cfg.to_dict())
