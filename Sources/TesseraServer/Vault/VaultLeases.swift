@@ -2,7 +2,9 @@
 // from the producer `<folder>/<name>`, and `sys/leases/lookup|renew|revoke|revoke-prefix` plus
 // LIST `sys/leases/lookup/<prefix>` manage leases. Vault lease ids (`db/creds/readonly/<id>`)
 // map onto native ids (`db/readonly/<id>`) through the mount table. Each operation is checked
-// on the producer's item path: issue and lookup need read, renew update, revoke delete.
+// on the producer's item path: issue and lookup need read, renew update, revoke delete — except
+// that the identity a lease was issued to may always renew and revoke it, as Vault's default
+// policy allows.
 import Foundation
 import Hummingbird
 import TesseraCore
@@ -91,9 +93,9 @@ struct VaultLeases: Sendable {
         let path = try producerPath(native)
         let fields = try vr.fields()
         let increment = try fields.seconds("increment")
-        let result = try await tessera.run(vr.pipelineCall(action: "renew_lease", auditPath: path.value, checks: [AccessCheck(.update, .item, path)])) { caller in
+        let result = try await tessera.run(vr.pipelineCall(action: "renew_lease", auditPath: path.value)) { caller in
             caller.notes.set("lease_id", native)
-            guard try await tessera.dynamic.lease(native).producer == path.value else { throw TesseraError.badRequest("lease not found") }
+            try await authorizeOwnLease(caller, native, path, .update, missing: "lease not found")
             return try await tessera.dynamic.renew(native, increment: increment)
         }
         let ttl = InputNumber.int64(max(0, result.lease.expiresAt.timeIntervalSince(tessera.now())).rounded())
@@ -106,12 +108,35 @@ struct VaultLeases: Sendable {
         let native = nativeId(id)
         let path = try producerPath(native)
         let sync = try vr.fields().bool("sync") ?? !urlForm
-        try await tessera.run(vr.pipelineCall(action: "revoke_lease", auditPath: path.value, checks: [AccessCheck(.delete, .item, path)])) { caller in
+        try await tessera.run(vr.pipelineCall(action: "revoke_lease", auditPath: path.value)) { caller in
             caller.notes.set("lease_id", native)
-            guard try await tessera.dynamic.lease(native).producer == path.value else { throw TesseraError.badRequest("invalid lease") }
+            try await authorizeOwnLease(caller, native, path, .delete, missing: "invalid lease")
             try await tessera.dynamic.revoke(native)
         }
         return sync ? VaultResponses.noContent() : Response(status: .accepted, headers: [.contentType: "application/json", .contentLength: "0", .cacheControl: "no-store"])
+    }
+
+    /// As Vault's default policy allows: the identity a lease was issued to may renew and revoke
+    /// it (an agent renewing its database credentials); anyone else needs `capability` on the
+    /// producer. A caller without the capability cannot tell an unknown lease from another's.
+    func authorizeOwnLease(_ caller: CallerContext, _ native: String, _ path: ItemPath, _ capability: Capability,
+                           missing: String) async throws {
+        let lease: Lease
+        do {
+            lease = try await tessera.dynamic.lease(native)
+        } catch let e as TesseraError where e.status == 404 || e.status == 400 {
+            try caller.require(capability, on: path, type: .item)
+            throw TesseraError.badRequest(missing)
+        }
+        guard lease.producer == path.value else {
+            try caller.require(capability, on: path, type: .item)
+            throw TesseraError.badRequest(missing)
+        }
+        if let me = caller.principal?.identity.accessId, !me.isEmpty, lease.accessId == me {
+            caller.notes.set(AuditNotes.policyKey, "allowed: the lease was issued to this identity")
+            return
+        }
+        try caller.require(capability, on: path, type: .item)
     }
 
     func revokePrefix(_ vr: VaultRequest, _ prefix: String, urlForm: Bool, fields: RequestFields) async throws -> Response {

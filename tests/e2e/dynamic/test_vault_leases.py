@@ -75,3 +75,31 @@ def test_hvac_lease_functions(vault_db, postgres, server):
     assert role_exists(postgres, keep["data"]["username"])
     listed = c.sys.list_leases("vdb/creds/other")["data"]["keys"]
     assert keep["lease_id"].rsplit("/", 1)[1] in listed
+
+
+def test_an_identity_renews_and_revokes_only_its_own_leases(vault_db, postgres, server, call):
+    """As Vault's default policy allows (and Vault Agent relies on): the identity a lease was
+    issued to may renew and revoke it with only `read` on the producer; another identity's lease,
+    or an unknown one, needs the capabilities and stays untouched."""
+    r = call(server, "create-auth-method", name="/lease-owner")
+    assert r.status_code == 200, r.text
+    am = r.json()
+    assert call(server, "create-role", name="lease-readers").status_code == 200
+    assert call(server, "set-role-rule", role_name="lease-readers", path="/vdb/readonly", capability=["read"]).status_code == 200
+    assert call(server, "assoc-role-am", role_name="lease-readers", am_name="/lease-owner").status_code == 200
+    mine = hvac.Client(url=server["base"], token=f"{am['access_id']}..{am['access_key']}")
+    admin = hvac.Client(url=server["base"], token=server["vault_token"])
+
+    own = mine.secrets.database.generate_credentials("readonly", mount_point="vdb")
+    assert mine.sys.renew_lease(own["lease_id"])["lease_duration"] > 0
+    theirs = admin.secrets.database.generate_credentials("readonly", mount_point="vdb")
+    with pytest.raises(hvac.exceptions.Forbidden):
+        mine.sys.renew_lease(theirs["lease_id"])
+    with pytest.raises(hvac.exceptions.Forbidden):
+        mine.sys.revoke_lease(theirs["lease_id"])
+    with pytest.raises(hvac.exceptions.Forbidden):
+        mine.sys.revoke_lease("vdb/creds/readonly/no-such-lease")
+    assert role_exists(postgres, theirs["data"]["username"])
+    assert mine.sys.revoke_lease(own["lease_id"]).status_code == 204
+    assert not role_exists(postgres, own["data"]["username"])
+    assert admin.sys.revoke_lease(theirs["lease_id"]).status_code == 204
