@@ -101,7 +101,7 @@ extension NativeVerbs {
                 return .array(out)
             }
         },
-        NativeVerb("dynamic-secret-tmp-creds-update", action: "renew_lease", access: .capability([.update], .item),
+        NativeVerb("dynamic-secret-tmp-creds-update", action: "renew_lease", access: .capability([.read, .update], .item),
                    help: "Renew credentials (capped at the dynamic secret's max TTL).",
                    fields: declare([.string("name", required: true, "The dynamic secret's path."),
                                     .string("tmp-creds-id", required: true, "The credentials' lease id."),
@@ -111,15 +111,14 @@ extension NativeVerbs {
             let path = try ItemPath(try f.requiredString("name"))
             let id = try f.requiredString("tmp-creds-id")
             let minutes = try f.int("new-ttl-min", in: 0...(InputNumber.maxSeconds / 60))
-            return PreparedVerb(paths: [path], parameters: ["lease_id": id]) { t, _ in
-                let lease = try await t.dynamic.lease(id)
-                guard lease.producer == path.value else { throw TesseraError.badRequest("lease \(id) does not belong to \(path)") }
+            return PreparedVerb(paths: [path], parameters: ["lease_id": id]) { t, caller in
+                try await requireOwnLeaseOr(.update, t, caller, id, path)
                 let r = try await t.dynamic.renew(id, increment: minutes.map { $0 * 60 })
                 return .obj(("lease_id", .string(r.lease.id)), ("expiration_date", .date(r.lease.expiresAt)),
                             ("warning", r.warning.map(JSON.string) ?? .null))
             }
         },
-        NativeVerb("dynamic-secret-tmp-creds-delete", action: "revoke_lease", access: .capability([.delete], .item),
+        NativeVerb("dynamic-secret-tmp-creds-delete", action: "revoke_lease", access: .capability([.read, .delete], .item),
                    help: "Revoke credentials now: one by its id, or all with revoke-all.",
                    fields: declare([.string("name", required: true, "The dynamic secret's path."),
                                     .string("tmp-creds-id", "The credentials' lease id."),
@@ -129,13 +128,13 @@ extension NativeVerbs {
             let id = try f.string("tmp-creds-id")
             let all = try f.bool("revoke-all") ?? false
             guard id != nil || all else { throw TesseraError.badRequest("tmp-creds-id or revoke-all is required") }
-            return PreparedVerb(paths: [path], parameters: id.map { ["lease_id": $0] } ?? ["revoke_all": "true"]) { t, _ in
+            return PreparedVerb(paths: [path], parameters: id.map { ["lease_id": $0] } ?? ["revoke_all": "true"]) { t, caller in
                 if let id {
-                    let lease = try await t.dynamic.lease(id)
-                    guard lease.producer == path.value else { throw TesseraError.badRequest("lease \(id) does not belong to \(path)") }
+                    try await requireOwnLeaseOr(.delete, t, caller, id, path)
                     try await t.dynamic.revoke(id)
                     return .obj(("revoked", .int(1)))
                 }
+                try caller.require(.delete, on: path, type: .item)
                 let leases = try await t.dynamic.revocable(prefix: String(path.value.dropFirst()) + "/").filter { $0.producer == path.value }
                 return .obj(("revoked", .int(Int64(try await t.dynamic.revoke(leases: leases)))))
             }
@@ -212,5 +211,22 @@ extension NativeVerbs {
              ("access_id", .string(l.accessId)), ("state", .string(l.state.rawValue)), ("issue_time", .date(l.issuedAt)),
              ("expire_time", .date(l.expiresAt)), ("max_expire_time", .date(l.maxExpiresAt)), ("attempts", .int(Int64(l.attempts))),
              ("last_error", .string(l.lastError)))
+    }
+}
+
+extension NativeVerbs {
+    /// Renewing or revoking one lease: the identity it was issued to may (it holds read on the
+    /// producer, as the verb declares); anyone else needs `capability` too. A caller without it
+    /// cannot tell an unknown lease from another identity's.
+    static func requireOwnLeaseOr(_ capability: Capability, _ t: Tessera, _ caller: CallerContext, _ id: String, _ path: ItemPath) async throws {
+        guard let lease = try? await t.dynamic.lease(id), lease.producer == path.value else {
+            try caller.require(capability, on: path, type: .item)
+            throw TesseraError.badRequest("lease \(id.prefix(200)) does not belong to \(path)")
+        }
+        if let me = caller.principal?.identity.accessId, !me.isEmpty, lease.accessId == me {
+            caller.notes.set(AuditNotes.policyKey, "allowed: the lease was issued to this identity")
+            return
+        }
+        try caller.require(capability, on: path, type: .item)
     }
 }
