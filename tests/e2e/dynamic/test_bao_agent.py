@@ -124,9 +124,12 @@ listener "tcp" {{
         assert read(d / "token").startswith("t-")
         assert role_exists(postgres, user)
 
-        # a new KV version is rendered without a restart
-        h = {"X-Vault-Token": server["vault_token"]}
-        assert requests.post(server["base"] + "/v1/secret/data/agent/cfg", json={"data": {"password": "second-pw"}}, headers=h).status_code == 200
+        # a new KV version (`bao kv put`) is rendered without a restart
+        env = dict(os.environ, HOME=str(d), VAULT_ADDR=server["base"], BAO_ADDR=server["base"],
+                   VAULT_TOKEN=server["vault_token"], BAO_TOKEN=server["vault_token"])
+        put = subprocess.run([bao_bin(), "kv", "put", "secret/agent/cfg", "password=second-pw"], env=env,
+                             capture_output=True, text=True, timeout=30)
+        assert put.returncode == 0, put.stderr
         wait_for(lambda: read(d / "kv.txt").strip() == "second-pw", 30, "the re-rendered KV template")
 
         # past the 8 s TTL the agent has renewed the lease instead of fetching new credentials
