@@ -88,6 +88,16 @@ public struct TokenGrant: Sendable, Equatable, Codable {
         self.metadata = metadata
         self.ttlSeconds = ttlSeconds
     }
+
+    /// The stored form (`tokens.grant_info`); `""` stands for no grant.
+    public static func storedText(_ grant: TokenGrant?) throws -> String {
+        guard let grant else { return "" }
+        return String(decoding: try JSONEncoder().encode(grant), as: UTF8.self)
+    }
+
+    public static func fromStoredText(_ text: String) throws -> TokenGrant? {
+        text.isEmpty ? nil : try JSONDecoder().decode(TokenGrant.self, from: Data(text.utf8))
+    }
 }
 
 /// An issued token, stored by the hash of its text.

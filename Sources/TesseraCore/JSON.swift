@@ -43,6 +43,9 @@ public indirect enum JSON: Sendable, Equatable {
 
     public static func strings(_ values: [String]) -> JSON { .array(values.map(JSON.string)) }
 
+    /// An object of string values, keys sorted.
+    public static func stringMap(_ m: [String: String]) -> JSON { .object(m.keys.sorted().map { ($0, .string(m[$0] ?? "")) }) }
+
     /// An ISO-8601 timestamp with fractional seconds and `Z`, as both Akeyless SDK and Vault clients parse.
     public static func date(_ d: Date?) -> JSON {
         guard let d else { return .null }

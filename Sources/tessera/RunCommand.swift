@@ -134,12 +134,10 @@ struct RunCommand: AsyncParsableCommand {
         }
         all += explicit
         var env: [String: String] = [:]
-        var watched: [Binding] = []
-        for b in all {
-            env[b.name] = try await fetch(b, leases: &leases)
-            watched.append(b)
-        }
-        return (env, watched)
+        for b in all { env[b.name] = try await fetch(b, leases: &leases) }
+        // Dynamic credentials are not watched: they are renewed, never re-issued.
+        let dynamic = Set(leases.map(\.producer))
+        return (env, all.filter { !dynamic.contains($0.path) })
     }
 
     func run() async throws {
@@ -194,15 +192,13 @@ struct RunCommand: AsyncParsableCommand {
     }
 
     /// The environment with new values when an injected static or rotated secret changed; nil
-    /// when nothing did (or it cannot be read right now). Dynamic credentials are not re-issued.
+    /// when nothing did (or it cannot be read right now).
     func changedValues(_ resolved: (env: [String: String], watched: [Binding])) async -> [String: String]? {
         var env = resolved.env
         var changed = false
         for b in resolved.watched {
             var issued: [Lease] = []
-            guard let item = try? await APIClient.call("describe-item", ["name": b.path], options: api) as? [String: Any],
-                  (item["item_type"] as? String) != "DYNAMIC_SECRET",
-                  let value = try? await fetch(b, leases: &issued) else { continue }
+            guard let value = try? await fetch(b, leases: &issued) else { continue }
             if value != env[b.name] {
                 env[b.name] = value
                 changed = true

@@ -153,8 +153,4 @@ enum FieldValues {
     static func listMapJSON(_ m: [String: [String]]) -> JSON {
         .object(m.keys.sorted().map { ($0, .strings(m[$0] ?? [])) })
     }
-
-    static func pairsJSON(_ m: [String: String]) -> JSON {
-        .object(m.keys.sorted().map { ($0, .string(m[$0] ?? "")) })
-    }
 }

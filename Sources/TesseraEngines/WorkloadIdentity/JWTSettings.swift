@@ -162,7 +162,7 @@ enum JWTSettings {
         var out: [(String, JSON)] = [
             ("allowed_redirect_uris", .strings(redirects)), ("bound_audiences", .strings(audiences)),
             ("bound_claims", FieldValues.listMapJSON(boundClaims)), ("bound_claims_type", .string(claimsType)),
-            ("bound_subject", .string(subject)), ("claim_mappings", FieldValues.pairsJSON(mappings)),
+            ("bound_subject", .string(subject)), ("claim_mappings", JSON.stringMap(mappings)),
             ("clock_skew_leeway", .int(Int64(try leeway("clock_skew_leeway", defaultClockSkewLeeway)))),
             ("expiration_leeway", .int(Int64(try leeway("expiration_leeway", defaultExpirationLeeway)))),
             ("groups_claim", .string(try str("groups_claim"))),

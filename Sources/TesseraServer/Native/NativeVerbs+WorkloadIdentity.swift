@@ -81,18 +81,7 @@ extension NativeVerbs {
                 return .obj(("access_id", .string(m.accessId)), ("name", .string(m.name)))
             }
         }
-        let updateOAuth2: @Sendable (RequestFields) throws -> PreparedVerb = { f in
-            let s = try methodSettings(f)
-            let body = f.body
-            return PreparedVerb(paths: [s.path]) { t, caller in
-                var m = try await t.access.authMethod(named: s.name)
-                try await requireMayGrantReachable(t, caller, m)
-                try await t.identity.updateOAuth2Method(m, body: body)
-                m = try await t.access.authMethod(named: s.name)
-                try await applyCommon(t, &m, s, f)
-                return .obj(("access_id", .string(m.accessId)))
-            }
-        }
+        let updateOAuth2 = updateVerb { t, m, body in try await t.identity.updateOAuth2Method(m, body: body) }
         let createK8s: @Sendable (RequestFields) throws -> PreparedVerb = { f in
             let s = try methodSettings(f)
             let body = f.body
@@ -103,18 +92,7 @@ extension NativeVerbs {
                 return .obj(("access_id", .string(m.accessId)), ("name", .string(m.name)), ("prv_key", .string(key)))
             }
         }
-        let updateK8s: @Sendable (RequestFields) throws -> PreparedVerb = { f in
-            let s = try methodSettings(f)
-            let body = f.body
-            return PreparedVerb(paths: [s.path]) { t, caller in
-                var m = try await t.access.authMethod(named: s.name)
-                try await requireMayGrantReachable(t, caller, m)
-                try await t.identity.updateKubernetesMethod(m, body: body)
-                m = try await t.access.authMethod(named: s.name)
-                try await applyCommon(t, &m, s, f)
-                return .obj(("access_id", .string(m.accessId)))
-            }
-        }
+        let updateK8s = updateVerb { t, m, body in try await t.identity.updateKubernetesMethod(m, body: body) }
         let putGatewayConfig: @Sendable (Bool) -> @Sendable (RequestFields) throws -> PreparedVerb = { creating in
             { f in
                 let name = try f.requiredString("name")
@@ -164,18 +142,7 @@ extension NativeVerbs {
                 return .obj(("access_id", .string(m.accessId)), ("name", .string(m.name)))
             }
         }
-        let updateCert: @Sendable (RequestFields) throws -> PreparedVerb = { f in
-            let s = try methodSettings(f)
-            let body = f.body
-            return PreparedVerb(paths: [s.path]) { t, caller in
-                var m = try await t.access.authMethod(named: s.name)
-                try await requireMayGrantReachable(t, caller, m)
-                try await t.identity.updateCertMethod(m, body: body)
-                m = try await t.access.authMethod(named: s.name)
-                try await applyCommon(t, &m, s, f)
-                return .obj(("access_id", .string(m.accessId)))
-            }
-        }
+        let updateCert = updateVerb { t, m, body in try await t.identity.updateCertMethod(m, body: body) }
         let certHelp = "Create a certificate auth method: clients whose certificate the given CA (or pinned certificate) trusts log in with access-type cert."
         let oauth2Help = "Create an OAuth2/JWT auth method: tokens signed by a JWKS (or the given keys) log in with access-type jwt."
         let k8sHelp = "Create a Kubernetes auth method; returns its access id and (with gen-key) the private key for its gateway config."
@@ -216,6 +183,24 @@ extension NativeVerbs {
                        help: "Delete a gateway k8s auth config.", fields: nameOnly, prepare: deleteGatewayConfig),
         ]
     }()
+
+    /// An update verb: the type's own settings through `apply`, then the shared ones. Changing
+    /// what a method trusts needs the right to grant every role it reaches.
+    static func updateVerb(_ apply: @escaping @Sendable (Tessera, AuthMethod, JSON) async throws -> Void)
+        -> @Sendable (RequestFields) throws -> PreparedVerb {
+        { f in
+            let s = try methodSettings(f)
+            let body = f.body
+            return PreparedVerb(paths: [s.path]) { t, caller in
+                var m = try await t.access.authMethod(named: s.name)
+                try await requireMayGrantReachable(t, caller, m)
+                try await apply(t, m, body)
+                m = try await t.access.authMethod(named: s.name)
+                try await applyCommon(t, &m, s, f)
+                return .obj(("access_id", .string(m.accessId)))
+            }
+        }
+    }
 
     /// The settings every method type shares, on update (only those the request names).
     static func applyCommon(_ t: Tessera, _ m: inout AuthMethod, _ s: (name: String, path: ItemPath, ttl: Int?, expires: Int, ips: [String]),

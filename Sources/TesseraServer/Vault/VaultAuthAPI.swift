@@ -76,7 +76,7 @@ struct VaultAuthAPI: Sendable {
                         ("creation_ttl", .int(Int64(grant.ttlSeconds))), ("display_name", .string(grant.displayName)),
                         ("entity_id", .string("")), ("expire_time", .date(t.expiresAt)), ("explicit_max_ttl", .int(0)),
                         ("id", .string(currentToken(vr))), ("issue_time", .date(t.issuedAt)),
-                        ("meta", FieldValuesView.pairs(grant.metadata)), ("num_uses", .int(0)), ("orphan", .bool(true)),
+                        ("meta", JSON.stringMap(grant.metadata)), ("num_uses", .int(0)), ("orphan", .bool(true)),
                         ("path", .string("auth" + p.identity.authMethodName + "/login")), ("policies", shown), ("renewable", .bool(true)),
                         ("ttl", .int(ttl)), ("type", .string("service")))
         }

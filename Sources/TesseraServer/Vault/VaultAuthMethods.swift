@@ -277,13 +277,8 @@ struct VaultAuthMethods: Sendable {
         let ttl = InputNumber.int64(max(0, record.expiresAt.timeIntervalSince(now)))
         return .obj(("client_token", .string(login.issued.token)), ("accessor", .string(String(record.tokenHash.prefix(24)))),
                     ("policies", .strings(login.policies)), ("token_policies", .strings(login.policies)),
-                    ("metadata", FieldValuesView.pairs(login.metadata)), ("lease_duration", .int(ttl)), ("renewable", .bool(true)),
+                    ("metadata", JSON.stringMap(login.metadata)), ("lease_duration", .int(ttl)), ("renewable", .bool(true)),
                     ("entity_id", .string("")), ("token_type", .string("service")), ("orphan", .bool(true)),
                     ("mfa_requirement", .null), ("num_uses", .int(0)))
     }
-}
-
-/// Small views shared by the Vault auth handlers.
-enum FieldValuesView {
-    static func pairs(_ m: [String: String]) -> JSON { .object(m.keys.sorted().map { ($0, .string(m[$0] ?? "")) }) }
 }

@@ -372,14 +372,6 @@ public final class SQLiteStore: Store {
                               config: try JSON.parse(Array(try c.string("config").utf8)))
     }
 
-    static func grantText(_ g: TokenGrant) throws -> String {
-        String(decoding: try JSONEncoder().encode(g), as: UTF8.self)
-    }
-
-    static func grant(_ text: String) throws -> TokenGrant? {
-        text.isEmpty ? nil : try JSONDecoder().decode(TokenGrant.self, from: Data(text.utf8))
-    }
-
     // MARK: Roles
 
     public func createRole(_ role: Role) async throws {
@@ -479,7 +471,7 @@ public final class SQLiteStore: Store {
     public func createToken(_ t: TokenRecord) async throws {
         try await db.write("INSERT INTO tokens (token_hash, access_id, issued_at, expires_at, revoked, client_address, grant_info) VALUES (?, ?, ?, ?, ?, ?, ?)",
                            [.text(t.tokenHash), .text(t.accessId), .date(t.issuedAt), .date(t.expiresAt), .bool(t.revoked), .text(t.clientAddress),
-                            .text(try t.grant.map { try Self.grantText($0) } ?? "")])
+                            .text(try TokenGrant.storedText(t.grant))])
     }
 
     public func token(hash: String) async throws -> TokenRecord? {
@@ -488,7 +480,7 @@ public final class SQLiteStore: Store {
         return TokenRecord(tokenHash: try c.string("token_hash"), accessId: try c.string("access_id"),
                            issuedAt: try c.date("issued_at"), expiresAt: try c.date("expires_at"),
                            revoked: try c.bool("revoked"), clientAddress: try c.string("client_address"),
-                           grant: try Self.grant(try c.string("grant_info")))
+                           grant: try TokenGrant.fromStoredText(try c.string("grant_info")))
     }
 
     public func revokeToken(hash: String) async throws -> Bool {
