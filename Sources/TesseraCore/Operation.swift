@@ -1,5 +1,6 @@
 // Operation: what every front-end turns a request into before it enters the pipeline.
 import Foundation
+import Synchronization
 
 /// The parts of a request that the pipeline needs, independent of the wire protocol.
 public struct RequestContext: Sendable {
@@ -7,6 +8,9 @@ public struct RequestContext: Sendable {
     public var interface: Interface
     public var clientAddress: String
     public var startedAt: Date
+    /// Set when an edge agent forwards the request: the pipeline names here the items that a
+    /// cacheable read returned, and the front-end answers with them (see `EdgeReadHint`).
+    public var edge: EdgeReadHint?
 
     public init(requestId: String = RequestContext.newRequestId(), interface: Interface, clientAddress: String, startedAt: Date = Date()) {
         self.requestId = requestId
@@ -29,6 +33,30 @@ public struct RequestContext: Sendable {
         bytes[8] = (bytes[8] & 0x3F) | 0x80
         return [bytes[0..<4], bytes[4..<6], bytes[6..<8], bytes[8..<10], bytes[10..<16]].map(\.hexString).joined(separator: "-")
     }
+}
+
+/// What an edge agent needs to cache a read it forwarded: the items the read returned, which it
+/// authorizes locally for the clients it later serves from its cache. Shared by reference between
+/// the copies of one request's context.
+public final class EdgeReadHint: Sendable {
+    private let state = Mutex<[String]>([])
+    public init() {}
+    public func add(_ paths: [String]) { state.withLock { $0 += paths } }
+    public var items: [String] { state.withLock { $0 } }
+    /// The request header an edge agent sends, and the response header that answers it.
+    public static let requestHeader = "X-Tessera-Edge"
+    public static let itemsHeader = "X-Tessera-Edge-Items"
+
+    /// The items as one header value: each path percent-encoded, separated by commas.
+    public var headerValue: String {
+        items.map { $0.addingPercentEncoding(withAllowedCharacters: Self.unreserved) ?? "" }.joined(separator: ",")
+    }
+
+    public static func parse(headerValue: String) -> [String] {
+        headerValue.split(separator: ",").compactMap { String($0).removingPercentEncoding }
+    }
+
+    static let unreserved = CharacterSet(charactersIn: "abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789-._~/")
 }
 
 /// What the authorizer must check before an operation runs.

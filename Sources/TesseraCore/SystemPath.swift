@@ -36,6 +36,9 @@ public enum SystemPath {
     /// The nodes sharing the store (`sys/ha-status`, `operator members`).
     public static let cluster = ItemPath.system("cluster")
 
+    /// The edge agents' change stream (read) and their reports of cached reads (create).
+    public static let edge = ItemPath.system("edge")
+
     /// Revoking every lease under a prefix.
     public static func revokePrefix(_ prefix: String) -> ItemPath {
         let trimmed = prefix.split(separator: "/").joined(separator: "/")

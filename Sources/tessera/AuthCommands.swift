@@ -13,6 +13,24 @@ struct AuthCommand: AsyncParsableCommand {
             """)
     @OptionGroup var api: APIOptions
     @Option(name: .customLong("access-id"), help: .field("auth", "access-id")) var accessId: String
+    @OptionGroup var login: LoginOptions
+
+    func run() async throws {
+        try await runCLI {
+            let answer = try await APIClient.call("auth", try login.body(accessId: accessId), options: api, withToken: false)
+            guard let o = answer as? [String: Any], let token = o["token"] as? String else {
+                throw CLIError(description: "the server did not return a token")
+            }
+            try Profile(address: api.resolvedAddress, token: token, expiration: o["expiration"] as? String, caCert: api.resolvedCACert).save(api.profile)
+            if api.json { APIClient.print(answer, options: api) } else {
+                print("Authenticated. Token saved to profile '\(api.profile)' (expires \(o["expiration"] as? String ?? "?")).")
+            }
+        }
+    }
+}
+
+/// How to log in: the credential of each access type (`auth`, and `agent` for its own identity).
+struct LoginOptions: ParsableArguments {
     @Option(name: .customLong("access-type"), help: "access_key (default), jwt, oidc, k8s or cert.") var accessType: String = "access_key"
     @Option(name: .customLong("access-key"), help: .field("auth", "access-key", note: "When omitted: $TESSERA_ACCESS_KEY or standard input."))
     var accessKey: String?
@@ -23,7 +41,7 @@ struct AuthCommand: AsyncParsableCommand {
 
     static let serviceAccountTokenFile = "/var/run/secrets/kubernetes.io/serviceaccount/token"
 
-    func body() throws -> [String: Any?] {
+    func body(accessId: String) throws -> [String: Any?] {
         var body: [String: Any?] = ["access-id": accessId, "access-type": accessType]
         switch accessType {
         case "access_key", "api_key":
@@ -47,19 +65,6 @@ struct AuthCommand: AsyncParsableCommand {
             throw CLIError(description: "--access-type must be access_key, jwt, oidc, k8s or cert")
         }
         return body
-    }
-
-    func run() async throws {
-        try await runCLI {
-            let answer = try await APIClient.call("auth", try body(), options: api, withToken: false)
-            guard let o = answer as? [String: Any], let token = o["token"] as? String else {
-                throw CLIError(description: "the server did not return a token")
-            }
-            try Profile(address: api.resolvedAddress, token: token, expiration: o["expiration"] as? String, caCert: api.resolvedCACert).save(api.profile)
-            if api.json { APIClient.print(answer, options: api) } else {
-                print("Authenticated. Token saved to profile '\(api.profile)' (expires \(o["expiration"] as? String ?? "?")).")
-            }
-        }
     }
 }
 

@@ -8,7 +8,7 @@ struct TesseraCLI: AsyncParsableCommand {
         commandName: "tessera",
         abstract: "Tessera: a self-hosted secrets-management server and CLI.",
         subcommands: [
-            ServerCommand.self, OperatorCommand.self, AuthCommand.self, ValidateTokenCommand.self, RevokeTokenCommand.self, RunCommand.self,
+            ServerCommand.self, OperatorCommand.self, AuthCommand.self, AgentCommand.self, ValidateTokenCommand.self, RevokeTokenCommand.self, RunCommand.self,
             CreateSecretCommand.self, GetSecretValueCommand.self, UpdateSecretValCommand.self, ListItemsCommand.self,
             DescribeItemCommand.self, DeleteItemCommand.self,
             CreateAuthMethodCommand.self, ListAuthMethodsCommand.self, GetAuthMethodCommand.self, DeleteAuthMethodCommand.self,

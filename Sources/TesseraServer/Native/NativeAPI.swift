@@ -45,11 +45,14 @@ public struct NativeAPI: Sendable {
             let fields = try RequestFields(json, declared: verb.fields)
             var prepared = try verb.prepare(fields)
             if !unknown.isEmpty { prepared.parameters["ignored_fields"] = FieldSet.warningList(unknown) }
-            let ctx = RequestContext(interface: .native, clientAddress: context.clientAddress, startedAt: tessera.now())
-            let call = try verb.call(prepared, fields: fields, context: ctx)
+            var ctx = RequestContext(interface: .native, clientAddress: context.clientAddress, startedAt: tessera.now())
+            if request.headers[EdgeAPI.requestHeader] != nil { ctx.edge = EdgeReadHint() }
+            var call = try verb.call(prepared, fields: fields, context: ctx)
+            call.edgeCacheable = EdgeAPI.cacheableNativeActions.contains(verb.action)
             let output = try await tessera.run(call) { caller in try await prepared.run(tessera, caller) }
             log(name, 200, context)
             var response = Responses.json(output)
+            EdgeAPI.nameItems(ctx.edge, in: &response)
             if !unknown.isEmpty, let header = HTTPField.Name("X-Tessera-Warnings") {
                 response.headers[header] = "Endpoint ignored these unrecognized parameters: [" + FieldSet.warningList(unknown) + "]"
             }

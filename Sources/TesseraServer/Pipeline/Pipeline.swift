@@ -57,6 +57,9 @@ public struct PipelineCall: Sendable {
     public var claimedAccessId: String?
     /// The type of the claimed auth method (`api_key`, `oauth2`, `k8s`, `cert`).
     public var claimedMethodType = "api_key"
+    /// A read of stored values (static or rotated) that an edge agent may cache: on success the
+    /// checked item paths are named to the agent (`RequestContext.edge`).
+    public var edgeCacheable = false
 
     public init(context: RequestContext, action: String, auditPath: String = "", credentials: Credentials,
                 needsIdentity: Bool = true, checks: [AccessCheck] = [], listing: (folder: ItemPath, type: RuleType)? = nil,
@@ -171,6 +174,9 @@ extension Tessera {
             throw error
         }
         telemetry.request(interface: ctx.interface, action: call.action, status: event.status, duration: Duration.seconds(max(0, elapsed)), login: login)
+        if call.edgeCacheable, let hint = ctx.edge, case .success = outcome, event.status < 300 {
+            hint.add(call.checks.map(\.path.value))
+        }
         logger.log(level: options.logRequests ? .info : .debug, "request",
                    metadata: ["request_id": "\(ctx.requestId)", "interface": "\(ctx.interface.rawValue)", "action": "\(call.action)",
                               "status": "\(event.status)", "duration_ms": "\(Int64(elapsed * 1000))", "client": "\(ctx.clientAddress)"])

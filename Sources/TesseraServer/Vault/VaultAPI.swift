@@ -21,7 +21,8 @@ struct VaultAPI: Sendable {
 
     func handle(_ request: Request, _ context: TesseraRequestContext) async -> Response {
         var request = request
-        let ctx = TesseraCore.RequestContext(interface: .vault, clientAddress: context.clientAddress, startedAt: tessera.now())
+        var ctx = TesseraCore.RequestContext(interface: .vault, clientAddress: context.clientAddress, startedAt: tessera.now())
+        if request.headers[EdgeAPI.requestHeader] != nil { ctx.edge = EdgeReadHint() }
         do {
             if request.method == .options {
                 return VaultResponses.errors(["cannot handle internal-only request operation"], status: .badRequest)
@@ -38,6 +39,7 @@ struct VaultAPI: Sendable {
             }
             var response = try await dispatch(vr, request)
             log(request, response.status.code, context)
+            EdgeAPI.nameItems(ctx.edge, in: &response)
             let ignored = vr.ignoredFields.all
             if !ignored.isEmpty, let header = HTTPField.Name("X-Tessera-Warnings") {
                 // Vault's words for the same warning.
@@ -54,6 +56,9 @@ struct VaultAPI: Sendable {
     func dispatch(_ vr: VaultRequest, _ request: Request) async throws -> Response {
         var vr = vr
         let path = vr.path
+        if path.hasPrefix("sys/edge/") {
+            return try await EdgeAPI(tessera: tessera).handle(vr)
+        }
         if path == "sys" || path.hasPrefix("sys/") {
             vr.declaredAt = (.system, path)
             return try await VaultSysAPI(tessera: tessera, system: system).handle(vr, request)

@@ -63,7 +63,8 @@ struct VaultKV: Sendable {
         let version = try vr.query["version"].map { v -> Int in
             try InputNumber.int(text: v, field: "version", in: 0...Int(Int32.max))
         }
-        let call = vr.pipelineCall(action: "get_secret_value", auditPath: path.value, checks: [AccessCheck(.read, .item, path)])
+        var call = vr.pipelineCall(action: "get_secret_value", auditPath: path.value, checks: [AccessCheck(.read, .item, path)])
+        call.edgeCacheable = true
         let result = try await tessera.run(call) { caller in
             let r = try await tessera.secrets.readKV(path: path, version: version)
             caller.notes.set("version", String(r.version.record.version))
@@ -243,7 +244,8 @@ struct VaultKV: Sendable {
             return VaultResponses.errors([VaultResponses.unsupported], status: .methodNotAllowed)
         case .read:
             let path = try mount.itemPath(rest)
-            let call = vr.pipelineCall(action: "get_secret_value", auditPath: path.value, checks: [AccessCheck(.read, .item, path)])
+            var call = vr.pipelineCall(action: "get_secret_value", auditPath: path.value, checks: [AccessCheck(.read, .item, path)])
+            call.edgeCacheable = true
             let value = try await tessera.run(call) { _ in
                 try await tessera.secrets.readKV(path: path, version: nil).version.value
             }
