@@ -15,15 +15,15 @@ import sys
 import tempfile
 import time
 
-from common import (REPO, BenchError, Proc, ensure_bao, ensure_swift_binaries, ensure_wrk, log, make_tls_files, now,
-                    parallel_requests, proc_cpu_s, proc_mem, run_wrk, run_wrk_many)
+from common import (REPO, BenchError, Proc, ensure_bao, ensure_swift_binaries, ensure_wrk, free_port, log, make_tls_files, now,
+                    parallel_requests, proc_cpu_s, proc_mem, run_wrk, run_wrk_many, status_once, wait_until)
 from pg import Postgres
 from report import Results, markdown, summarize
 from seed import first_seed_id, seed_leases
 from servers import CREDS, KV_ONE, BareHTTP, OpenBao, OpenBaoPG, Tessera, TesseraPG
 
-SCENARIOS = ["kv1", "kvtls", "kv10k", "native", "kvwrite", "db", "startup", "rss", "bare", "pg"]
-RUN_ORDER = ["kv1", "kvtls", "native", "kv10k", "kvwrite", "bare", "db", "startup", "rss", "pg"]
+SCENARIOS = ["kv1", "kvtls", "kv10k", "native", "kvwrite", "db", "startup", "rss", "bare", "pg", "edge"]
+RUN_ORDER = ["kv1", "kvtls", "native", "kv10k", "kvwrite", "bare", "edge", "db", "startup", "rss", "pg"]
 READ_C = [1, 16, 64]
 DB_C = [4, 16]
 PG_C = 16          # the pg scenario's concurrency (split 6/5/5 over three nodes)
@@ -36,6 +36,26 @@ LEASE_PREFIX = "database/creds/bench/"
 
 def human(n):
     return f"{n // 1_000_000}M" if n >= 1_000_000 and n % 1_000_000 == 0 else (f"{n // 1000}k" if n >= 1000 else str(n))
+
+
+class EdgeAgentServer:
+    """The `tessera agent` process as the wrk helper sees a server."""
+    kind = "tessera"
+
+    def __init__(self, name, data_dir):
+        self.name = name
+        self.data_dir = data_dir
+        self.port = None
+        self.proc = None
+        self.bench_token = None
+
+    @property
+    def base(self):
+        return f"http://127.0.0.1:{self.port}"
+
+    @property
+    def pid(self):
+        return self.proc.pid
 
 
 class Bench:
@@ -232,6 +252,52 @@ class Bench:
             share = kv[len(kv) // 2] / bare[len(bare) // 2] if bare and bare[len(bare) // 2] else None
             self.bare_share[f"bare/{c}"] = f"kv1 = {share * 100:.0f}% of bare" if share else "–"
             self.raw[f"bare_share_c{c}"] = share
+
+    def sc_edge(self):
+        """KV v2 reads through `tessera agent` (answered from its cache, each one audited through its
+        durable queue) against the same reads sent straight to Tessera, interleaved in one run. The
+        server CPU column is the agent's own; the central server records the reported events."""
+        t, _ = self.servers()
+        am = t.native("create-auth-method", {"name": "/bench-edge"})
+        t.native("create-role", {"name": "bench-edge"})
+        t.native("set-role-rule", {"role-name": "bench-edge", "path": "/sys/edge", "capability": ["read", "create"],
+                                   "rule-type": "sys-rule"})
+        t.native("assoc-role-am", {"role-name": "bench-edge", "am-name": "/bench-edge"})
+        edge_dir = os.path.join(self.work, "tessera-agent")
+        os.makedirs(edge_dir, exist_ok=True)
+        key_file = os.path.join(self.work, "edge.key")
+        with open(key_file, "w") as f:
+            f.write(os.urandom(32).hex())
+        edge = EdgeAgentServer("tessera-agent", edge_dir)
+        edge.port = free_port()
+        env = dict(os.environ, EDGE_KEY=am["access_key"])
+        for var in ("TESSERA_ADDR", "TESSERA_TOKEN"):
+            env.pop(var, None)
+        edge.proc = Proc("tessera-agent", [self.bins["tessera"], "agent", "--address", t.base, "--listen", f"127.0.0.1:{edge.port}",
+                                           "--cache-dir", os.path.join(edge_dir, "cache"), "--cache-key-file", key_file,
+                                           "--access-id", am["access_id"], "--access-key", "env:EDGE_KEY"],
+                         os.path.join(edge_dir, "agent.log"), env=env)
+        edge.bench_token = t.bench_token
+        try:
+            wait_until(lambda: status_once(edge.port, "GET", KV_ONE, t.bench_token) == 200, timeout=60, what="the agent")
+            self.warmup((edge, t), "get.lua", KV_ONE)
+            for rep in range(self.a.repeat):
+                for c in READ_C:
+                    r = self.wrk(edge, "get.lua", KV_ONE, c)
+                    self.R.add(f"edge/{c}", "edge: KV v2 read through tessera agent (cache hit, audited via its queue)",
+                               f"c={c}", "rate", "tessera", r)
+                    d = self.wrk(t, "get.lua", KV_ONE, c)
+                    self.R.add(f"edge-direct/{c}", "edge-direct: the same read straight to Tessera (same run)",
+                               f"c={c}", "rate", "tessera", d)
+        finally:
+            edge.proc.stop()
+        for c in READ_C:
+            e = sorted(x["rps"] for x in self.R.rows[f"edge/{c}"]["tessera"])
+            d = sorted(x["rps"] for x in self.R.rows[f"edge-direct/{c}"]["tessera"])
+            if e and d and d[len(d) // 2]:
+                share = e[len(e) // 2] / d[len(d) // 2]
+                self.ratio_text[f"edge/{c}"] = f"{share:.2f}× direct"
+                self.raw[f"edge_vs_direct_c{c}"] = share
 
     # -- database -----------------------------------------------------------------------
     def revoke_all(self, s, what):
