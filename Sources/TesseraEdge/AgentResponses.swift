@@ -16,6 +16,8 @@ enum AgentResponses {
     static let xCache = HTTPField.Name("X-Cache")!
     static let age = HTTPField.Name("Age")!
     static let tesseraCache = HTTPField.Name("X-Tessera-Cache")!
+    /// Request headers that change what a Vault read answers (lower case).
+    static let answerShapingHeaders: Set<String> = ["x-vault-wrap-ttl", "x-vault-wrap-format", "x-vault-namespace", "x-vault-inline-auth-path"]
 
     static func error(_ interface: Interface, status: Int, _ message: String) -> Response {
         let object: [String: Any] = switch interface {

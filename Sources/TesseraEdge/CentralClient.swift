@@ -15,6 +15,10 @@ struct Unreachable: Error {
     let reason: String
 }
 
+/// The central server answered that it is sealed: an operator stopped it on purpose, so the
+/// agent stops answering from its cache too.
+struct CentralSealed: Error {}
+
 /// A response from the central server.
 struct CentralResponse: Sendable {
     var status: Int
@@ -76,6 +80,7 @@ final class CentralClient: Sendable {
         } catch {
             throw Unreachable(reason: "\(type(of: error))")
         }
+        if response.status.code == 503, String(buffer: bytes).contains("is sealed") { throw CentralSealed() }
         if [502, 503, 504].contains(Int(response.status.code)) {
             throw Unreachable(reason: "the central server answered \(response.status.code)")
         }
@@ -100,10 +105,11 @@ final class CentralClient: Sendable {
         }
     }
 
-    /// Follows the change stream after `cursor`; `onHead` gets the trail's head when it connects,
-    /// `onChange` each change, `onAlive` every message (pings included). Returns when the stream
-    /// ends or goes quiet for 15 s; throws when it cannot connect.
-    func follow(after cursor: Int64?, token: String, onHead: @Sendable (Int64) async -> Void,
+    /// Follows the change stream after `cursor`; `onHead` gets the trail's head when it connects
+    /// (and may throw to reconnect), `onChange` each change, `onAlive` each ping, which the server
+    /// sends once it has replayed everything up to now, then every 5 s. Returns when the stream
+    /// ends or goes quiet for 30 s (the read timeout); throws when it cannot connect.
+    func follow(after cursor: Int64?, token: String, onHead: @Sendable (Int64) async throws -> Void,
                 onChange: @Sendable (CentralChange) async -> Void, onAlive: @Sendable () async -> Void) async throws {
         var request = HTTPClientRequest(url: base + "/v1/sys/edge/changes" + (cursor.map { "?after=\($0)" } ?? ""))
         request.headers.add(name: "X-Vault-Token", value: token)
@@ -127,9 +133,8 @@ final class CentralClient: Sendable {
                 let line = String(pending[..<newline])
                 pending = String(pending[pending.index(after: newline)...])
                 if line.isEmpty {
-                    await onAlive()
                     if let json = try? JSONSerialization.jsonObject(with: Data(data.utf8)) as? [String: Any] {
-                        if event == "hello", let head = (json["head"] as? NSNumber)?.int64Value { await onHead(head) }
+                        if event == "hello", let head = (json["head"] as? NSNumber)?.int64Value { try await onHead(head) }
                         if event == "change", let seq = (json["seq"] as? NSNumber)?.int64Value {
                             await onChange(CentralChange(sequence: seq, path: json["path"] as? String ?? "", kind: json["kind"] as? String ?? "item"))
                         }
@@ -148,8 +153,9 @@ final class CentralClient: Sendable {
     }
 }
 
-/// A refusal by the central server that is not an outage.
-struct AgentFailure: Error {
+/// A refusal by the central server that is not an outage, or a bad agent setting.
+struct AgentFailure: Error, CustomStringConvertible {
     let status: Int
     let message: String
+    var description: String { message }
 }

@@ -57,6 +57,8 @@ public final class EdgeAgent: Sendable {
         /// Whenever the central server refuses a report from this agent (not an outage; an empty one
         /// tests the grant at start), nothing is answered from the cache until one is accepted.
         var reportsRefused = false
+        /// The central server said it is sealed: nothing is answered from the cache until it serves again.
+        var sealed = false
     }
 
     let options: EdgeAgentOptions
@@ -65,6 +67,7 @@ public final class EdgeAgent: Sendable {
     let queue: EdgeAuditQueue
     let metrics = EdgeMetrics()
     let logger: Logger
+    let address: BindAddress
     private let link = Mutex(Link())
 
     public init(options: EdgeAgentOptions, logger: Logger) throws {
@@ -76,6 +79,7 @@ public final class EdgeAgent: Sendable {
                 throw AgentFailure(status: 400, message: "the cache key file must not be kept in the cache directory")
             }
         }
+        address = try Self.bindAddress(options.listen)
         try FileManager.default.createDirectory(atPath: dir, withIntermediateDirectories: true, attributes: [.posixPermissions: 0o700])
         let sealer = try options.keyFile.map { try CacheSealer.load(keyFile: $0) } ?? CacheSealer.ephemeral()
         self.options = options
@@ -85,30 +89,47 @@ public final class EdgeAgent: Sendable {
         queue = EdgeAuditQueue(directory: dir, sealer: sealer, logger: logger)
     }
 
+    /// The listener's address: loopback or a unix socket, checked before anything starts.
+    static func bindAddress(_ listen: String) throws -> BindAddress {
+        if listen.hasPrefix("unix:") {
+            let path = String(listen.dropFirst(5))
+            // Only a socket left by an earlier run is replaced, never another file.
+            if let type = try? FileManager.default.attributesOfItem(atPath: path)[.type] as? FileAttributeType {
+                guard type == .typeSocket else { throw AgentFailure(status: 400, message: "--listen unix: names a file that is not a socket") }
+                try FileManager.default.removeItem(atPath: path)
+            }
+            return .unixDomainSocket(path: path)
+        } else {
+            let parts = listen.split(separator: ":", omittingEmptySubsequences: false)
+            guard parts.count == 2, let port = Int(parts[1]), (0...65535).contains(port) else {
+                throw AgentFailure(status: 400, message: "--listen must be HOST:PORT or unix:/path")
+            }
+            // The agent serves the workloads beside it, never the network.
+            guard ["127.0.0.1", "localhost"].contains(String(parts[0])) else {
+                throw AgentFailure(status: 400, message: "--listen must be a loopback address (127.0.0.1) or unix:/path")
+            }
+            return .hostname(String(parts[0]), port: port)
+        }
+    }
+
     /// Serves until SIGTERM or SIGINT; the cache is written to disk on the way out.
     public func run(onListening: @escaping @Sendable (String) async -> Void = { _ in }) async throws {
         cache.load()
-        try await queue.open()
+        do {
+            try await queue.open()
+        } catch {
+            await central.shutdown()
+            throw error
+        }
         let router = Router(context: AgentRequestContext.self)
         for method in [HTTPRequest.Method.get, .put, .post, .delete, .patch, .head, .options] {
             router.on("/**", method: method) { request, context in await self.handle(request, context) }
             router.on("/", method: method) { request, context in await self.handle(request, context) }
         }
-        let address: BindAddress
-        if options.listen.hasPrefix("unix:") {
-            let path = String(options.listen.dropFirst(5))
-            try? FileManager.default.removeItem(atPath: path)
-            address = .unixDomainSocket(path: path)
-        } else {
-            let parts = options.listen.split(separator: ":", omittingEmptySubsequences: false)
-            guard parts.count == 2, let port = Int(parts[1]), (0...65535).contains(port) else {
-                throw AgentFailure(status: 400, message: "--listen must be HOST:PORT or unix:/path")
-            }
-            address = .hostname(String(parts[0]), port: port)
-        }
         let listen = options.listen
         let app = Application(router: router, configuration: .init(address: address, serverName: nil),
-                              onServerRunning: { channel in
+                              onServerRunning: { [listen] channel in
+                                  if listen.hasPrefix("unix:") { _ = chmod(String(listen.dropFirst(5)), 0o660) }
                                   await onListening(channel.localAddress.map { "\($0)" } ?? listen)
                               }, logger: logger)
         let workers: [any Service] = [
@@ -120,8 +141,13 @@ public final class EdgeAgent: Sendable {
             services: workers.map { .init(service: $0, successTerminationBehavior: .ignore, failureTerminationBehavior: .ignore) }
                 + [.init(service: app)],
             gracefulShutdownSignals: [.sigterm, .sigint], logger: logger))
-        defer { cache.persist() }
-        try await group.run()
+        do {
+            try await group.run()
+        } catch {
+            cache.persist()
+            await central.shutdown()
+            throw error
+        }
         cache.persist()
         await central.shutdown()
     }
@@ -147,9 +173,17 @@ public final class EdgeAgent: Sendable {
         if wasUp { logger.warning("the central server is unreachable; serving cached reads only") }
     }
 
+    func markSealed() {
+        let was = link.withLock { l -> Bool in
+            defer { l.sealed = true; l.reachable = true; l.streamLive = false }
+            return l.sealed
+        }
+        if !was { logger.warning("the central server is sealed; nothing is answered from the cache until it is unsealed") }
+    }
+
     func markUp() {
         let wasDown = link.withLock { l -> Bool in
-            defer { l.reachable = true; l.lastContact = Date() }
+            defer { l.reachable = true; l.sealed = false; l.lastContact = Date() }
             return !l.reachable
         }
         if wasDown { logger.notice("the central server is reachable again") }
@@ -171,15 +205,21 @@ public final class EdgeAgent: Sendable {
             do {
                 let token = try await agentToken()
                 try await central.follow(after: cache.cursor, token: token, onHead: { head in
-                    if let c = self.cache.cursor, head < c {
+                    if let c = self.cache.cursor, head >= c { return }
+                    // First contact, or a trail behind this cache (a restore, another installation):
+                    // what is cached cannot be checked against the changes in between.
+                    if self.cache.cursor != nil {
                         self.logger.warning("the central audit trail is behind this cache; the cache is emptied")
-                        self.cache.reset(cursor: head)
-                    } else if self.cache.cursor == nil {
-                        self.cache.advance(cursor: head, currentAt: Date())
                     }
+                    self.cache.reset(cursor: head)
+                    throw Resync()
                 }, onChange: { change in
-                    self.cache.advance(cursor: change.sequence, currentAt: Date())
-                    if change.kind == "access" { self.cache.forgetIdentities() } else { _ = self.cache.invalidate(path: change.path) }
+                    switch change.kind {
+                    case "access": self.cache.forgetIdentities()
+                    case "mounts": self.cache.invalidate(path: "", keyPrefix: EdgeAgent.vaultKeyPrefix)
+                    default: self.cache.invalidate(path: change.path)
+                    }
+                    self.cache.advance(cursor: change.sequence, currentAt: nil)
                     self.metrics.invalidations.increment()
                 }, onAlive: {
                     self.markUp()
@@ -191,8 +231,13 @@ public final class EdgeAgent: Sendable {
                 if e.status == 401 || e.status == 403 { _ = try? await agentToken(renew: true) }
                 logger.warning("the change stream is refused; cached reads are revalidated by age", metadata: ["status": "\(e.status)"])
                 delay = min(delay * 2, 30)
+            } catch is Resync {
+                link.withLock { $0.streamLive = false }
+                continue
             } catch is Unreachable {
                 markDown()
+            } catch is CentralSealed {
+                markSealed()
             } catch {
                 delay = min(delay * 2, 30)
             }
@@ -205,7 +250,7 @@ public final class EdgeAgent: Sendable {
     func deliverAudit() async {
         var proven = false
         while !Task.isCancelled {
-            let batch = await queue.next(500)
+            let batch = await queue.next(200)
             // With nothing queued, one empty report first proves that this agent may report.
             let probe = batch.isEmpty && !proven
             if (batch.isEmpty && !probe) || !shouldTryCentral {
@@ -222,11 +267,14 @@ public final class EdgeAgent: Sendable {
             } catch is Unreachable {
                 markDown()
                 try? await Task.sleep(for: .milliseconds(500))
+            } catch is CentralSealed {
+                markSealed()
+                try? await Task.sleep(for: .milliseconds(500))
             } catch let e as AgentFailure {
-                if e.status == 401 || e.status == 403 {
-                    _ = try? await agentToken(renew: true)
-                    link.withLock { $0.reportsRefused = true }
-                }
+                // Any refusal that is not an outage (no grant, a bad clock, a report it will not
+                // take): the events stay queued, and the cache stops answering until one is accepted.
+                link.withLock { $0.reportsRefused = true }
+                if e.status == 401 || e.status == 403 { _ = try? await agentToken(renew: true) }
                 logger.error("the central server refused queued audit events; they stay queued, and reads are forwarded, not answered from the cache",
                              metadata: ["status": "\(e.status)"])
                 try? await Task.sleep(for: .seconds(2))
@@ -238,7 +286,7 @@ public final class EdgeAgent: Sendable {
 
     func persistCache() async {
         while !Task.isCancelled {
-            try? await Task.sleep(for: .seconds(1))
+            try? await Task.sleep(for: .seconds(2))
             cache.persist()
         }
     }
@@ -267,14 +315,21 @@ public final class EdgeAgent: Sendable {
         }
         let path = request.uri.path
         let query = request.uri.query ?? ""
-        let cacheable = request.method == .get && token != nil && !path.hasPrefix("/v1/sys/") && !path.hasPrefix("/v1/auth/")
-            && !query.contains("list=")
+        // A request whose headers change the answer's shape (response wrapping, a namespace) is
+        // only forwarded: its answer must not be served to anyone else. So is one with query
+        // parameters other than `version` (a list, or noise that would only multiply cache keys).
+        let shaped = request.headers.contains { AgentResponses.answerShapingHeaders.contains($0.name.canonicalName) }
+        let onlyVersion = query.isEmpty || (query.hasPrefix("version=") && !query.contains("&") && query.utf8.count <= 20)
+        let cacheable = request.method == .get && token != nil && !shaped && onlyVersion && !path.hasPrefix("/v1/sys/")
+            && !path.hasPrefix("/v1/auth/")
         let call = ClientCall(interface: .vault, method: request.method.rawValue, pathAndQuery: request.uri.description,
                               headers: request.headers.map { ($0.name.rawName, $0.value) }, body: body, token: token,
-                              key: cacheable ? "vault GET " + path + "?" + query : nil, action: "get_secret_value",
+                              key: cacheable ? Self.vaultKeyPrefix + path + "?" + query : nil, action: "get_secret_value",
                               dynamic: path.contains("/creds/"), clientAddress: context.clientAddress)
         return await serve(call)
     }
+
+    static let vaultKeyPrefix = "vault GET "
 
     static let cacheableVerbs: [String: String] = [
         "get-secret-value": "get_secret_value", "get-rotated-secret-value": "get_rotated_secret_value",
@@ -287,7 +342,8 @@ public final class EdgeAgent: Sendable {
         let token = (json["token"] as? String).flatMap { $0.isEmpty ? nil : $0 } ?? (json["uid-token"] as? String)
         var key: String?
         let action = Self.cacheableVerbs[verb]
-        if action != nil, token != nil, (json["ignore-cache"] as? String) != "true" {
+        let ignoreCache = (json["ignore-cache"] as? String) == "true" || (json["ignore-cache"] as? Bool) == true
+        if action != nil, token != nil, !ignoreCache {
             var rest = json
             for k in ["token", "uid-token", "ignore-cache", "json"] { rest.removeValue(forKey: k) }
             if let canonical = try? JSONSerialization.data(withJSONObject: rest, options: [.sortedKeys]) {
@@ -314,20 +370,26 @@ public final class EdgeAgent: Sendable {
         var clientAddress: String
     }
 
+    static let sealedMessage = "the central server is sealed"
     static let noDynamicOffline = "the central server is unreachable: dynamic credentials are never issued by the edge cache"
 
     func serve(_ call: ClientCall) async -> Response {
-        guard let key = call.key, let token = call.token, !link.withLock({ $0.reportsRefused }) else {
+        let (refused, sealed) = link.withLock { ($0.reportsRefused, $0.sealed) }
+        guard let key = call.key, let token = call.token, !refused, !sealed else {
             // Forwarded as it is; nothing here is ever answered offline.
             if shouldTryCentral {
                 do {
                     let r = try await central.send(method: call.method, pathAndQuery: call.pathAndQuery, headers: call.headers, body: call.body)
                     markUp()
                     return AgentResponses.passThrough(r, cache: nil)
+                } catch is CentralSealed {
+                    markSealed()
+                    return AgentResponses.error(call.interface, status: 503, Self.sealedMessage)
                 } catch {
                     markDown()
                 }
             }
+            if link.withLock({ $0.sealed }) { return AgentResponses.error(call.interface, status: 503, Self.sealedMessage) }
             return AgentResponses.error(call.interface, status: 503, call.dynamic
                 ? Self.noDynamicOffline
                 : "the central server is unreachable, and this request cannot be answered from the edge cache")
@@ -352,23 +414,29 @@ public final class EdgeAgent: Sendable {
     /// Forwards a cacheable read and caches the answer; nil when the central server is unreachable.
     func fetch(_ call: ClientCall, key: String, token: String) async -> Response? {
         metrics.misses.increment()
+        let since = cache.generation
+        let accessSince = cache.accessGeneration
         let response: CentralResponse
         do {
             response = try await central.send(method: call.method, pathAndQuery: call.pathAndQuery,
                                               headers: call.headers + [(EdgeReadHint.requestHeader, "1")], body: call.body)
             markUp()
+        } catch is CentralSealed {
+            markSealed()
+            return AgentResponses.error(call.interface, status: 503, Self.sealedMessage)
         } catch {
             markDown()
             return nil
         }
         let items = response.header(EdgeReadHint.itemsHeader).map(EdgeReadHint.parse(headerValue:)) ?? []
-        if response.status == 200, !items.isEmpty {
+        // An answer with warnings (ignored fields) is not cached: its key would not be the read's.
+        if response.status == 200, !items.isEmpty, response.header("X-Tessera-Warnings") == nil {
             let hash = AccessKeyHasher.tokenHash(token)
             if identityIfUsable(hash, online: true) == nil {
-                if let id = try? await central.resolve(token: token) { cache.remember(id, tokenHash: hash) }
+                if let id = try? await central.resolve(token: token) { cache.remember(id, tokenHash: hash, since: accessSince) }
             }
-            try? cache.store(key: key, items: items, status: 200, contentType: response.header("Content-Type") ?? "application/json",
-                             body: Array(response.body.readableBytesView), at: Date())
+            _ = try? cache.store(key: key, items: items, status: 200, contentType: response.header("Content-Type") ?? "application/json",
+                             body: Array(response.body.readableBytesView), at: Date(), since: since)
         } else if response.status == 403 || response.status == 404 {
             cache.remove(key: key)
         }
@@ -392,6 +460,7 @@ public final class EdgeAgent: Sendable {
         let hash = AccessKeyHasher.tokenHash(token)
         var identity = identityIfUsable(hash, online: !stale)
         if identity == nil, !stale {
+            let accessSince = cache.accessGeneration
             do {
                 guard let id = try await central.resolve(token: token) else {
                     cache.forget(tokenHash: hash)
@@ -399,8 +468,11 @@ public final class EdgeAgent: Sendable {
                     // The central server audited the refused token itself.
                     return AgentResponses.error(call.interface, status: 403, "permission denied")
                 }
-                cache.remember(id, tokenHash: hash)
+                cache.remember(id, tokenHash: hash, since: accessSince)
                 identity = id
+            } catch is CentralSealed {
+                markSealed()
+                return AgentResponses.error(call.interface, status: 503, Self.sealedMessage)
             } catch {
                 markDown()
                 identity = identityIfUsable(hash, online: false)
@@ -410,7 +482,7 @@ public final class EdgeAgent: Sendable {
             return AgentResponses.error(call.interface, status: 503,
                                         "the central server is unreachable, and this token has not been seen by the edge cache recently")
         }
-        let authorizer = identity.authorizer
+        let authorizer = cache.authorizer(tokenHash: hash) ?? identity.authorizer
         let allowed = answer.items.allSatisfy { item in
             (try? ItemPath(item)).map { authorizer.check(.read, on: $0, type: .item).isAllowed } ?? false
         }
@@ -418,7 +490,7 @@ public final class EdgeAgent: Sendable {
         let event = EdgeAuditEvent(time_us: Int64(InputNumber.micros(Date())), request_id: RequestContext.newRequestId(),
                                    interface: call.interface.rawValue, auth_method_type: identity.authMethodType,
                                    access_id: identity.accessId, actor_name: identity.authMethodName, client_address: call.clientAddress,
-                                   action: call.action, path: String(answer.items.joined(separator: ",").prefix(1024)),
+                                   action: call.action, path: Self.clipped(answer.items.joined(separator: ","), bytes: 1024),
                                    result: allowed ? "allowed" : "denied", status: allowed ? 200 : 403,
                                    error: allowed ? "" : "permission denied", cache: stale ? "stale" : "hit", age_seconds: age)
         do {
@@ -438,6 +510,17 @@ public final class EdgeAgent: Sendable {
         return AgentResponses.cached(body, contentType: answer.contentType, age: age, stale: stale)
     }
 
+    /// At most `bytes` UTF-8 bytes, cut at a character boundary (the central server's limit).
+    static func clipped(_ s: String, bytes: Int) -> String {
+        guard s.utf8.count > bytes else { return s }
+        var out = ""
+        for c in s {
+            if out.utf8.count + String(c).utf8.count > bytes { break }
+            out.append(c)
+        }
+        return out
+    }
+
     func metricsResponse() async -> Response {
         let depth = await queue.depth
         let staleness: Double
@@ -449,6 +532,9 @@ public final class EdgeAgent: Sendable {
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 }
+
+/// The change stream must be reopened after the cache's cursor was reset.
+struct Resync: Error {}
 
 /// A background loop as a service: cancelled when the group shuts down.
 struct AgentWork: Service {

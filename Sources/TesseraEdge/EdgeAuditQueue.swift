@@ -38,7 +38,13 @@ actor EdgeAuditQueue {
     private var lines = 0
     private var waiting: [(line: [UInt8], event: EdgeAuditEvent, done: CheckedContinuation<Void, any Error>)] = []
     private var flushing = false
+    /// The log's size after the last durable batch: a failed write is cut back to it, so a torn
+    /// line never swallows the next event.
+    private var goodSize: off_t = 0
     private let pool: NIOThreadPool
+    /// Past this many undelivered events the agent stops answering from its cache (fail closed)
+    /// instead of growing without bound through a long outage.
+    static let maxQueued = 200_000
 
     init(directory: String, sealer: CacheSealer, logger: Logger) {
         log = (directory as NSString).appendingPathComponent("audit-queue.log")
@@ -69,11 +75,17 @@ actor EdgeAuditQueue {
             }
         }
         events = owed
-        // A crash between emptying the log and resetting the count leaves a count past the end.
-        acked = ack > count ? count : ack
         lines = count
+        acked = ack
+        if ack > count {
+            // The log was emptied after a count was written: the count starts over with it.
+            acked = 0
+            try DurableFile.replace(ackFile, with: Array("0".utf8))
+        }
         fd = Foundation.open(log, O_WRONLY | O_CREAT | O_APPEND, 0o600)
         guard fd >= 0 else { throw AgentFailure(status: 500, message: "cannot open the audit queue") }
+        goodSize = lseek(fd, 0, SEEK_END)
+        DurableFile.syncFolder(of: log)
         if !owed.isEmpty { logger.notice("audit events from an earlier run are owed to the central server", metadata: ["events": "\(owed.count)"]) }
     }
 
@@ -81,6 +93,9 @@ actor EdgeAuditQueue {
 
     /// Returns once the event is durable; throws if it cannot be written (the read is then refused).
     func append(_ event: EdgeAuditEvent) async throws {
+        guard events.count + waiting.count < Self.maxQueued else {
+            throw AgentFailure(status: 503, message: "the audit queue is full")
+        }
         let plain = try JSONEncoder().encode(event)
         var line = Array(Data(try sealer.seal(Array(plain), context: "audit-event")).base64EncodedString().utf8)
         line.append(UInt8(ascii: "\n"))
@@ -99,10 +114,17 @@ actor EdgeAuditQueue {
             waiting = []
             let bytes = batch.flatMap(\.line)
             let fd = self.fd
+            let good = goodSize
             do {
-                try await pool.runIfActive {
-                    try DurableFile.writeAll(fd, bytes)
-                    guard fsync(fd) == 0 else { throw AgentFailure(status: 500, message: "fsync failed") }
+                goodSize = try await pool.runIfActive {
+                    do {
+                        try DurableFile.writeAll(fd, bytes)
+                        guard fsync(fd) == 0 else { throw AgentFailure(status: 500, message: "fsync failed") }
+                    } catch {
+                        _ = ftruncate(fd, good)
+                        throw error
+                    }
+                    return lseek(fd, 0, SEEK_END)
                 }
                 lines += batch.count
                 events += batch.map(\.event)
@@ -123,15 +145,22 @@ actor EdgeAuditQueue {
     func delivered(_ count: Int) throws {
         let n = min(count, events.count)
         guard n > 0 else { return }
+        try DurableFile.replace(ackFile, with: Array(String(acked + n).utf8))
         acked += n
-        try DurableFile.replace(ackFile, with: Array(String(acked).utf8))
         events.removeFirst(n)
         if events.isEmpty, waiting.isEmpty, !flushing, acked == lines {
-            guard ftruncate(fd, 0) == 0 else { return }
+            // The count goes to 0 first: a crash before the log is emptied delivers its lines
+            // again (at least once), never skips any.
+            try DurableFile.replace(ackFile, with: Array("0".utf8))
+            guard ftruncate(fd, 0) == 0 else {
+                // The log stays, all of it delivered.
+                try DurableFile.replace(ackFile, with: Array(String(lines).utf8))
+                return
+            }
             _ = fsync(fd)
             acked = 0
             lines = 0
-            try DurableFile.replace(ackFile, with: Array("0".utf8))
+            goodSize = 0
         }
     }
 }

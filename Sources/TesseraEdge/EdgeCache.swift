@@ -58,10 +58,18 @@ final class EdgeCache: Sendable {
     struct State {
         var answers: [String: CachedAnswer] = [:]
         var identities: [String: ResolvedIdentity] = [:]
+        /// The authorizer of each identity, built once (not stored: it is made from the rules).
+        var authorizers: [String: Authorizer] = [:]
         /// The last change-stream sequence applied, and when the stream last proved the cache current.
         var cursor: Int64?
         var currentAt: Date?
         var dirty = false
+        /// Counts every invalidation; the recent ones are kept with their paths, so that a fetch
+        /// that raced a change does not store what it read before the change.
+        var generation: UInt64 = 0
+        var recent: [(generation: UInt64, path: String)] = []
+        var accessGeneration: UInt64 = 0
+        var bytes = 0
     }
 
     struct Snapshot: Codable {
@@ -74,6 +82,10 @@ final class EdgeCache: Sendable {
     let sealer: CacheSealer
     let file: String?
     let maxEntries: Int
+    /// The most the sealed answers may take in memory, and the largest answer that is cached.
+    let maxBytes = 256 << 20
+    static let maxAnswerBytes = 1 << 20
+    static let recentLimit = 4096
     private let state = Mutex(State())
     private let logger: Logger
 
@@ -92,30 +104,67 @@ final class EdgeCache: Sendable {
         try sealer.open(answer.sealedBody, context: "answer:" + answer.key)
     }
 
-    func store(key: String, items: [String], status: Int, contentType: String, body: [UInt8], at: Date) throws {
+    /// What the invalidations have reached; take it before a fetch and pass it to `store`.
+    var generation: UInt64 { state.withLock { $0.generation } }
+    var accessGeneration: UInt64 { state.withLock { $0.accessGeneration } }
+
+    /// Caches an answer unless a change to one of its items (or a reset) arrived since `since`:
+    /// the answer may then predate the change. Returns whether it was stored.
+    @discardableResult
+    func store(key: String, items: [String], status: Int, contentType: String, body: [UInt8], at: Date, since: UInt64) throws -> Bool {
+        guard body.count <= Self.maxAnswerBytes else { return false }
         let sealed = try sealer.seal(body, context: "answer:" + key)
         let answer = CachedAnswer(key: key, items: items, status: status, contentType: contentType, sealedBody: sealed, fetchedAt: at)
-        state.withLock { s in
-            if s.answers[key] == nil, s.answers.count >= maxEntries, let oldest = s.answers.values.min(by: { $0.fetchedAt < $1.fetchedAt }) {
-                s.answers.removeValue(forKey: oldest.key)
+        return state.withLock { s in
+            if s.generation != since {
+                guard let oldest = s.recent.first, oldest.generation <= since + 1 else { return false }
+                let touched = s.recent.contains { r in
+                    r.generation > since && items.contains { Self.covers(r.path, $0) }
+                }
+                if touched { return false }
             }
+            if let old = s.answers[key] { s.bytes -= old.sealedBody.count }
             s.answers[key] = answer
+            s.bytes += sealed.count
+            while s.answers.count > maxEntries || s.bytes > maxBytes,
+                  let oldest = s.answers.values.min(by: { $0.fetchedAt < $1.fetchedAt }) {
+                s.answers.removeValue(forKey: oldest.key)
+                s.bytes -= oldest.sealedBody.count
+            }
             s.dirty = true
+            return true
         }
+    }
+
+    /// A change to `path` touches `item` when it is the item or a folder above it ("" is everything).
+    static func covers(_ path: String, _ item: String) -> Bool {
+        path.isEmpty || item == path || item.hasPrefix(path.hasSuffix("/") ? path : path + "/")
     }
 
     func remove(key: String) {
         state.withLock { s in
-            if s.answers.removeValue(forKey: key) != nil { s.dirty = true }
+            if let old = s.answers.removeValue(forKey: key) {
+                s.bytes -= old.sealedBody.count
+                s.dirty = true
+            }
         }
     }
 
-    /// Drops every answer that returned `path` or an item under it (a folder's deletion).
-    func invalidate(path: String) -> Int {
+    /// Drops every answer that returned `path` or an item under it (a folder's deletion); ""
+    /// drops every answer whose key starts with `keyPrefix` (a mount table change).
+    @discardableResult
+    func invalidate(path: String, keyPrefix: String = "") -> Int {
         state.withLock { s in
-            let folder = path.hasSuffix("/") ? path : path + "/"
-            let gone = s.answers.values.filter { a in a.items.contains { $0 == path || $0.hasPrefix(folder) } }.map(\.key)
-            for k in gone { s.answers.removeValue(forKey: k) }
+            s.generation += 1
+            s.recent.append((s.generation, path))
+            if s.recent.count > Self.recentLimit { s.recent.removeFirst(s.recent.count - Self.recentLimit) }
+            let gone = s.answers.values.filter { a in
+                a.key.hasPrefix(keyPrefix) && (path.isEmpty || a.items.contains { Self.covers(path, $0) })
+            }
+            for a in gone {
+                s.answers.removeValue(forKey: a.key)
+                s.bytes -= a.sealedBody.count
+            }
             if !gone.isEmpty { s.dirty = true }
             return gone.count
         }
@@ -127,15 +176,22 @@ final class EdgeCache: Sendable {
 
     func identity(tokenHash: String) -> ResolvedIdentity? { state.withLock { $0.identities[tokenHash] } }
 
-    func remember(_ identity: ResolvedIdentity, tokenHash: String) {
+    func authorizer(tokenHash: String) -> Authorizer? { state.withLock { $0.authorizers[tokenHash] } }
+
+    /// Keeps a resolved identity unless an access change arrived since `since` (it may predate it).
+    func remember(_ identity: ResolvedIdentity, tokenHash: String, since: UInt64) {
+        let authorizer = identity.authorizer
         state.withLock { s in
+            guard s.accessGeneration == since else { return }
             s.identities[tokenHash] = identity
+            s.authorizers[tokenHash] = authorizer
             s.dirty = true
         }
     }
 
     func forget(tokenHash: String) {
         state.withLock { s in
+            s.authorizers.removeValue(forKey: tokenHash)
             if s.identities.removeValue(forKey: tokenHash) != nil { s.dirty = true }
         }
     }
@@ -143,7 +199,9 @@ final class EdgeCache: Sendable {
     /// Who may read what changed: every identity is resolved again before it is used.
     func forgetIdentities() {
         state.withLock { s in
+            s.accessGeneration += 1
             s.identities.removeAll()
+            s.authorizers.removeAll()
             s.dirty = true
         }
     }
@@ -153,10 +211,10 @@ final class EdgeCache: Sendable {
     var cursor: Int64? { state.withLock { $0.cursor } }
     var currentAt: Date? { state.withLock { $0.currentAt } }
 
-    func advance(cursor: Int64?, currentAt: Date) {
+    func advance(cursor: Int64?, currentAt: Date?) {
         state.withLock { s in
             if let cursor { s.cursor = cursor }
-            s.currentAt = currentAt
+            if let currentAt { s.currentAt = currentAt }
             s.dirty = true
         }
     }
@@ -166,7 +224,12 @@ final class EdgeCache: Sendable {
     func reset(cursor: Int64) {
         state.withLock { s in
             s.answers.removeAll()
+            s.bytes = 0
             s.identities.removeAll()
+            s.authorizers.removeAll()
+            s.generation += 1
+            s.recent.append((s.generation, ""))
+            s.accessGeneration += 1
             s.cursor = cursor
             s.currentAt = nil
             s.dirty = true
@@ -189,7 +252,9 @@ final class EdgeCache: Sendable {
             let snap = try JSONDecoder().decode(Snapshot.self, from: Data(plain))
             state.withLock { s in
                 s.answers = Dictionary(snap.answers.map { ($0.key, $0) }, uniquingKeysWith: { a, _ in a })
+                s.bytes = s.answers.values.reduce(0) { $0 + $1.sealedBody.count }
                 s.identities = snap.identities
+                s.authorizers = snap.identities.mapValues(\.authorizer)
                 s.cursor = snap.cursor
                 s.currentAt = snap.currentAt
             }

@@ -13,6 +13,7 @@ import Hummingbird
 import NIOCore
 import ServiceLifecycle
 import TesseraCore
+import TesseraEngines
 import TesseraStore
 
 struct EdgeAPI: Sendable {
@@ -75,6 +76,7 @@ struct EdgeAPI: Sendable {
     /// What a change means to an edge cache: the values under a path, or who may read what.
     static func kind(of action: String) -> String? {
         if accessActions.contains(action) { return "access" }
+        if mountActions.contains(action) { return "mounts" }
         if readActions.contains(action) || action.hasPrefix("get_") || action.hasPrefix("list_") || action.hasPrefix("edge_") { return nil }
         return "item"
     }
@@ -84,6 +86,8 @@ struct EdgeAPI: Sendable {
         "create_assoc_role_auth_method", "create_auth_method", "update_auth_method", "delete_auth_method",
         "update_auth_method_role", "delete_auth_method_role",
     ]
+    /// A mount table change remaps Vault paths onto items: every cached Vault answer goes.
+    static let mountActions: Set<String> = ["create_mount", "delete_mount"]
     static let readActions: Set<String> = [
         "audit_query", "audit_verify", "auth", "explain", "ha_status", "key_status", "lookup_lease", "mount_preflight",
         "read_metrics", "rekey_status", "token_lookup_self", "token_renew_self", "validate_token", "renew_lease",
@@ -101,15 +105,25 @@ struct EdgeAPI: Sendable {
         let store = tessera.auditStore
         let head = try await tessera.run(call) { _ in try await store.lastEvent()?.sequence ?? 0 }
         let start = Int64(after ?? Int(head))
-        let sealed: @Sendable () -> Bool = { [tessera] in tessera.seal.isSealed }
+        let t = tessera
+        let credentials = vr.credentials
+        let client = vr.context.clientAddress
         var headers: HTTPFields = [.contentType: "text/event-stream"]
         headers[.cacheControl] = "no-cache"
         return Response(status: .ok, headers: headers, body: ResponseBody { writer in
             try await writer.write(ByteBuffer(string: "event: hello\ndata: {\"head\":\(head)}\n\n"))
             var cursor = start
-            var idle = ContinuousClock.now
+            var lastWrite = ContinuousClock.now
+            var lastCheck = ContinuousClock.now
+            let opened = ContinuousClock.now
             var caughtUp = false
-            while !Task.isCancelled, !sealed(), !Task.isShuttingDownGracefully {
+            // The stream lives at most an hour, and its caller is checked again every 10 s: a
+            // revoked token or a removed grant ends it.
+            while !Task.isCancelled, !t.seal.isSealed, !Task.isShuttingDownGracefully, ContinuousClock.now - opened < .seconds(3600) {
+                if ContinuousClock.now - lastCheck > .seconds(10) {
+                    guard await Self.mayFollow(t, credentials, client: client) else { break }
+                    lastCheck = ContinuousClock.now
+                }
                 let events = try await store.scan(afterSequence: cursor, limit: 500)
                 var out = ""
                 for e in events {
@@ -119,21 +133,31 @@ struct EdgeAPI: Sendable {
                                         ("kind", .string(kind))).serialized
                     out += "event: change\nid: \(e.sequence)\ndata: \(line)\n\n"
                 }
-                // A ping says "nothing else until now": at once when the replay is done, then every 5 s.
-                if events.count < 500, !caughtUp {
+                // A ping says "nothing else until now": at once when the replay is done, then
+                // whenever 5 s passed without a write (the scan is caught up: under 500 events).
+                if events.count < 500, !caughtUp || ContinuousClock.now - lastWrite > .seconds(5) {
                     caughtUp = true
-                    out += ": ping \(cursor)\n\n"
-                } else if events.isEmpty, ContinuousClock.now - idle > .seconds(5) {
                     out += ": ping \(cursor)\n\n"
                 }
                 if !out.isEmpty {
                     try await writer.write(ByteBuffer(string: out))
-                    idle = ContinuousClock.now
+                    lastWrite = ContinuousClock.now
                 }
                 if events.count < 500 { try await Task.sleep(for: .milliseconds(50)) }
             }
             try await writer.finish(nil)
         })
+    }
+
+    /// Whether the stream's caller still holds a valid token with `read` on `sys-rule /sys/edge`.
+    static func mayFollow(_ t: Tessera, _ credentials: Credentials, client: String) async -> Bool {
+        let principal: Principal?
+        switch credentials {
+        case .token(let token): principal = try? await t.access.principal(token: token, clientAddress: client)
+        case .accessKey(let id, let key): principal = try? await t.access.principal(accessId: id, accessKey: key, clientAddress: client)
+        case .none: principal = nil
+        }
+        return principal?.authorizer.check(.read, on: SystemPath.edge, type: .system).isAllowed ?? false
     }
 
     // MARK: reports of reads served from the cache
@@ -163,23 +187,25 @@ struct EdgeAPI: Sendable {
     /// reported it. The whole report is checked first: a bad event refuses the report, and
     /// nothing of it is recorded.
     func report(_ vr: VaultRequest) async throws -> Response {
-        let report: Report
-        do {
-            report = try JSONDecoder().decode(Report.self, from: Data(vr.body.readableBytesView))
-        } catch {
-            throw TesseraError.badRequest("the report must be {\"events\": [...]} with every event field")
-        }
-        guard report.events.count <= Self.maxEventsPerReport else {
-            throw TesseraError.badRequest("at most \(Self.maxEventsPerReport) events per report")
-        }
-        let now = tessera.now()
-        var events: [AuditEvent] = []
-        for e in report.events { events.append(try Self.validated(e, now: now)) }
-        var call = vr.pipelineCall(action: "edge_audit_report", auditPath: SystemPath.edge.value,
+        let call = vr.pipelineCall(action: "edge_audit_report", auditPath: SystemPath.edge.value,
                                    checks: [AccessCheck(.create, .system, SystemPath.edge)])
-        call.parameters["events"] = String(events.count)
         let audit = tessera.audit
-        try await tessera.run(call) { caller in
+        let now = tessera.now()
+        let body = Data(vr.body.readableBytesView)
+        // The caller is checked first; only an agent's report is decoded and validated.
+        let count = try await tessera.run(call) { caller in
+            let report: Report
+            do {
+                report = try JSONDecoder().decode(Report.self, from: body)
+            } catch {
+                throw TesseraError.badRequest("the report must be {\"events\": [...]} with every event field")
+            }
+            guard report.events.count <= Self.maxEventsPerReport else {
+                throw TesseraError.badRequest("at most \(Self.maxEventsPerReport) events per report")
+            }
+            var events: [AuditEvent] = []
+            for e in report.events { events.append(try Self.validated(e, now: now)) }
+            caller.notes.set("events", String(events.count))
             let agent = caller.principal?.identity
             for var event in events {
                 event.parameters["served_by"] = "edge"
@@ -187,8 +213,9 @@ struct EdgeAPI: Sendable {
                 event.parameters["edge_reported_at"] = JSON.formatDate(now)
                 try await audit.record(event)
             }
+            return events.count
         }
-        return Responses.json(.obj(("recorded", .int(Int64(events.count)))))
+        return Responses.json(.obj(("recorded", .int(Int64(count)))))
     }
 
     static func validated(_ e: Event, now: Date) throws -> AuditEvent {

@@ -11,94 +11,13 @@ from __future__ import annotations
 import os
 import subprocess
 import time
-from pathlib import Path
 
 import pytest
 import requests
 
 from e2e_servers import DurableNode, clean_env, free_port, tessera_binary
 from e2e_support import unique
-
-
-def ok(node: DurableNode, verb: str, **fields):
-    r = node.call(verb, **fields)
-    assert r.status_code == 200, (verb, r.status_code, r.text)
-    return r.json()
-
-
-def identity(node: DurableNode, rules: list[tuple]) -> tuple[str, str]:
-    name = "/" + unique("edge-id-")
-    am = ok(node, "create-auth-method", name=name)
-    role = unique("edge-role-")
-    ok(node, "create-role", name=role)
-    for path, caps, rule_type in rules:
-        ok(node, "set-role-rule", role_name=role, path=path, capability=caps, rule_type=rule_type)
-    ok(node, "assoc-role-am", role_name=role, am_name=name)
-    return am["access_id"], am["access_key"]
-
-
-def login(node: DurableNode, access_id: str, access_key: str) -> str:
-    r = requests.post(node.base + "/api/v2/auth", json={"access-id": access_id, "access-key": access_key}, timeout=30)
-    assert r.status_code == 200, r.text
-    return r.json()["token"]
-
-
-class Agent:
-    def __init__(self, tmp: Path, central: str, access_id: str, access_key: str, *extra: str):
-        self.port = free_port()
-        self.base = f"http://127.0.0.1:{self.port}"
-        self.cache_dir = tmp / "edge-cache"
-        self.key_file = tmp / "keys" / "edge.key"
-        self.key_file.parent.mkdir(exist_ok=True)
-        if not self.key_file.exists():
-            self.key_file.write_text(os.urandom(32).hex())
-        self.log = tmp / "agent.log"
-        self.cmd = [tessera_binary(), "agent", "--address", central, "--listen", f"127.0.0.1:{self.port}",
-                    "--cache-dir", str(self.cache_dir), "--cache-key-file", str(self.key_file),
-                    "--access-id", access_id, "--access-key", "env:EDGE_AGENT_KEY", "--revalidate", "300", *extra]
-        self.env = clean_env({"EDGE_AGENT_KEY": access_key, "HOME": str(tmp)})
-        self.proc = None
-
-    def start(self):
-        with open(self.log, "ab") as f:
-            self.proc = subprocess.Popen(self.cmd, stdout=f, stderr=subprocess.STDOUT, env=self.env)
-        deadline = time.time() + 30
-        while time.time() < deadline:
-            assert self.proc.poll() is None, self.log.read_text()
-            try:
-                requests.get(self.base + "/metrics", timeout=1)
-                return self
-            except requests.RequestException:
-                time.sleep(0.05)
-        raise AssertionError("agent did not start:\n" + self.log.read_text())
-
-    def stop(self):
-        if self.proc and self.proc.poll() is None:
-            self.proc.terminate()
-            self.proc.wait(timeout=20)
-
-    def metrics(self) -> dict[str, float]:
-        out = {}
-        for line in requests.get(self.base + "/metrics", timeout=5).text.splitlines():
-            if line and not line.startswith("#"):
-                name, _, value = line.rpartition(" ")
-                out[name] = float(value)
-        return out
-
-    def wait_metric(self, name: str, pred, timeout: float = 20):
-        deadline = time.time() + timeout
-        while time.time() < deadline:
-            value = self.metrics().get(name)
-            if value is not None and pred(value):
-                return value
-            time.sleep(0.1)
-        raise AssertionError(f"{name} never matched: {self.metrics()}\n{self.log.read_text()[-3000:]}")
-
-    def kv(self, token: str, path: str = "kv/data/app") -> requests.Response:
-        return requests.get(f"{self.base}/v1/{path}", headers={"X-Vault-Token": token}, timeout=15)
-
-    def native(self, verb: str, **body) -> requests.Response:
-        return requests.post(f"{self.base}/api/v2/{verb}", json={k.replace("_", "-"): v for k, v in body.items()}, timeout=15)
+from edge_support import Agent, edge_agent_identity, identity, login, ok
 
 
 @pytest.fixture
@@ -113,7 +32,7 @@ def central(tmp_path):
 
 def setup_world(node: DurableNode):
     ok(node, "vault-mount-create", path="kv/", type="kv-v2", folder="/kv")
-    agent_id, agent_key = identity(node, [("/sys/edge", ["read", "create"], "sys-rule")])
+    agent_id, agent_key = edge_agent_identity(node)
     app_id, app_key = identity(node, [("/kv/*", ["read"], "item-rule"), ("/edge/app/*", ["read"], "item-rule")])
     other_id, other_key = identity(node, [("/elsewhere/*", ["read"], "item-rule")])
     return agent_id, agent_key, (app_id, login(node, app_id, app_key)), (other_id, login(node, other_id, other_key))
@@ -141,6 +60,13 @@ def test_edge_cache_serves_through_an_outage_and_audits_every_read(central, tmp_
         r = agent.kv(app)
         assert r.status_code == 200 and r.headers["X-Cache"] == "HIT" and r.headers["X-Tessera-Cache"] == "hit"
         assert r.json()["data"]["data"]["password"] == first
+        # query noise makes no new cache entries: such a read is only forwarded
+        for _ in range(2):
+            q = requests.get(f"{agent.base}/v1/kv/data/app?x=1", headers={"X-Vault-Token": app}, timeout=15)
+            assert "X-Cache" not in q.headers
+        # a request whose headers shape the answer (response wrapping) is only forwarded, never cached
+        w = requests.get(f"{agent.base}/v1/kv/data/app", headers={"X-Vault-Token": app, "X-Vault-Wrap-TTL": "60s"}, timeout=15)
+        assert "X-Cache" not in w.headers
         n = agent.native("get-secret-value", names=["/edge/app/db"], token=app)
         assert n.status_code == 200 and n.json()["/edge/app/db"] == native_value and n.headers["X-Cache"] == "MISS"
         n = agent.native("get-secret-value", names=["/edge/app/db"], token=app)
@@ -287,3 +213,43 @@ def test_the_cache_key_file_may_not_live_in_the_cache(central, tmp_path):
                         "--access-id", agent_id, "--access-key", agent_key, "--listen", f"127.0.0.1:{free_port()}"],
                        capture_output=True, text=True, timeout=30, env=clean_env({"HOME": str(tmp_path)}))
     assert p.returncode != 0 and "must not be kept in the cache directory" in p.stderr
+    p = subprocess.run([tessera_binary(), "agent", "--address", central.base, "--cache-dir", str(tmp_path / "d"),
+                        "--access-id", agent_id, "--access-key", agent_key, "--listen", f"0.0.0.0:{free_port()}"],
+                       capture_output=True, text=True, timeout=30, env=clean_env({"HOME": str(tmp_path)}))
+    assert p.returncode != 0 and "loopback" in p.stderr
+
+
+def test_a_removed_grant_or_a_sealed_server_stops_the_cache(central, tmp_path):
+    ok(central, "vault-mount-create", path="kv/", type="kv-v2", folder="/kv")
+    kv_put(central, "sealed-test")
+    role = unique("edge-agent-role-")
+    agent_id, agent_key = edge_agent_identity(central, role=role)
+    app_id, app_key = identity(central, [("/kv/*", ["read"], "item-rule")])
+    app = login(central, app_id, app_key)
+    agent = Agent(tmp_path, central.base, agent_id, agent_key).start()
+    try:
+        agent.wait_metric("tessera_edge_change_stream_live", lambda v: v == 1)
+        assert agent.kv(app).headers["X-Cache"] == "MISS"
+        assert agent.kv(app).headers["X-Cache"] == "HIT"
+        # an emergency seal: the agent answers nothing from its cache, as the server answers nothing
+        assert requests.put(central.base + "/v1/sys/seal", headers={"X-Vault-Token": central.token}, timeout=30).status_code in (200, 204)
+        agent.wait_metric("tessera_edge_change_stream_live", lambda v: v == 0)
+        r = agent.kv(app)
+        assert r.status_code == 503 and "sealed" in r.json()["errors"][0], r.text
+        central.stop()
+        central.start()  # unseals itself from its key file
+        central.login()
+        agent.wait_metric("tessera_edge_change_stream_live", lambda v: v == 1, timeout=30)
+        r = agent.kv(app)
+        assert r.status_code == 200 and r.json()["data"]["data"]["password"] == "sealed-test"
+        # the agent's grant is taken away: its stream ends, its reports are refused, and it only forwards
+        ok(central, "delete-role-rule", role_name=role, path="/sys/edge", rule_type="sys-rule")
+        agent.wait_metric("tessera_edge_change_stream_live", lambda v: v == 0, timeout=40)
+        deadline = time.time() + 20
+        while agent.kv(app).headers.get("X-Cache") == "HIT":
+            assert time.time() < deadline, "the agent kept answering from its cache without the grant"
+            time.sleep(0.2)
+        r = agent.kv(app)
+        assert r.status_code == 200 and r.headers.get("X-Cache") != "HIT"
+    finally:
+        agent.stop()
