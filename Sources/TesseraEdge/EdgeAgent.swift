@@ -315,6 +315,9 @@ public final class EdgeAgent: Sendable {
         }
         let path = request.uri.path
         let query = request.uri.query ?? ""
+        if request.method == .get, let token, path.hasPrefix(Self.preflightPrefix) {
+            return await preflight(request, body: body, token: token, context)
+        }
         // A request whose headers change the answer's shape (response wrapping, a namespace) is
         // only forwarded: its answer must not be served to anyone else. So is one with query
         // parameters other than `version` (a list, or noise that would only multiply cache keys).
@@ -330,6 +333,55 @@ public final class EdgeAgent: Sendable {
     }
 
     static let vaultKeyPrefix = "vault GET "
+    /// The mount lookup that `vault kv` and the agent's template engine make before each KV read.
+    static let preflightPrefix = "/v1/sys/internal/ui/mounts/"
+
+    /// The KV preflight: always asked of the central server while it answers (and kept for this
+    /// token only); while it is unreachable, the token's own earlier answer is served, audited,
+    /// so that `bao kv get` keeps working through an outage.
+    func preflight(_ request: Request, body: ByteBuffer, token: String, _ context: AgentRequestContext) async -> Response {
+        let hash = AccessKeyHasher.tokenHash(token)
+        let key = Self.vaultKeyPrefix + "preflight " + hash + " " + request.uri.path
+        let (refused, sealed) = link.withLock { ($0.reportsRefused, $0.sealed) }
+        if !sealed, shouldTryCentral {
+            let since = cache.generation
+            do {
+                let r = try await central.send(method: "GET", pathAndQuery: request.uri.description,
+                                               headers: request.headers.map { ($0.name.rawName, $0.value) }, body: body)
+                markUp()
+                if r.status == 200, !refused {
+                    _ = try? cache.store(key: key, items: [], status: 200, contentType: r.header("Content-Type") ?? "application/json",
+                                         body: Array(r.body.readableBytesView), at: Date(), since: since)
+                } else {
+                    cache.remove(key: key)
+                }
+                return AgentResponses.passThrough(r, cache: nil)
+            } catch is CentralSealed {
+                markSealed()
+                return AgentResponses.error(.vault, status: 503, Self.sealedMessage)
+            } catch {
+                markDown()
+            }
+        }
+        guard !refused, !link.withLock({ $0.sealed }), let answer = cache.answer(key),
+              Date().timeIntervalSince(cache.knownCurrentAt(answer.fetchedAt)) <= options.maxStaleness,
+              let identity = identityIfUsable(hash, online: false), let bytes = try? cache.body(of: answer) else {
+            return AgentResponses.error(.vault, status: 503, "the central server is unreachable, and this request cannot be answered from the edge cache")
+        }
+        let age = max(0, Int64(Date().timeIntervalSince(answer.fetchedAt)))
+        let event = EdgeAuditEvent(time_us: Int64(InputNumber.micros(Date())), request_id: RequestContext.newRequestId(), interface: "vault",
+                                   auth_method_type: identity.authMethodType, access_id: identity.accessId,
+                                   actor_name: identity.authMethodName, client_address: context.clientAddress, action: "mount_preflight",
+                                   path: Self.clipped(String(request.uri.path.dropFirst(3)), bytes: 1024), result: "allowed", status: 200,
+                                   error: "", cache: "stale", age_seconds: age)
+        do {
+            try await queue.append(event)
+        } catch {
+            return AgentResponses.error(.vault, status: 503, "the read cannot be audited, so it is not served")
+        }
+        metrics.staleHits.increment()
+        return AgentResponses.cached(bytes, contentType: answer.contentType, age: age, stale: true)
+    }
 
     static let cacheableVerbs: [String: String] = [
         "get-secret-value": "get_secret_value", "get-rotated-secret-value": "get_rotated_secret_value",
@@ -528,7 +580,8 @@ public final class EdgeAgent: Sendable {
             let last = cache.currentAt ?? link.withLock { $0.lastContact } ?? Date()
             staleness = max(0, Date().timeIntervalSince(last))
         }
-        let text = metrics.render(entries: cache.count, queued: depth, reachable: isReachable, streamLive: streamLive, staleness: staleness)
+        let text = metrics.render(entries: cache.count, queued: depth, reachable: isReachable, streamLive: streamLive, staleness: staleness,
+                                  sealed: link.withLock { $0.sealed })
         return Response(status: .ok, headers: [.contentType: "text/plain; version=0.0.4"], body: .init(byteBuffer: ByteBuffer(string: text)))
     }
 }

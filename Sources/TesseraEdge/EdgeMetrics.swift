@@ -16,6 +16,7 @@ final class EdgeMetrics: Sendable {
     let reachable: Gauge
     let streamLive: Gauge
     let staleness: Gauge
+    let sealed: Gauge
 
     init() {
         hits = registry.makeCounter(descriptor: MetricNameDescriptor(metricName: "tessera_edge_cache_hits_total", unitName: "", helpText: "Reads answered from the cache while it was current."))
@@ -29,9 +30,12 @@ final class EdgeMetrics: Sendable {
         reachable = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "tessera_edge_central_reachable", unitName: "", helpText: "1 while the central server answers."))
         streamLive = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "tessera_edge_change_stream_live", unitName: "", helpText: "1 while the change stream is live."))
         staleness = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "tessera_edge_staleness_seconds", unitName: "", helpText: "Seconds since the cache was last known current (0 while the change stream is live)."))
+        sealed = registry.makeGauge(descriptor: MetricNameDescriptor(metricName: "tessera_edge_central_sealed", unitName: "",
+                                                                     helpText: "1 while the central server says it is sealed (nothing is answered from the cache)."))
     }
 
-    func render(entries: Int, queued: Int, reachable: Bool, streamLive: Bool, staleness: Double) -> String {
+    func render(entries: Int, queued: Int, reachable: Bool, streamLive: Bool, staleness: Double, sealed: Bool) -> String {
+        self.sealed.set(to: sealed ? 1 : 0)
         self.entries.set(to: Double(entries))
         self.queued.set(to: Double(queued))
         self.reachable.set(to: reachable ? 1 : 0)

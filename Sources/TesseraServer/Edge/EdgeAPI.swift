@@ -23,8 +23,9 @@ struct EdgeAPI: Sendable {
     static let itemsHeader = HTTPField.Name(EdgeReadHint.itemsHeader)!
     /// The native verbs whose answers an agent may cache (the Vault KV reads mark themselves).
     static let cacheableNativeActions: Set<String> = ["get_secret_value", "get_rotated_secret_value"]
-    /// The actions an agent may report: reads it served (or refused) from its cache.
-    static let reportableActions: Set<String> = ["get_secret_value", "get_rotated_secret_value"]
+    /// The actions an agent may report: reads it served (or refused) from its cache, and the KV
+    /// mount lookups it answered for a token during an outage.
+    static let reportableActions: Set<String> = ["get_secret_value", "get_rotated_secret_value", "mount_preflight"]
     /// Events older than this are refused: an agent that was cut off longer has lost its claim
     /// to serve (its maximum staleness is far shorter).
     static let oldestReport: TimeInterval = 90 * 86_400

@@ -159,7 +159,8 @@ struct VaultKV: Sendable {
                             ("delete_version_after", .string(item.deleteVersionAfter)),
                             ("max_versions", .int(Int64(item.maxVersions))),
                             ("metadata_cas_required", .bool(false)),
-                            ("oldest_version", .int(Int64(versions.first?.version ?? 0))),
+                            // Vault names the oldest version kept only once older ones were pruned.
+                            ("oldest_version", .int(Int64((versions.first?.version ?? 0) > 1 ? versions.first?.version ?? 0 : 0))),
                             ("updated_time", .date(item.updatedAt)),
                             ("versions", .object(map)))
         return VaultResponses.envelope(data: data, requestId: vr.context.requestId)
@@ -175,16 +176,7 @@ struct VaultKV: Sendable {
         let deleteAfter = try fields.raw("delete_version_after").map { try Self.duration($0, field: "delete_version_after") }
         var custom: [String: String?]?
         if let raw = fields.raw("custom_metadata"), raw != .null {
-            guard case .object(let pairs) = raw else { throw TesseraError.badRequest("custom_metadata must be a map of strings") }
-            var m: [String: String?] = [:]
-            for (k, v) in pairs {
-                switch v {
-                case .string(let s): m[k] = s
-                case .null where patch: m[k] = .some(nil)
-                default: throw TesseraError.badRequest("custom_metadata values must be strings")
-                }
-            }
-            custom = m
+            custom = try VaultCustomMetadata.parse(raw, patch: patch)
         }
         let exists = try await tessera.secrets.find(path) != nil
         let call = vr.pipelineCall(action: "update_item_metadata", auditPath: path.value,

@@ -249,9 +249,12 @@ backend nodes
             assert self.proc.poll() is None, f"haproxy exited {self.proc.returncode}: {self.log_path.read_text()}"
             try:
                 with socket.create_connection(("127.0.0.1", self.port), timeout=0.5):
-                    return self
+                    # the stats socket may appear a moment after the listener (seen under load)
+                    if self.stats_socket.exists():
+                        return self
             except OSError:
-                time.sleep(0.05)
+                pass
+            time.sleep(0.05)
         raise AssertionError(f"haproxy did not listen on {self.port}: {self.log_path.read_text()}")
 
     def server_states(self) -> dict[str, str]:

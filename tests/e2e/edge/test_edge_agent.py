@@ -233,7 +233,7 @@ def test_a_removed_grant_or_a_sealed_server_stops_the_cache(central, tmp_path):
         assert agent.kv(app).headers["X-Cache"] == "HIT"
         # an emergency seal: the agent answers nothing from its cache, as the server answers nothing
         assert requests.put(central.base + "/v1/sys/seal", headers={"X-Vault-Token": central.token}, timeout=30).status_code in (200, 204)
-        agent.wait_metric("tessera_edge_change_stream_live", lambda v: v == 0)
+        agent.wait_metric("tessera_edge_central_sealed", lambda v: v == 1)
         r = agent.kv(app)
         assert r.status_code == 503 and "sealed" in r.json()["errors"][0], r.text
         central.stop()

@@ -1,0 +1,63 @@
+"""KV v2 metadata details, side by side with OpenBao: `custom_metadata` is read weakly (numbers
+and booleans become text) and validated with Vault's limits and exact error texts, and
+`oldest_version` is 0 until versions were pruned by `max_versions`."""
+
+from __future__ import annotations
+
+import vaultlib as V
+
+CASES = [
+    ("number and bool become text", {"n": 1, "f": 1.5, "t": True, "z": False}, 204, None),
+    ("empty value", {"k": ""}, 400,
+     '1 error occurred:\n\t* custom_metadata validation failed: length of value for key "k" is 0 but must be 0 < len(value) <= 512\n\n'),
+    ("null value", {"k": None}, 400,
+     '1 error occurred:\n\t* custom_metadata validation failed: length of value for key "k" is 0 but must be 0 < len(value) <= 512\n\n'),
+    ("long key and value", {"k" * 130: "v" * 600}, 400,
+     "2 errors occurred:\n\t* custom_metadata validation failed: length of key \"" + "k" * 130 + "\" is 130 but must be 0 < len(key) <= 128\n"
+     "\t* custom_metadata validation failed: length of value for key \"" + "k" * 130 + "\" is 600 but must be 0 < len(value) <= 512\n\n"),
+    ("too many keys", {f"k{i}": "v" for i in range(65)}, 400,
+     "1 error occurred:\n\t* custom_metadata validation failed: payload must contain at most 64 keys, provided 65\n\n"),
+    ("unprintable key", {"a\u0001": "v"}, 400,
+     '1 error occurred:\n\t* custom_metadata validation failed: key "a\\x01" (a\u0001) contains unprintable characters\n\n'),
+    ("unprintable value", {"a": "v\u0001"}, 400,
+     '1 error occurred:\n\t* custom_metadata validation failed: value for key "a" contains unprintable characters\n\n'),
+    ("a list", {"k": [1]}, 400, "custom_metadata validation failed: '' expected type 'string', got unconvertible type '[]interface {}'"),
+    ("a map", {"k": {"x": 1}}, 400,
+     "custom_metadata validation failed: '' expected type 'string', got unconvertible type 'map[string]interface {}'"),
+    ("not a map", "x", 400,
+     "error converting input for field \"custom_metadata\": '' expected type 'map[string]interface {}', got unconvertible type 'string'"),
+]
+
+
+def test_custom_metadata_validation(target, compared, pfx):
+    def scenario(t: V.Target) -> V.Transcript:
+        tr = V.Transcript(t, {pfx: "PFX"})
+        m = f"/v1/{t.kv2}/metadata/{pfx}"
+        for name, custom, status, error in CASES:
+            r = tr.resp(name, t.http("POST", f"{m}/c", {"custom_metadata": custom}))
+            assert r.status == status, (name, r)
+            if error is not None:
+                assert r.json() == {"errors": [error]}, (name, r.json())
+        r = tr.resp("read back", t.http("GET", f"{m}/c"))
+        assert r.json()["data"]["custom_metadata"] == {"n": "1", "f": "1.5", "t": "1", "z": "0"}, r
+        return tr
+
+    compared(target, "kv-custom-metadata", scenario)
+
+
+def test_oldest_version_is_zero_until_versions_are_pruned(target, compared, pfx):
+    def scenario(t: V.Target) -> V.Transcript:
+        tr = V.Transcript(t, {pfx: "PFX"})
+        d, m = f"/v1/{t.kv2}/data/{pfx}", f"/v1/{t.kv2}/metadata/{pfx}"
+        for i in (1, 2):
+            assert t.http("POST", f"{d}/q", {"data": {"x": str(i)}}).status == 200
+        md = tr.resp("two versions", t.http("GET", f"{m}/q")).json()["data"]
+        assert md["oldest_version"] == 0 and md["current_version"] == 2, md
+        assert t.http("POST", f"{m}/p", {"max_versions": 2}).status == 204
+        for i in range(1, 5):
+            assert t.http("POST", f"{d}/p", {"data": {"x": str(i)}}).status == 200
+        md = tr.resp("pruned", t.http("GET", f"{m}/p")).json()["data"]
+        assert md["oldest_version"] == 3 and sorted(md["versions"]) == ["3", "4"], md
+        return tr
+
+    compared(target, "kv-oldest-version", scenario)
