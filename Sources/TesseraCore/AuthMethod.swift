@@ -80,13 +80,24 @@ public struct TokenGrant: Sendable, Equatable, Codable {
     public var displayName: String
     public var metadata: [String: String]
     public var ttlSeconds: Int
+    /// Set for a token made by `auth/token/create`: the policy names as Vault shows them, the
+    /// path it was created on, its explicit max TTL (0: none) and whether it may be renewed.
+    public var policies: [String]?
+    public var path: String?
+    public var explicitMaxTTLSeconds: Int?
+    public var renewable: Bool?
 
-    public init(roleNames: [String], loginRole: String, displayName: String, metadata: [String: String], ttlSeconds: Int) {
+    public init(roleNames: [String], loginRole: String, displayName: String, metadata: [String: String], ttlSeconds: Int,
+                policies: [String]? = nil, path: String? = nil, explicitMaxTTLSeconds: Int? = nil, renewable: Bool? = nil) {
         self.roleNames = roleNames
         self.loginRole = loginRole
         self.displayName = displayName
         self.metadata = metadata
         self.ttlSeconds = ttlSeconds
+        self.policies = policies
+        self.path = path
+        self.explicitMaxTTLSeconds = explicitMaxTTLSeconds
+        self.renewable = renewable
     }
 
     /// The stored form (`tokens.grant_info`); `""` stands for no grant.
@@ -109,9 +120,17 @@ public struct TokenRecord: Sendable, Equatable {
     public var revoked: Bool
     public var clientAddress: String
     public var grant: TokenGrant?
+    /// The hash of the token that created this one (`auth/token/create`); empty for a login's
+    /// token and for orphans. Revoking the parent revokes this token.
+    public var parentHash: String
+
+    /// Vault's accessor: the first 24 hex digits of the token's hash, which names the token
+    /// without being it.
+    public var accessor: String { String(tokenHash.prefix(24)) }
 
     public init(tokenHash: String, accessId: String, issuedAt: Date, expiresAt: Date, revoked: Bool = false, clientAddress: String = "",
-                grant: TokenGrant? = nil) {
+                grant: TokenGrant? = nil, parentHash: String = "") {
+        self.parentHash = parentHash
         self.tokenHash = tokenHash
         self.accessId = accessId
         self.issuedAt = issuedAt

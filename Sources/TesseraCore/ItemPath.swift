@@ -163,40 +163,82 @@ public struct ItemPath: Hashable, Sendable, Comparable, CustomStringConvertible 
     }
 }
 
-/// A rule's path pattern: a normalized path, optionally ending in `*`, which matches any suffix.
-/// `/prod/*` matches `/prod/a` and `/prod/a/b`; `/*` matches everything; `/prod/db` matches only itself.
+/// A rule's path pattern: a normalized path, optionally ending in `*`, which matches any suffix,
+/// and whose segments may be `+`, which matches exactly one segment (Vault's policy globs).
+/// `/prod/*` matches `/prod/a` and `/prod/a/b`; `/*` matches everything; `/prod/db` matches only
+/// itself; `/prod/+/db` matches `/prod/eu/db` but neither `/prod/db` nor `/prod/eu/x/db`.
 public struct PathPattern: Hashable, Sendable, CustomStringConvertible, Codable {
     /// The literal part before the wildcard (normalized, may end with `/` when a wildcard follows).
+    /// For a pattern with `+` segments, the literal part before the first of them: every path it
+    /// matches starts with it.
     public let prefix: String
+    /// Whether the pattern matches more than one path (a final `*`, or a `+` segment).
     public let hasWildcard: Bool
+    /// A pattern with `+` segments: its segments after the leading `/` (the last may end in `*`);
+    /// nil for every other pattern, which `prefix` describes alone.
+    let segments: [String]?
 
-    public var description: String { hasWildcard ? prefix + "*" : prefix }
+    public var description: String {
+        if let segments { return "/" + segments.joined(separator: "/") }
+        return hasWildcard ? prefix + "*" : prefix
+    }
 
     public init(_ raw: String) throws {
         guard !raw.isEmpty else { throw TesseraError.badRequest("invalid rule path: the path is empty") }
         var text = try ItemPath.canonical(raw)
         if !text.hasPrefix("/") { text = "/" + text }
+        let parts = text.dropFirst().split(separator: "/", omittingEmptySubsequences: false)
+        if parts.contains("+") {
+            try self.init(segmentGlob: parts)
+            return
+        }
         if text.hasSuffix("*") {
             let literal = String(text.dropLast())
             guard !literal.contains("*") else {
                 throw TesseraError.badRequest("invalid rule path: '*' is allowed only at the end")
             }
             if literal == "/" {
-                prefix = "/"
+                self.init(prefix: "/", hasWildcard: true, segments: nil)
             } else if literal.hasSuffix("/") {
-                prefix = try ItemPath(literal.dropLast().description).folderPrefix
+                self.init(prefix: try ItemPath(literal.dropLast().description).folderPrefix, hasWildcard: true, segments: nil)
             } else {
                 // `/prod/db*` matches `/prod/db`, `/prod/db-x`, `/prod/db/y`.
-                prefix = try ItemPath(literal).value
+                self.init(prefix: try ItemPath(literal).value, hasWildcard: true, segments: nil)
             }
-            hasWildcard = true
         } else {
             guard !text.contains("*") else {
                 throw TesseraError.badRequest("invalid rule path: '*' is allowed only at the end")
             }
-            prefix = try ItemPath(text).value
-            hasWildcard = false
+            self.init(prefix: try ItemPath(text).value, hasWildcard: false, segments: nil)
         }
+    }
+
+    private init(prefix: String, hasWildcard: Bool, segments: [String]?) {
+        self.prefix = prefix
+        self.hasWildcard = hasWildcard
+        self.segments = segments
+    }
+
+    /// A pattern with `+` segments. Every other segment is validated as a path segment (the last
+    /// may be empty or end in `*`, as after `/prod/+/`).
+    private init(segmentGlob parts: [Substring]) throws {
+        guard parts.reduce(0, { $0 + $1.utf8.count + 1 }) <= ItemPath.maxLength else {
+            throw TesseraError.badRequest("invalid path: longer than \(ItemPath.maxLength) bytes")
+        }
+        for (i, part) in parts.enumerated() {
+            let last = i == parts.count - 1
+            if part == "+" { continue }
+            if last && (part.isEmpty || part == "*") { continue }
+            let name = last && part.hasSuffix("*") ? part.dropLast() : part
+            guard !name.contains("*") else { throw TesseraError.badRequest("invalid rule path: '*' is allowed only at the end") }
+            guard !name.isEmpty else { throw TesseraError.badRequest("invalid path: empty segment ('//')") }
+            // The same character rules as any path segment.
+            _ = try ItemPath("/" + name)
+        }
+        // `/prod/+/` is `/prod/+/*`, as `/prod/` is a folder's contents.
+        let segments = parts.last == "" ? parts.dropLast().map(String.init) + ["*"] : parts.map(String.init)
+        let literalCount = parts.firstIndex(of: "+") ?? 0
+        self.init(prefix: "/" + parts.prefix(literalCount).map { $0 + "/" }.joined(), hasWildcard: true, segments: segments)
     }
 
     public init(from decoder: any Decoder) throws {
@@ -211,16 +253,43 @@ public struct PathPattern: Hashable, Sendable, CustomStringConvertible, Codable 
 
     /// Whether the pattern matches an item path.
     public func matches(_ path: ItemPath) -> Bool {
-        hasWildcard ? ItemPath.bytes(path.value, haveprefix: prefix) : path.value.utf8.elementsEqual(prefix.utf8)
+        if let segments { return Self.matches(segments: segments, path.value.utf8.dropFirst()) }
+        return hasWildcard ? ItemPath.bytes(path.value, haveprefix: prefix) : path.value.utf8.elementsEqual(prefix.utf8)
     }
 
-    /// Whether every path this pattern matches is matched by `self` as well.
+    /// Segment-by-segment matching of a `+` pattern against a path without its leading `/`:
+    /// `+` takes one whole segment, a literal must be equal byte for byte, and a final segment
+    /// ending in `*` matches any rest that starts with its literal part (including further
+    /// segments).
+    static func matches(segments: [String], _ rest: Substring.UTF8View) -> Bool {
+        var remaining = rest[...]
+        for (i, segment) in segments.enumerated() {
+            let last = i == segments.count - 1
+            if last && segment.hasSuffix("*") {
+                return remaining.starts(with: segment.utf8.dropLast())
+            }
+            let end = remaining.firstIndex(of: UInt8(ascii: "/")) ?? remaining.endIndex
+            let name = remaining[remaining.startIndex..<end]
+            if name.isEmpty { return false }
+            if segment != "+" && !name.elementsEqual(segment.utf8) { return false }
+            if last { return end == remaining.endIndex }
+            guard end != remaining.endIndex else { return false }
+            remaining = remaining[remaining.index(after: end)...]
+        }
+        return false
+    }
+
+    /// Whether every path this pattern matches is matched by `self` as well. For `+` patterns the
+    /// answer is conservative: a `+` pattern covers only itself, and a plain pattern covers a `+`
+    /// pattern only when its prefix holds the `+` pattern's literal start.
     public func covers(_ other: PathPattern) -> Bool {
+        if segments != nil { return self == other }
         if hasWildcard { return ItemPath.bytes(other.prefix, haveprefix: prefix) }
         return !other.hasWildcard && other.prefix.utf8.elementsEqual(prefix.utf8)
     }
 
-    /// Whether some path is matched by both patterns.
+    /// Whether some path is matched by both patterns. A `+` pattern is taken as its literal
+    /// start followed by `*`, so the answer errs towards yes.
     public func overlaps(_ other: PathPattern) -> Bool {
         switch (hasWildcard, other.hasWildcard) {
         case (true, true): return ItemPath.bytes(prefix, haveprefix: other.prefix) || ItemPath.bytes(other.prefix, haveprefix: prefix)

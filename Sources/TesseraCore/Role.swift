@@ -21,13 +21,31 @@ public struct Role: Sendable, Hashable, Codable {
     public var rules: [Rule]
     public var auditAccess: AuditAccess
     public var createdAt: Date
+    /// The Vault ACL policy text these rules were translated from, as it was written
+    /// (`sys/policies/acl/<name>`); empty when the rules were set natively, or changed natively
+    /// since — the policy then reads back as the rules themselves.
+    public var policyText: String
+    /// How many times the policy text was written (Vault's policy `version`).
+    public var policyVersion: Int
 
-    public init(name: String, description: String = "", rules: [Rule] = [], auditAccess: AuditAccess = .none, createdAt: Date = Date()) {
+    enum CodingKeys: String, CodingKey { case name, description, rules, auditAccess, createdAt }
+
+    public init(name: String, description: String = "", rules: [Rule] = [], auditAccess: AuditAccess = .none, createdAt: Date = Date(),
+                policyText: String = "", policyVersion: Int = 0) {
         self.name = name
         self.description = description
         self.rules = rules
         self.auditAccess = auditAccess
         self.createdAt = createdAt
+        self.policyText = policyText
+        self.policyVersion = policyVersion
+    }
+
+    public init(from decoder: any Decoder) throws {
+        let c = try decoder.container(keyedBy: CodingKeys.self)
+        self.init(name: try c.decode(String.self, forKey: .name), description: try c.decode(String.self, forKey: .description),
+                  rules: try c.decode([Rule].self, forKey: .rules), auditAccess: try c.decode(AuditAccess.self, forKey: .auditAccess),
+                  createdAt: try c.decode(Date.self, forKey: .createdAt))
     }
 
     /// Role names are plain names (optionally folder-like), validated like item paths.

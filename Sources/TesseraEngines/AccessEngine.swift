@@ -313,13 +313,29 @@ public struct AccessEngine: Sendable {
     /// it was issued, nor beyond the method's `access-expires`.
     public func renew(token: String, clientAddress: String) async throws -> TokenRecord {
         let p = try await principal(token: token, clientAddress: clientAddress)
-        guard var record = p.token, let method = try await store.authMethod(accessId: record.accessId) else {
+        guard let record = p.token else { throw TesseraError.unauthorized("invalid, expired or revoked token") }
+        return try await renew(record: record)
+    }
+
+    /// Extends a live token (see `renew(token:)`), found by its record.
+    public func renew(record found: TokenRecord) async throws -> TokenRecord {
+        var record = found
+        guard let method = try await store.authMethod(accessId: record.accessId) else {
             throw TesseraError.unauthorized("invalid, expired or revoked token")
         }
+        if record.grant?.renewable == false { throw TesseraError.badRequest("token is not renewable") }
         let ttl = record.grant.map { InputNumber.interval(seconds: min(max($0.ttlSeconds, 1), AuthMethod.maxTokenTTLMinutes * 60)) }
             ?? Self.tokenTTL(method)
         var expires = min(now().addingTimeInterval(ttl), record.issuedAt.addingTimeInterval(Self.maxTokenLifetime))
         if let limit = method.accessExpires { expires = min(expires, limit) }
+        if let explicit = record.grant?.explicitMaxTTLSeconds, explicit > 0 {
+            expires = min(expires, record.issuedAt.addingTimeInterval(InputNumber.interval(seconds: explicit)))
+        }
+        // A child never outlives its parent.
+        if !record.parentHash.isEmpty {
+            let parent = try await store.token(hash: record.parentHash)
+            expires = min(expires, parent.map { $0.revoked ? now() : $0.expiresAt } ?? now())
+        }
         record.expiresAt = max(record.expiresAt, expires)
         guard try await store.renewToken(hash: record.tokenHash, expiresAt: record.expiresAt) else {
             throw TesseraError.unauthorized("invalid, expired or revoked token")
@@ -328,10 +344,9 @@ public struct AccessEngine: Sendable {
         return record
     }
 
+    /// Revokes a token and every token created below it.
     public func revoke(token: String) async throws {
-        let hash = AccessKeyHasher.tokenHash(token)
-        cache.remove(hash)
-        guard try await store.revokeToken(hash: hash) else {
+        guard try await revokeTree(hash: AccessKeyHasher.tokenHash(token)) > 0 else {
             throw TesseraError.notFound("token not found or already revoked")
         }
     }
@@ -367,6 +382,8 @@ public struct AccessEngine: Sendable {
         var r = try await role(named: roleName)
         r.rules.removeAll { $0.pattern == pattern && $0.type == type }
         r.rules.append(Rule(pattern: pattern, capabilities: capabilities, type: type))
+        // The policy text no longer says what the rules are: it reads back as the rules.
+        r.policyText = ""
         try await store.updateRole(r)
         accessChanged()
         return r
@@ -379,9 +396,29 @@ public struct AccessEngine: Sendable {
         guard r.rules.count != before else {
             throw TesseraError.notFound("role \(r.name) has no \(type.rawValue) for \(pattern)")
         }
+        r.policyText = ""
         try await store.updateRole(r)
         accessChanged()
         return true
+    }
+
+    /// Writes a Vault ACL policy: the role of that name gets exactly `rules` (created when it does
+    /// not exist) and keeps the text it was translated from. Returns the role before and after.
+    public func putPolicy(name raw: String, rules: [Rule], text: String) async throws -> (old: Role?, new: Role) {
+        let name = try Role.validateName(raw)
+        if var r = try await store.role(named: name) {
+            let old = r
+            r.rules = rules
+            r.policyText = text
+            r.policyVersion += 1
+            try await store.updateRole(r)
+            accessChanged()
+            return (old, r)
+        }
+        let r = Role(name: name, rules: rules, createdAt: now(), policyText: text, policyVersion: 1)
+        try await store.createRole(r)
+        accessChanged()
+        return (nil, r)
     }
 
     public func associate(roleName: String, authMethodName: String, subClaims: [String: [String]]) async throws -> RoleAssociation {

@@ -157,6 +157,11 @@ public protocol AccessRepository: Sendable {
 
     func createToken(_ token: TokenRecord) async throws
     func token(hash: String) async throws -> TokenRecord?
+    /// The token whose hash starts with `hashPrefix` (a token's accessor is the first 24 hex
+    /// digits of its hash); nil when none or more than one does.
+    func token(hashPrefix: String) async throws -> TokenRecord?
+    /// The hashes of the live tokens created by the token with this hash.
+    func childTokens(parentHash: String) async throws -> [String]
     func revokeToken(hash: String) async throws -> Bool
     /// Moves a live token's expiry; returns false if it is unknown or revoked.
     func renewToken(hash: String, expiresAt: Date) async throws -> Bool

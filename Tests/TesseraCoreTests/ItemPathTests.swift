@@ -64,3 +64,55 @@ import Testing
         #expect(throws: TesseraError.self) { try PathPattern("/a/../*") }
     }
 }
+
+/// `+` segments in rule patterns (Vault's one-segment glob): what they match, what they refuse,
+/// and that delegation treats them conservatively.
+@Suite struct SegmentGlobTests {
+    func matches(_ pattern: String, _ path: String) throws -> Bool {
+        try PathPattern(pattern).matches(try ItemPath(path))
+    }
+
+    @Test func plusMatchesExactlyOneSegment() throws {
+        #expect(try matches("/prod/+/db", "/prod/eu/db"))
+        #expect(try !matches("/prod/+/db", "/prod/db"))
+        #expect(try !matches("/prod/+/db", "/prod/eu/x/db"))
+        #expect(try !matches("/prod/+/db", "/prod/eu/db2"))
+        #expect(try matches("/prod/+", "/prod/eu"))
+        #expect(try !matches("/prod/+", "/prod/eu/x"))
+        #expect(try !matches("/prod/+", "/prod"))
+        #expect(try matches("/+/+", "/a/b"))
+        #expect(try !matches("/+/+", "/a"))
+    }
+
+    @Test func plusWithAFinalStar() throws {
+        #expect(try matches("/secret/+/team*", "/secret/a/team"))
+        #expect(try matches("/secret/+/team*", "/secret/a/team-b/x"))
+        #expect(try !matches("/secret/+/team*", "/secret/a/b/team"))
+        #expect(try matches("/secret/+/*", "/secret/a/b"))
+        #expect(try matches("/secret/+/*", "/secret/a/b/c"))
+        #expect(try !matches("/secret/+/*", "/secret/a"))
+        #expect(try PathPattern("/secret/+/").description == "/secret/+/*")
+        #expect(try PathPattern("secret/+/x").description == "/secret/+/x")
+    }
+
+    @Test(arguments: ["/a/+/../b", "/a//+", "/a/+/b*c", "/a/*/+", "/+/x\u{0}"])
+    func refuses(_ raw: String) {
+        #expect(throws: TesseraError.self) { try PathPattern(raw) }
+    }
+
+    @Test func literalPlusInsideANameIsLiteral() throws {
+        #expect(try matches("/a+b/x", "/a+b/x"))
+        #expect(try !matches("/a+b/x", "/ab/x"))
+    }
+
+    @Test func coversAndOverlapsErrOnTheSafeSide() throws {
+        let plus = try PathPattern("/prod/+/db")
+        #expect(plus.covers(plus))
+        #expect(try !plus.covers(PathPattern("/prod/eu/db")))
+        #expect(try PathPattern("/prod/*").covers(plus))
+        #expect(try !PathPattern("/prod/eu/*").covers(plus))
+        #expect(try plus.overlaps(PathPattern("/prod/eu/db")))
+        #expect(try plus.overlaps(PathPattern("/prod/x/y")))
+        #expect(try !plus.overlaps(PathPattern("/staging/*")))
+    }
+}

@@ -166,6 +166,43 @@ extension StoreConformance {
             }
         }
 
+        @Test("a token is found by a prefix of its hash only when exactly one matches; children are found by parent", arguments: Engines.all)
+        func accessorsAndChildren(engine: any StoreUnderTest) async throws {
+            try await withStore(engine) { s in
+                var child = Make.token("abc111", accessId: "p-x00000000001")
+                child.parentHash = "abc000"
+                try await s.store.createToken(Make.token("abc000", accessId: "p-x00000000001"))
+                try await s.store.createToken(child)
+                try await s.store.createToken(Make.token("abd222", accessId: "p-x00000000001"))
+                #expect(try await s.store.token(hash: "abc111") == child)
+                #expect(try await s.store.token(hashPrefix: "abc1")?.tokenHash == "abc111")
+                #expect(try await s.store.token(hashPrefix: "abc") == nil)
+                #expect(try await s.store.token(hashPrefix: "ab~") == nil)
+                #expect(try await s.store.token(hashPrefix: "") == nil)
+                #expect(try await s.store.token(hashPrefix: "abd2")?.tokenHash == "abd222")
+                #expect(try await s.store.childTokens(parentHash: "abc000") == ["abc111"])
+                #expect(try await s.store.childTokens(parentHash: "") == [])
+                _ = try await s.store.revokeToken(hash: "abc111")
+                #expect(try await s.store.childTokens(parentHash: "abc000") == [])
+            }
+        }
+
+        @Test("a role keeps the policy text it was written from, and its version", arguments: Engines.all)
+        func rolePolicyText(engine: any StoreUnderTest) async throws {
+            try await withStore(engine) { s in
+                var r = try Make.role("p")
+                r.policyText = "path \"a\" { capabilities = [\"read\"] }\n"
+                r.policyVersion = 1
+                try await s.store.createRole(r)
+                #expect(try await s.store.role(named: "p")?.policyText == r.policyText)
+                r.policyText = ""
+                r.policyVersion = 2
+                try await s.store.updateRole(r)
+                #expect(try await s.store.role(named: "p")?.policyText == "")
+                #expect(try await s.store.role(named: "p")?.policyVersion == 2)
+            }
+        }
+
         @Test("a token is revoked once; a revoked or unknown token is not renewed", arguments: Engines.all)
         func revokeAndRenew(engine: any StoreUnderTest) async throws {
             try await withStore(engine) { s in

@@ -15,7 +15,7 @@ struct VaultAuthAPI: Sendable {
         case ("auth/token/lookup-self", .read), ("auth/token/lookup-self", .write):
             let principal = try await tessera.run(vr.pipelineCall(action: "token_lookup_self", auditPath: "")) { c in c.principal }
             guard let principal else { throw TesseraError.unauthorized("") }
-            return VaultResponses.envelope(data: lookupData(principal, vr), requestId: vr.context.requestId)
+            return VaultResponses.envelope(data: lookupData(principal, id: currentToken(vr)), requestId: vr.context.requestId)
         case ("auth/token/renew-self", .write):
             let renewed = try await tessera.run(vr.pipelineCall(action: "token_renew_self", auditPath: "")) { c -> Principal? in
                 guard var p = c.principal else { return nil }
@@ -48,7 +48,13 @@ struct VaultAuthAPI: Sendable {
                 return (issued, try await tessera.access.principal(token: issued.token, clientAddress: caller.request.clientAddress))
             }
             return VaultResponses.envelope(data: nil, auth: authBlock(principal, token: issued.token), requestId: vr.context.requestId)
-        case (let p, _) where p.hasPrefix("auth/token/") || p.hasPrefix("auth/approle/"):
+        case (let p, _) where p.hasPrefix("auth/token/"):
+            if let response = try await VaultTokenAPI(tessera: tessera).handle(vr, operation: String(p.dropFirst("auth/token/".count))) {
+                return response
+            }
+            try await tessera.run(vr.pipelineCall(action: "vault_request", auditPath: "/" + p)) { _ in () }
+            return VaultResponses.errors([VaultResponses.unsupported], status: .methodNotAllowed)
+        case (let p, _) where p.hasPrefix("auth/approle/"):
             try await tessera.run(vr.pipelineCall(action: "vault_request", auditPath: "/" + p)) { _ in () }
             return VaultResponses.errors([VaultResponses.unsupported], status: .methodNotAllowed)
         default:
@@ -66,26 +72,27 @@ struct VaultAuthAPI: Sendable {
         }
     }
 
-    func lookupData(_ p: Principal, _ vr: VaultRequest) -> JSON {
+    func lookupData(_ p: Principal, id: String) -> JSON {
         let now = tessera.now()
         let policies = JSON.strings(p.identity.roleNames.sorted())
         if let t = p.token, let grant = t.grant {
             let ttl = InputNumber.int64(max(0, t.expiresAt.timeIntervalSince(now)))
-            let shown = JSON.strings(["default"] + grant.roleNames.filter { $0 != "default" })
-            return .obj(("accessor", .string(String(t.tokenHash.prefix(24)))), ("creation_time", .int(InputNumber.int64(t.issuedAt.timeIntervalSince1970))),
+            let shown = JSON.strings(grant.policies ?? (["default"] + grant.roleNames.filter { $0 != "default" }))
+            return .obj(("accessor", .string(t.accessor)), ("creation_time", .int(InputNumber.int64(t.issuedAt.timeIntervalSince1970))),
                         ("creation_ttl", .int(Int64(grant.ttlSeconds))), ("display_name", .string(grant.displayName)),
-                        ("entity_id", .string("")), ("expire_time", .date(t.expiresAt)), ("explicit_max_ttl", .int(0)),
-                        ("id", .string(currentToken(vr))), ("issue_time", .date(t.issuedAt)),
-                        ("meta", JSON.stringMap(grant.metadata)), ("num_uses", .int(0)), ("orphan", .bool(true)),
-                        ("path", .string("auth" + p.identity.authMethodName + "/login")), ("policies", shown), ("renewable", .bool(true)),
-                        ("ttl", .int(ttl)), ("type", .string("service")))
+                        ("entity_id", .string("")), ("expire_time", .date(t.expiresAt)), ("explicit_max_ttl", .int(Int64(grant.explicitMaxTTLSeconds ?? 0))),
+                        ("id", .string(id)), ("issue_time", .date(t.issuedAt)),
+                        ("meta", grant.metadata.isEmpty && grant.path != nil ? .null : JSON.stringMap(grant.metadata)), ("num_uses", .int(0)),
+                        ("orphan", .bool(t.parentHash.isEmpty)),
+                        ("path", .string(grant.path ?? ("auth" + p.identity.authMethodName + "/login"))), ("policies", shown),
+                        ("renewable", .bool(grant.renewable ?? true)), ("ttl", .int(ttl)), ("type", .string("service")))
         }
         if let t = p.token {
             let ttl = InputNumber.int64(max(0, t.expiresAt.timeIntervalSince(now)))
-            return .obj(("accessor", .string(String(t.tokenHash.prefix(24)))), ("creation_time", .int(InputNumber.int64(t.issuedAt.timeIntervalSince1970))),
+            return .obj(("accessor", .string(t.accessor)), ("creation_time", .int(InputNumber.int64(t.issuedAt.timeIntervalSince1970))),
                         ("creation_ttl", .int(InputNumber.int64(t.expiresAt.timeIntervalSince(t.issuedAt)))), ("display_name", .string(p.identity.authMethodName)),
                         ("entity_id", .string("")), ("expire_time", .date(t.expiresAt)), ("explicit_max_ttl", .int(0)),
-                        ("id", .string(currentToken(vr))), ("issue_time", .date(t.issuedAt)),
+                        ("id", .string(id)), ("issue_time", .date(t.issuedAt)),
                         ("meta", .obj(("access_id", .string(p.identity.accessId)))), ("num_uses", .int(0)), ("orphan", .bool(true)),
                         ("path", .string("auth/approle/login")), ("policies", policies), ("renewable", .bool(true)),
                         ("ttl", .int(ttl)), ("type", .string("service")))
@@ -93,19 +100,25 @@ struct VaultAuthAPI: Sendable {
         let created = p.createdAt ?? now
         return .obj(("accessor", .string("")), ("creation_time", .int(InputNumber.int64(created.timeIntervalSince1970))), ("creation_ttl", .int(0)),
                     ("display_name", .string(p.identity.authMethodName)), ("entity_id", .string("")), ("expire_time", .null),
-                    ("explicit_max_ttl", .int(0)), ("id", .string(currentToken(vr))), ("issue_time", .date(created)),
+                    ("explicit_max_ttl", .int(0)), ("id", .string(id)), ("issue_time", .date(created)),
                     ("meta", .obj(("access_id", .string(p.identity.accessId)))), ("num_uses", .int(0)), ("orphan", .bool(true)),
                     ("path", .string("auth/token/create")), ("policies", policies), ("renewable", .bool(false)),
                     ("ttl", .int(0)), ("type", .string("service")))
     }
 
     func authBlock(_ p: Principal, token: String) -> JSON {
-        let policies = JSON.strings(p.identity.roleNames.sorted())
+        let policies = JSON.strings(p.token?.grant?.policies ?? p.identity.roleNames.sorted())
         let ttl = p.token.map { InputNumber.int64(max(0, $0.expiresAt.timeIntervalSince(tessera.now()))) } ?? 0
-        return .obj(("client_token", .string(token)), ("accessor", .string(p.token.map { String($0.tokenHash.prefix(24)) } ?? "")),
+        // A created token shows its own metadata; a login's shows the access id.
+        let metadata: JSON = if let grant = p.token?.grant, grant.path != nil {
+            grant.metadata.isEmpty ? .null : JSON.stringMap(grant.metadata)
+        } else {
+            .obj(("access_id", .string(p.identity.accessId)))
+        }
+        return .obj(("client_token", .string(token)), ("accessor", .string(p.token.map(\.accessor) ?? "")),
                     ("policies", policies), ("token_policies", policies),
-                    ("metadata", .obj(("access_id", .string(p.identity.accessId)))), ("lease_duration", .int(ttl)),
+                    ("metadata", metadata), ("lease_duration", .int(ttl)),
                     ("renewable", .bool(p.token != nil)), ("entity_id", .string("")), ("token_type", .string("service")),
-                    ("orphan", .bool(true)), ("mfa_requirement", .null), ("num_uses", .int(0)))
+                    ("orphan", .bool(p.token?.parentHash.isEmpty ?? true)), ("mfa_requirement", .null), ("num_uses", .int(0)))
     }
 }

@@ -63,6 +63,16 @@ struct VaultPathSpec: Sendable {
 enum VaultPaths {
     static let versions = FieldSpec.any("versions", required: true, "Version numbers: a list of integers or a comma-separated string.")
 
+    static let tokenCreateFields: [FieldSpec] = [
+        .list("policies", "Policies (Tessera roles) the token carries; the caller's own when empty."),
+        .duration("ttl", "Lifetime (at most 30 days)."), .duration("explicit_max_ttl", "No renewal goes beyond this."),
+        .duration("period", "Taken as the TTL."), .int("num_uses", 0...Int(Int32.max), "Only 0 (unlimited) is supported."),
+        .bool("no_parent", "An orphan (needs the right on auth/token/create-orphan)."),
+        .bool("no_default_policy", "Leave out the default policy."), .object("meta", "Metadata shown in lookups."),
+        .string("display_name", "Shown as token-<name>."), .bool("renewable", "Whether it may be renewed (default true)."),
+        .string("type", "service (the only type)."), .string("id", "Not supported."), .string("entity_alias", "Ignored."),
+    ]
+
     static let all: [VaultPathSpec] = [
         // System
         VaultPathSpec(engine: .system, pattern: "sys/seal-status", operations: [.init("GET", "Seal status.", authenticated: false)]),
@@ -158,6 +168,38 @@ enum VaultPaths {
             .init("POST", "Revoke every lease under a prefix of whole segments (sys-rule update on /sys/leases/revoke-prefix/<prefix>).",
                   fields: [.bool("sync", "Wait for the revocations."), .string("prefix", "The prefix (when not in the path).")]),
         ]),
+        // ACL policies (Tessera roles) and capabilities
+        VaultPathSpec(engine: .system, pattern: "sys/policy", operations: [
+            .init("GET", "The policies the caller may list."), .init("LIST", "The policies the caller may list."),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/policy/{name}", operations: [
+            .init("GET", "A policy's text (role-rule read on /<name>)."),
+            .init("POST", "Write a policy: the role's rules become its translation (role-rule create or update on /<name>).", fields: [
+                .string("policy", "The HCL or JSON document."), .string("rules", "Alias of policy."),
+            ]),
+            .init("DELETE", "Delete a policy and its role (role-rule delete on /<name>)."),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/policies/acl", operations: [.init("LIST", "The policies the caller may list.")]),
+        VaultPathSpec(engine: .system, pattern: "sys/policies/acl/{name}", operations: [
+            .init("GET", "A policy's text (role-rule read on /<name>)."),
+            .init("POST", "Write a policy: the role's rules become its translation (role-rule create or update on /<name>).", fields: [
+                .string("policy", "The HCL or JSON document."),
+            ]),
+            .init("DELETE", "Delete a policy and its role (role-rule delete on /<name>)."),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/capabilities-self", operations: [
+            .init("POST", "The caller's capabilities on paths.", fields: [.string("path", "A path."), .list("paths", "Paths.")]),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/capabilities", operations: [
+            .init("POST", "A token's capabilities on paths (auth-method-rule on /token/lookup).", fields: [
+                .string("token", required: true, sensitive: true, "The token."), .string("path", "A path."), .list("paths", "Paths."),
+            ]),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/capabilities-accessor", operations: [
+            .init("POST", "A token's capabilities on paths, by accessor (auth-method-rule on /token/lookup-accessor).", fields: [
+                .string("accessor", required: true, "The accessor."), .string("path", "A path."), .list("paths", "Paths."),
+            ]),
+        ]),
         // Tokens and logins
         VaultPathSpec(engine: .auth, pattern: "auth/token/lookup-self", operations: [
             .init("GET", "The caller's token."), .init("POST", "The caller's token."),
@@ -168,6 +210,37 @@ enum VaultPaths {
             ]),
         ]),
         VaultPathSpec(engine: .auth, pattern: "auth/token/revoke-self", operations: [.init("POST", "Revoke the caller's token.")]),
+        VaultPathSpec(engine: .auth, pattern: "auth/token/create", operations: [
+            .init("POST", "Create a child token (auth-method-rule on /token/create); it is revoked with its parent.", fields: tokenCreateFields),
+        ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/token/create-orphan", operations: [
+            .init("POST", "Create an orphan token (auth-method-rule on /token/create-orphan).", fields: tokenCreateFields),
+        ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/token/lookup", operations: [
+            .init("POST", "Look up a token (auth-method-rule on /token/lookup).", fields: [.string("token", required: true, sensitive: true, "The token.")]),
+        ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/token/lookup-accessor", operations: [
+            .init("POST", "Look up a token by accessor (auth-method-rule on /token/lookup-accessor).", fields: [.string("accessor", required: true, "The accessor.")]),
+        ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/token/renew", operations: [
+            .init("POST", "Renew a token (auth-method-rule on /token/renew).", fields: [
+                .string("token", required: true, sensitive: true, "The token."), .duration("increment", "Ignored: the token's TTL applies."),
+            ]),
+        ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/token/renew-accessor", operations: [
+            .init("POST", "Renew a token by accessor (auth-method-rule on /token/renew-accessor).", fields: [
+                .string("accessor", required: true, "The accessor."), .duration("increment", "Ignored: the token's TTL applies."),
+            ]),
+        ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/token/revoke", operations: [
+            .init("POST", "Revoke a token and its children (auth-method-rule on /token/revoke).", fields: [.string("token", required: true, sensitive: true, "The token.")]),
+        ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/token/revoke-accessor", operations: [
+            .init("POST", "Revoke a token and its children by accessor (auth-method-rule on /token/revoke-accessor).", fields: [.string("accessor", required: true, "The accessor.")]),
+        ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/token/revoke-orphan", operations: [
+            .init("POST", "Revoke a token, leaving its children (auth-method-rule on /token/revoke-orphan).", fields: [.string("token", required: true, sensitive: true, "The token.")]),
+        ]),
         VaultPathSpec(engine: .auth, pattern: "auth/approle/login", operations: [
             .init("POST", "Log in with an access id (role_id) and access key (secret_id).", fields: [
                 .string("role_id", required: true, "The access id (p-…)."),

@@ -57,6 +57,8 @@ struct VaultSysAPI: Sendable {
         case (let p, _) where p == "sys/auth" || p.hasPrefix("sys/auth/"):
             if let response = try await VaultAuthMethods(tessera: tessera).handleSys(vr) { return response }
             throw TesseraError.notFound("")
+        case (let p, _) where VaultPolicyAPI.handles(p):
+            return try await VaultPolicyAPI(tessera: tessera).handle(vr)
         case (let p, _) where p.hasPrefix("sys/leases/"):
             return try await VaultLeases(tessera: tessera).handle(vr)
         case (let p, .read) where p == "sys/internal/ui/mounts" || p.hasPrefix("sys/internal/ui/mounts/"):

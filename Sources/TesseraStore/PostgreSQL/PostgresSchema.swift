@@ -219,6 +219,14 @@ enum PostgresSchema {
             PRIMARY KEY (access_id, name)
         );
         """,
+        // 4: Vault ACL policies kept as written with the role they became, and the parent of a
+        // token created by another token (revoking a parent revokes its children).
+        """
+        ALTER TABLE roles ADD COLUMN policy TEXT NOT NULL DEFAULT '';
+        ALTER TABLE roles ADD COLUMN policy_version BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE tokens ADD COLUMN parent_hash TEXT COLLATE "C" NOT NULL DEFAULT '';
+        CREATE INDEX tokens_parent ON tokens(parent_hash) WHERE parent_hash <> '';
+        """,
     ]
 
     /// Migrations of the "audit" component (the trail, in the same database).

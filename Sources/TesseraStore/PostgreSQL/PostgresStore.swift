@@ -423,10 +423,10 @@ public final class PostgresStore: Store {
 
     public func createRole(_ role: Role) async throws {
         let values: [PGValue] = [.text(role.name), .text(role.description), try .json(role.rules),
-                                 .text(role.auditAccess.rawValue), .date(role.createdAt)]
+                                 .text(role.auditAccess.rawValue), .date(role.createdAt), .text(role.policyText), .int(role.policyVersion)]
         do {
             try await db.transaction { tx in
-                try await tx.query("INSERT INTO roles (name, description, rules, audit_access, created_at) VALUES ($1, $2, $3, $4, $5)", values)
+                try await tx.query("INSERT INTO roles (name, description, rules, audit_access, created_at, policy, policy_version) VALUES ($1, $2, $3, $4, $5, $6, $7)", values)
                 try await Self.bumpGeneration(tx)
             }
         } catch TesseraError.conflict {
@@ -447,7 +447,7 @@ public final class PostgresStore: Store {
         return Role(name: try c.string("name"), description: try c.string("description"),
                     rules: try c.json([Rule].self, "rules"),
                     auditAccess: AuditAccess(rawValue: try c.string("audit_access")) ?? .none,
-                    createdAt: try c.date("created_at"))
+                    createdAt: try c.date("created_at"), policyText: try c.string("policy"), policyVersion: try c.int("policy_version"))
     }
 
     public func deleteRole(named name: String) async throws -> Bool {
@@ -460,9 +460,10 @@ public final class PostgresStore: Store {
     }
 
     public func updateRole(_ role: Role) async throws {
-        let values: [PGValue] = [.text(role.description), try .json(role.rules), .text(role.auditAccess.rawValue), .text(role.name)]
+        let values: [PGValue] = [.text(role.description), try .json(role.rules), .text(role.auditAccess.rawValue),
+                                 .text(role.policyText), .int(role.policyVersion), .text(role.name)]
         try await db.transaction { tx in
-            let n = try await tx.count("UPDATE roles SET description = $1, rules = $2, audit_access = $3 WHERE name = $4 RETURNING 1", values)
+            let n = try await tx.count("UPDATE roles SET description = $1, rules = $2, audit_access = $3, policy = $4, policy_version = $5 WHERE name = $6 RETURNING 1", values)
             guard n == 1 else { throw TesseraError.notFound("role \(role.name) not found") }
             try await Self.bumpGeneration(tx)
         }
@@ -511,18 +512,36 @@ public final class PostgresStore: Store {
     // MARK: Tokens
 
     public func createToken(_ t: TokenRecord) async throws {
-        try await db.query("INSERT INTO tokens (token_hash, access_id, issued_at, expires_at, revoked, client_address, grant_info) VALUES ($1, $2, $3, $4, $5, $6, $7)",
+        try await db.query("INSERT INTO tokens (token_hash, access_id, issued_at, expires_at, revoked, client_address, grant_info, parent_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
                            [.text(t.tokenHash), .text(t.accessId), .date(t.issuedAt), .date(t.expiresAt), .bool(t.revoked), .text(t.clientAddress),
-                            .text(try TokenGrant.storedText(t.grant))])
+                            .text(try TokenGrant.storedText(t.grant)), .text(t.parentHash)])
     }
 
     public func token(hash: String) async throws -> TokenRecord? {
         guard let row = try await db.query("SELECT * FROM tokens WHERE token_hash = $1", [.text(hash)]).first else { return nil }
+        return try Self.token(row)
+    }
+
+    public func token(hashPrefix: String) async throws -> TokenRecord? {
+        guard !hashPrefix.isEmpty else { return nil }
+        let rows = try await db.query("SELECT * FROM tokens WHERE token_hash >= $1 AND token_hash < $2 ORDER BY token_hash LIMIT 2",
+                                      [.text(hashPrefix), .text(hashPrefix + "~")])
+        guard rows.count == 1, let row = rows.first else { return nil }
+        return try Self.token(row)
+    }
+
+    public func childTokens(parentHash: String) async throws -> [String] {
+        guard !parentHash.isEmpty else { return [] }
+        return try await db.query("SELECT token_hash FROM tokens WHERE parent_hash = $1 AND NOT revoked", [.text(parentHash)])
+            .map { try PGColumns($0).string("token_hash") }
+    }
+
+    static func token(_ row: PostgresRow) throws -> TokenRecord {
         let c = PGColumns(row)
         return TokenRecord(tokenHash: try c.string("token_hash"), accessId: try c.string("access_id"),
                            issuedAt: try c.date("issued_at"), expiresAt: try c.date("expires_at"),
                            revoked: try c.bool("revoked"), clientAddress: try c.string("client_address"),
-                           grant: try TokenGrant.fromStoredText(try c.string("grant_info")))
+                           grant: try TokenGrant.fromStoredText(try c.string("grant_info")), parentHash: try c.string("parent_hash"))
     }
 
     public func revokeToken(hash: String) async throws -> Bool {

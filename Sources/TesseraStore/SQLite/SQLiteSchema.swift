@@ -276,6 +276,14 @@ enum SQLiteSchema {
             PRIMARY KEY (access_id, name)
         );
         """,
+        // 13: Vault ACL policies kept as written with the role they became, and the parent of a
+        // token created by another token (revoking a parent revokes its children).
+        """
+        ALTER TABLE roles ADD COLUMN policy TEXT NOT NULL DEFAULT '';
+        ALTER TABLE roles ADD COLUMN policy_version INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE tokens ADD COLUMN parent_hash TEXT NOT NULL DEFAULT '';
+        CREATE INDEX tokens_parent ON tokens(parent_hash) WHERE parent_hash <> '';
+        """,
     ]
 
     static let auditMigrations: [String] = [

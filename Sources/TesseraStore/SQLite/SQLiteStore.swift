@@ -377,9 +377,9 @@ public final class SQLiteStore: Store {
     public func createRole(_ role: Role) async throws {
         do {
             try await db.transaction { tx in
-                try await tx.execute("INSERT INTO roles (name, description, rules, audit_access, created_at) VALUES (?, ?, ?, ?, ?)",
+                try await tx.execute("INSERT INTO roles (name, description, rules, audit_access, created_at, policy, policy_version) VALUES (?, ?, ?, ?, ?, ?, ?)",
                                      [.text(role.name), .text(role.description), try .json(role.rules),
-                                      .text(role.auditAccess.rawValue), .date(role.createdAt)])
+                                      .text(role.auditAccess.rawValue), .date(role.createdAt), .text(role.policyText), .int(role.policyVersion)])
                 try await Self.bumpGeneration(tx)
             }
         } catch TesseraError.conflict {
@@ -400,7 +400,7 @@ public final class SQLiteStore: Store {
         return Role(name: try c.string("name"), description: try c.string("description"),
                     rules: try c.json([Rule].self, "rules"),
                     auditAccess: AuditAccess(rawValue: try c.string("audit_access")) ?? .none,
-                    createdAt: try c.date("created_at"))
+                    createdAt: try c.date("created_at"), policyText: try c.string("policy"), policyVersion: try c.int("policy_version"))
     }
 
     public func deleteRole(named name: String) async throws -> Bool {
@@ -414,8 +414,9 @@ public final class SQLiteStore: Store {
 
     public func updateRole(_ role: Role) async throws {
         try await db.transaction { tx in
-            let n = try await tx.execute("UPDATE roles SET description = ?, rules = ?, audit_access = ? WHERE name = ?",
-                                         [.text(role.description), try .json(role.rules), .text(role.auditAccess.rawValue), .text(role.name)])
+            let n = try await tx.execute("UPDATE roles SET description = ?, rules = ?, audit_access = ?, policy = ?, policy_version = ? WHERE name = ?",
+                                         [.text(role.description), try .json(role.rules), .text(role.auditAccess.rawValue),
+                                          .text(role.policyText), .int(role.policyVersion), .text(role.name)])
             guard n == 1 else { throw TesseraError.notFound("role \(role.name) not found") }
             try await Self.bumpGeneration(tx)
         }
@@ -469,18 +470,36 @@ public final class SQLiteStore: Store {
     // MARK: Tokens
 
     public func createToken(_ t: TokenRecord) async throws {
-        try await db.write("INSERT INTO tokens (token_hash, access_id, issued_at, expires_at, revoked, client_address, grant_info) VALUES (?, ?, ?, ?, ?, ?, ?)",
+        try await db.write("INSERT INTO tokens (token_hash, access_id, issued_at, expires_at, revoked, client_address, grant_info, parent_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
                            [.text(t.tokenHash), .text(t.accessId), .date(t.issuedAt), .date(t.expiresAt), .bool(t.revoked), .text(t.clientAddress),
-                            .text(try TokenGrant.storedText(t.grant))])
+                            .text(try TokenGrant.storedText(t.grant)), .text(t.parentHash)])
     }
 
     public func token(hash: String) async throws -> TokenRecord? {
         guard let row = try await db.read("SELECT * FROM tokens WHERE token_hash = ?", [.text(hash)]).first else { return nil }
+        return try Self.token(row)
+    }
+
+    public func token(hashPrefix: String) async throws -> TokenRecord? {
+        guard !hashPrefix.isEmpty else { return nil }
+        let rows = try await db.read("SELECT * FROM tokens WHERE token_hash >= ? AND token_hash < ? ORDER BY token_hash LIMIT 2",
+                                     [.text(hashPrefix), .text(hashPrefix + "~")])
+        guard rows.count == 1, let row = rows.first else { return nil }
+        return try Self.token(row)
+    }
+
+    public func childTokens(parentHash: String) async throws -> [String] {
+        guard !parentHash.isEmpty else { return [] }
+        return try await db.read("SELECT token_hash FROM tokens WHERE parent_hash = ? AND revoked = 0", [.text(parentHash)])
+            .map { try Columns(row: $0).string("token_hash") }
+    }
+
+    static func token(_ row: SQLiteRow) throws -> TokenRecord {
         let c = Columns(row: row)
         return TokenRecord(tokenHash: try c.string("token_hash"), accessId: try c.string("access_id"),
                            issuedAt: try c.date("issued_at"), expiresAt: try c.date("expires_at"),
                            revoked: try c.bool("revoked"), clientAddress: try c.string("client_address"),
-                           grant: try TokenGrant.fromStoredText(try c.string("grant_info")))
+                           grant: try TokenGrant.fromStoredText(try c.string("grant_info")), parentHash: try c.string("parent_hash"))
     }
 
     public func revokeToken(hash: String) async throws -> Bool {
