@@ -99,6 +99,15 @@ public struct Authorizer: Sendable {
         return mayGrant(Rule(pattern: rule.pattern, capabilities: everything, type: rule.type))
     }
 
+    /// Whether these rules could grant anything at all: every capability on every path of every
+    /// rule type, with no deny in the way (an administrator, Vault's root).
+    public var holdsEverything: Bool {
+        if isRoot { return true }
+        return RuleType.allCases.allSatisfy { type in
+            (try? PathPattern("/*")).map { mayRemove(Rule(pattern: $0, capabilities: [.deny], type: type)) } ?? false
+        }
+    }
+
     /// Whether these rules may grant every rule of `role` and its audit access.
     public func mayGrant(_ role: Role) -> Bool {
         role.auditAccess.rank <= auditAccess.rank && role.rules.allSatisfy(mayGrant)

@@ -20,6 +20,9 @@ public struct VaultPolicy: Sendable, Equatable {
 
     public init(paths: [PathRule]) { self.paths = paths }
 
+    /// The most path blocks a policy may have: every request evaluates every rule.
+    public static let maxPaths = 4096
+
     /// Vault's capability names.
     public static let capabilityNames: Set<String> = ["create", "read", "update", "patch", "delete", "list", "sudo", "deny", "subscribe"]
 
@@ -49,6 +52,7 @@ public struct VaultPolicy: Sendable, Equatable {
                 throw failure("invalid key \"\(String(key.prefix(64)))\"")
             }
         }
+        guard paths.count <= maxPaths else { throw failure("a policy has at most \(maxPaths) paths, this one has \(paths.count)") }
         for rule in paths where rule.path.contains("{{") {
             throw failure("path \"\(String(rule.path.prefix(128)))\": identity templates are not supported")
         }
@@ -163,6 +167,7 @@ struct HCLParser {
     /// Statements until `closing` (or the end of the document when nil).
     mutating func body(closing: UInt8?) throws -> [(String, HCLValue)] {
         var out: [(String, HCLValue)] = []
+        var index: [String: Int] = [:]
         while true {
             skipSpace()
             guard let b = peek else {
@@ -177,6 +182,8 @@ struct HCLParser {
             skipSpace()
             var labels: [String] = []
             while peek == UInt8(ascii: "\"") {
+                // Policies use one label (`path "…"`); more would nest without bound.
+                guard labels.count < 2 else { throw error("too many labels") }
                 labels.append(try string())
                 skipSpace()
             }
@@ -191,10 +198,14 @@ struct HCLParser {
                 throw error("expected '=' or a block after \"\(String(key.prefix(64)))\"")
             }
             for label in labels.reversed() { value = .object([(label, value)]) }
-            // `path "a" {…}` then `path "b" {…}`: one object under `path` with both.
-            if let at = out.firstIndex(where: { $0.0 == key }), case .object(let old) = out[at].1, case .object(let new) = value {
-                out[at].1 = .object(old + new)
+            // `path "a" {…}` then `path "b" {…}`: one object under `path` with both. The slot is
+            // emptied while appending, so the array is not copied for every block.
+            if let at = index[key], case .object(var old) = out[at].1, case .object(let new) = value {
+                out[at].1 = .bool(false)
+                old.append(contentsOf: new)
+                out[at].1 = .object(old)
             } else {
+                index[key] = out.count
                 out.append((key, value))
             }
             skipSpace()

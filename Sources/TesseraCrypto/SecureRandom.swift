@@ -43,4 +43,15 @@ public enum SecureRandom {
 
     /// A token: `t-` and 32 random bytes in hex.
     public static func token() -> String { "t-" + bytes(32).hexString }
+
+    /// A random (version 4) UUID in its text form: Vault's shape for AppRole secret ids and
+    /// their accessors (122 random bits).
+    public static func uuid() -> String {
+        var b = bytes(16)
+        b[6] = (b[6] & 0x0f) | 0x40
+        b[8] = (b[8] & 0x3f) | 0x80
+        let h = b.hexString
+        let c = Array(h)
+        return String(c[0..<8]) + "-" + String(c[8..<12]) + "-" + String(c[12..<16]) + "-" + String(c[16..<20]) + "-" + String(c[20..<32])
+    }
 }

@@ -50,7 +50,13 @@ extension AccessEngine {
         var expires = t.addingTimeInterval(InputNumber.interval(seconds: max(ttl, 1)))
         if let limit = method.accessExpires { expires = min(expires, limit) }
         let parentHash = request.orphan ? "" : (parent.token?.tokenHash ?? "")
-        if !parentHash.isEmpty, let p = parent.token { expires = min(expires, p.expiresAt) }
+        // The parent as stored now, not as cached: a revoked parent makes no children.
+        if !parentHash.isEmpty {
+            guard let p = try await store.token(hash: parentHash), !p.revoked, p.expiresAt > t else {
+                throw TesseraError.unauthorized("invalid, expired or revoked token")
+            }
+            expires = min(expires, p.expiresAt)
+        }
         let grant = TokenGrant(roleNames: request.roleNames, loginRole: "", displayName: request.displayName, metadata: request.metadata,
                                ttlSeconds: max(ttl, 1), policies: request.policies, path: request.path,
                                explicitMaxTTLSeconds: request.explicitMaxTTLSeconds, renewable: request.renewable)
@@ -58,6 +64,12 @@ extension AccessEngine {
         let record = TokenRecord(tokenHash: AccessKeyHasher.tokenHash(token), accessId: method.accessId, issuedAt: t, expiresAt: expires,
                                  clientAddress: clientAddress, grant: grant, parentHash: parentHash)
         try await store.createToken(record)
+        // A revocation of the parent that ran between the check and the insert did not see this
+        // child: look again, and take the child back if so.
+        if !parentHash.isEmpty, try await store.token(hash: parentHash).map({ $0.revoked }) ?? true {
+            _ = try await store.revokeToken(hash: record.tokenHash)
+            throw TesseraError.unauthorized("invalid, expired or revoked token")
+        }
         return IssuedToken(token: token, record: record)
     }
 
@@ -84,9 +96,11 @@ extension AccessEngine {
     @discardableResult
     public func revokeTree(hash: String, orphanChildren: Bool = false) async throws -> Int {
         cache.remove(hash)
-        guard try await store.revokeToken(hash: hash) else { return 0 }
-        if orphanChildren { return 1 }
-        var count = 1
+        let revoked = try await store.revokeToken(hash: hash)
+        if orphanChildren { return revoked ? 1 : 0 }
+        // The children are walked even when the token itself was already revoked, so that a
+        // second revocation finishes what an interrupted one left.
+        var count = revoked ? 1 : 0
         var pending = [hash]
         // Breadth first; a tree is bounded by what was created, and each level is one query.
         while let next = pending.popLast() {

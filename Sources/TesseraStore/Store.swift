@@ -155,6 +155,17 @@ public protocol AccessRepository: Sendable {
     func associations(roleName: String) async throws -> [RoleAssociation]
     func deleteAssociation(id: String) async throws -> Bool
 
+    /// AppRole secret ids, by role (auth method) and the hash of the secret id.
+    func createSecretID(_ secretID: SecretIDRecord) async throws
+    func secretID(accessId: String, hash: String) async throws -> SecretIDRecord?
+    func secretID(accessId: String, accessor: String) async throws -> SecretIDRecord?
+    /// The role's secret ids, by accessor.
+    func secretIDs(accessId: String) async throws -> [SecretIDRecord]
+    /// Spends one login of a live secret id, atomically: nil when it is unknown, expired or
+    /// used up (concurrent logins never spend the same last use twice). Returns it after the use.
+    func useSecretID(accessId: String, hash: String, now: Date) async throws -> SecretIDRecord?
+    func deleteSecretID(accessId: String, accessor: String) async throws -> Bool
+
     func createToken(_ token: TokenRecord) async throws
     func token(hash: String) async throws -> TokenRecord?
     /// The token whose hash starts with `hashPrefix` (a token's accessor is the first 24 hex

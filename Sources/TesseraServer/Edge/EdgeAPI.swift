@@ -85,7 +85,7 @@ struct EdgeAPI: Sendable {
     static let accessActions: Set<String> = [
         "revoke_token", "token_revoke_self", "create_role", "delete_role", "set_role_rule", "delete_role_rule",
         "create_assoc_role_auth_method", "create_auth_method", "update_auth_method", "delete_auth_method",
-        "update_auth_method_role", "delete_auth_method_role",
+        "update_auth_method_role", "delete_auth_method_role", "set_policy",
     ]
     /// A mount table change remaps Vault paths onto items: every cached Vault answer goes.
     static let mountActions: Set<String> = ["create_mount", "delete_mount"]

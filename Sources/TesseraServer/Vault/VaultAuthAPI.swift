@@ -1,6 +1,6 @@
 // Vault token and login endpoints: `auth/token/lookup-self|renew-self|revoke-self` for the
-// caller's own token (a Tessera `t-…` token or `<access-id>..<access-key>`), and
-// `auth/approle/login`, where role_id is the access id and secret_id the access key.
+// caller's own token (a Tessera `t-…` token or `<access-id>..<access-key>`); the rest of
+// `auth/token/` is VaultTokenAPI, `auth/approle/` VaultAppRoleAPI, other mounts VaultAuthMethods.
 import Foundation
 import Hummingbird
 import TesseraCore
@@ -36,18 +36,6 @@ struct VaultAuthAPI: Sendable {
                 try await tessera.access.revoke(token: t)
             }
             return VaultResponses.noContent()
-        case ("auth/approle/login", .write):
-            let fields = try vr.fields()
-            let roleId = try fields.requiredString("role_id")
-            let secretId = try fields.requiredString("secret_id")
-            var call = vr.pipelineCall(action: "auth", auditPath: "", needsIdentity: false)
-            call.claimedAccessId = roleId
-            call.sensitive = ["secret_id": secretId]
-            let (issued, principal) = try await tessera.run(call) { caller in
-                let issued = try await tessera.access.authenticate(accessId: roleId, accessKey: secretId, clientAddress: caller.request.clientAddress)
-                return (issued, try await tessera.access.principal(token: issued.token, clientAddress: caller.request.clientAddress))
-            }
-            return VaultResponses.envelope(data: nil, auth: authBlock(principal, token: issued.token), requestId: vr.context.requestId)
         case (let p, _) where p.hasPrefix("auth/token/"):
             if let response = try await VaultTokenAPI(tessera: tessera).handle(vr, operation: String(p.dropFirst("auth/token/".count))) {
                 return response
@@ -55,8 +43,7 @@ struct VaultAuthAPI: Sendable {
             try await tessera.run(vr.pipelineCall(action: "vault_request", auditPath: "/" + p)) { _ in () }
             return VaultResponses.errors([VaultResponses.unsupported], status: .methodNotAllowed)
         case (let p, _) where p.hasPrefix("auth/approle/"):
-            try await tessera.run(vr.pipelineCall(action: "vault_request", auditPath: "/" + p)) { _ in () }
-            return VaultResponses.errors([VaultResponses.unsupported], status: .methodNotAllowed)
+            return try await VaultAppRoleAPI(tessera: tessera).handle(vr)
         default:
             if let response = try await VaultAuthMethods(tessera: tessera).handleAuth(vr) { return response }
             try await tessera.run(vr.pipelineCall(action: "vault_request", auditPath: "/" + vr.path)) { _ in () }
@@ -108,7 +95,7 @@ struct VaultAuthAPI: Sendable {
 
     func authBlock(_ p: Principal, token: String) -> JSON {
         let policies = JSON.strings(p.token?.grant?.policies ?? p.identity.roleNames.sorted())
-        let ttl = p.token.map { InputNumber.int64(max(0, $0.expiresAt.timeIntervalSince(tessera.now()))) } ?? 0
+        let ttl = p.token.map { InputNumber.int64(max(0, $0.expiresAt.timeIntervalSince(tessera.now())).rounded()) } ?? 0
         // A created token shows its own metadata; a login's shows the access id.
         let metadata: JSON = if let grant = p.token?.grant, grant.path != nil {
             grant.metadata.isEmpty ? .null : JSON.stringMap(grant.metadata)

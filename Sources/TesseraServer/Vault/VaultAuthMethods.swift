@@ -29,6 +29,7 @@ struct VaultAuthMethods: Sendable {
             tune = true
             rest = String(rest.dropLast("/tune".count))
         }
+        if rest == "approle" || rest == "token" { return try await builtIn(vr, rest, tune: tune) }
         let mount = try WorkloadIdentityEngine.validateMountPath(rest)
         let methodPath = try ItemPath("/" + mount)
         switch (vr.operation, tune) {
@@ -76,6 +77,44 @@ struct VaultAuthMethods: Sendable {
         }
     }
 
+    /// `token/` and `approle/` are always there: enabling AppRole at `approle/` succeeds (as it
+    /// would on a fresh Vault), and neither can be disabled.
+    func builtIn(_ vr: VaultRequest, _ mount: String, tune: Bool) async throws -> Response {
+        let path = try ItemPath("/" + mount)
+        switch vr.operation {
+        case .read:
+            try await tessera.run(vr.pipelineCall(action: "get_auth_method", auditPath: path.value, checks: [AccessCheck(.read, .authMethod, path)])) { _ in () }
+            let entry = mount == "token" ? tokenEntry : approleEntry
+            if tune, case .object(let pairs) = entry, let config = pairs.first(where: { $0.0 == "config" })?.1 {
+                return VaultResponses.doubled(config, requestId: vr.context.requestId)
+            }
+            return VaultResponses.doubled(entry, requestId: vr.context.requestId)
+        case .write where !tune:
+            let type = try vr.fields().string("type") ?? ""
+            try await tessera.run(vr.pipelineCall(action: "create_auth_method", auditPath: path.value, checks: [AccessCheck(.create, .authMethod, path)])) { _ in
+                guard mount == "approle", type == "approle" else { throw TesseraError.badRequest("path is already in use at \(mount)/") }
+            }
+            return VaultResponses.noContent()
+        case .write:
+            try await tessera.run(vr.pipelineCall(action: "update_auth_method", auditPath: path.value, checks: [AccessCheck(.update, .authMethod, path)])) { _ in () }
+            return VaultResponses.noContent()
+        case .delete:
+            try await tessera.run(vr.pipelineCall(action: "delete_auth_method", auditPath: path.value, checks: [AccessCheck(.delete, .authMethod, path)])) { _ in
+                throw TesseraError.badRequest("\(mount)/ is built into Tessera and cannot be disabled")
+            }
+            return VaultResponses.noContent()
+        default:
+            return VaultResponses.errors([], status: .methodNotAllowed)
+        }
+    }
+
+    var approleEntry: JSON {
+        .obj(("accessor", .string("auth_approle_tessera")), ("config", mountConfig(ttl: 0)),
+             ("description", .string("")), ("external_entropy_access", .bool(false)), ("local", .bool(false)),
+             ("options", .null), ("plugin_version", .string("")), ("running_plugin_version", .string("v\(SystemAPI.version)+builtin.tessera")),
+             ("running_sha256", .string("")), ("seal_wrap", .bool(false)), ("type", .string("approle")), ("uuid", .string("tessera-approle")))
+    }
+
     func workloadMethod(_ mount: String) async throws -> AuthMethod? {
         guard let m = try? await tessera.access.authMethod(named: "/" + mount), WorkloadIdentityEngine.isWorkloadType(m.type) else { return nil }
         return m
@@ -84,7 +123,7 @@ struct VaultAuthMethods: Sendable {
     func list(_ vr: VaultRequest) async throws -> Response {
         let entries = try await tessera.run(vr.pipelineCall(action: "list_auth_methods", auditPath: "/")) { caller -> [(String, JSON)] in
             let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
-            var out: [(String, JSON)] = [("token/", tokenEntry)]
+            var out: [(String, JSON)] = [("approle/", approleEntry), ("token/", tokenEntry)]
             for m in try await tessera.access.authMethods() where WorkloadIdentityEngine.isWorkloadType(m.type) {
                 guard let p = try? ItemPath(m.name), authorizer.check(.list, on: p, type: .authMethod).isAllowed
                         || authorizer.check(.read, on: p, type: .authMethod).isAllowed else { continue }

@@ -242,11 +242,53 @@ enum VaultPaths {
             .init("POST", "Revoke a token, leaving its children (auth-method-rule on /token/revoke-orphan).", fields: [.string("token", required: true, sensitive: true, "The token.")]),
         ]),
         VaultPathSpec(engine: .auth, pattern: "auth/approle/login", operations: [
-            .init("POST", "Log in with an access id (role_id) and access key (secret_id).", fields: [
-                .string("role_id", required: true, "The access id (p-…)."),
-                .string("secret_id", required: true, sensitive: true, "The access key."),
+            .init("POST", "Log in with an AppRole role's role_id and secret_id (or an API key's access id and access key).", fields: [
+                .string("role_id", required: true, "The role_id (or an access id, p-…)."),
+                .string("secret_id", sensitive: true, "A secret id (or the access key); not needed when the role does not bind one."),
             ], authenticated: false),
         ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/approle/role", operations: [.init("LIST", "The AppRole roles the caller may see.")]),
+        VaultPathSpec(engine: .auth, pattern: "auth/approle/role/{name}", operations: [
+            .init("GET", "An AppRole role (auth-method-rule read on /approle/role/<name>)."),
+            .init("POST", "Create or update an AppRole role (auth-method-rule create or update on /approle/role/<name>).", fields: [
+                .bool("bind_secret_id", "Whether a login needs a secret id (default true)."),
+                .any("secret_id_bound_cidrs", "Addresses secret ids may log in from."), .any("bound_cidr_list", "Alias of secret_id_bound_cidrs."),
+                .int("secret_id_num_uses", 0...Int(Int32.max), "Logins per secret id (0: unlimited)."),
+                .duration("secret_id_ttl", "Lifetime of a secret id (0: none)."),
+                .duration("token_ttl", "Lifetime of a login's token."), .duration("token_max_ttl", "No renewal goes beyond this."),
+                .duration("token_explicit_max_ttl", "No renewal goes beyond this."), .duration("token_period", "Taken as the token TTL."),
+                .duration("period", "Alias of token_period."),
+                .any("token_policies", "Tessera roles the tokens carry (a list or comma-separated)."), .any("policies", "Alias of token_policies."),
+                .any("token_bound_cidrs", "Addresses the tokens may be used from."), .bool("token_no_default_policy", "Leave out default."),
+                .int("token_num_uses", 0...Int(Int32.max), "Only 0 is supported."), .string("token_type", "service or default."),
+                .bool("local_secret_ids", "Ignored."), .bool("token_strictly_bind_ip", "Ignored."),
+            ]),
+            .init("DELETE", "Delete an AppRole role with its secret ids and tokens."),
+        ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/approle/role/{name}/role-id", operations: [
+            .init("GET", "The role's role_id (auth-method-rule read on /approle/role/<name>/role-id)."),
+            .init("POST", "Not supported: Tessera assigns the role_id.", fields: [.string("role_id", "Refused.")]),
+        ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/approle/role/{name}/secret-id", operations: [
+            .init("POST", "Generate a secret id (auth-method-rule update on /approle/role/<name>/secret-id).", fields: [
+                .string("metadata", "A JSON object of strings, copied into the login's token metadata."),
+                .any("cidr_list", "Addresses it may log in from."), .any("token_bound_cidrs", "Ignored."),
+                .duration("ttl", "At most the role's secret_id_ttl."), .int("num_uses", 0...Int(Int32.max), "At most the role's secret_id_num_uses."),
+            ]),
+            .init("LIST", "The accessors of the role's secret ids (auth-method-rule list on /approle/role/<name>/secret-id)."),
+        ]),
+    ] + ["secret-id/lookup", "secret-id/destroy"].map { sub in
+        VaultPathSpec(engine: .auth, pattern: "auth/approle/role/{name}/" + sub, operations: [
+            .init("POST", "A secret id's \(sub.dropFirst(10)) by value (auth-method-rule update on /approle/role/<name>/\(sub)).",
+                  fields: [.string("secret_id", required: true, sensitive: true, "The secret id.")]),
+        ])
+    } + ["secret-id-accessor/lookup", "secret-id-accessor/destroy"].map { sub in
+        VaultPathSpec(engine: .auth, pattern: "auth/approle/role/{name}/" + sub, operations: [
+            .init("POST", "A secret id's \(sub.dropFirst(19)) by accessor (auth-method-rule update on /approle/role/<name>/\(sub)).",
+                  fields: [.string("secret_id_accessor", required: true, "The accessor.")]),
+        ])
+    } + [
+
         // Auth methods (JWT/OIDC, Kubernetes, certificates): settings are read by the method
         VaultPathSpec(engine: .system, pattern: "sys/auth", operations: [.init("GET", "The enabled auth methods.")]),
         VaultPathSpec(engine: .system, pattern: "sys/auth/{path}", operations: [

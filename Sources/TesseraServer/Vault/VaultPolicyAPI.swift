@@ -45,7 +45,8 @@ struct VaultPolicyAPI: Sendable {
         default:
             let legacy = path.hasPrefix("sys/policy/")
             let raw = String(path.dropFirst(legacy ? "sys/policy/".count : "sys/policies/acl/".count))
-            let name = (raw.removingPercentEncoding ?? raw).lowercased()
+            // Normalized before any comparison, so ` admin` is `admin`.
+            let name = try Role.validateName((raw.removingPercentEncoding ?? raw).lowercased())
             switch vr.operation {
             case .read: return try await read(vr, name: name, legacy: legacy)
             case .write: return try await write(vr, name: name)
@@ -116,6 +117,11 @@ struct VaultPolicyAPI: Sendable {
                 throw TesseraError.badRequest("cannot update \"root\" policy")
             }
         }
+        if name == AccessEngine.adminRoleName {
+            try await tessera.run(vr.pipelineCall(action: "set_policy", auditPath: "/" + name)) { _ in
+                throw TesseraError.badRequest("cannot update \"\(name)\" policy: it is Tessera's administrator role")
+            }
+        }
         let path = try rolePath(name)
         let fields = try vr.fields()
         guard var text = try fields.string("policy") ?? fields.string("rules"), !text.isEmpty else {
@@ -131,6 +137,10 @@ struct VaultPolicyAPI: Sendable {
         let policyText = text
         let warnings = try await tessera.run(vr.pipelineCall(action: "set_policy", auditPath: path.value,
                                                              checks: [AccessCheck(anyOf: [.create, .update], .role, path)])) { caller -> [String] in
+            // Every token may carry `default`: only an administrator changes it.
+            if name == "default", caller.principal?.authorizer.holdsEverything != true {
+                throw TesseraError.forbidden(path: path.value, capability: "administrator")
+            }
             let translation = try translator.translate(try VaultPolicy.parse(policyText))
             caller.notes.set("rules", String(translation.rules.count))
             let existing = try? await tessera.access.role(named: name)
@@ -144,9 +154,9 @@ struct VaultPolicyAPI: Sendable {
     }
 
     func delete(_ vr: VaultRequest, name: String) async throws -> Response {
-        if name == "root" || name == "default" {
+        if name == "root" || name == "default" || name == AccessEngine.adminRoleName {
             try await tessera.run(vr.pipelineCall(action: "delete_role", auditPath: "/" + name)) { _ in
-                throw TesseraError.badRequest(name == "root" ? "cannot delete \"root\" policy" : "cannot delete default policy")
+                throw TesseraError.badRequest(name == "default" ? "cannot delete default policy" : "cannot delete \"\(name)\" policy")
             }
         }
         let path = try rolePath(name)

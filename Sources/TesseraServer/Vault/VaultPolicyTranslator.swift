@@ -24,6 +24,11 @@ struct VaultPolicyTranslator {
         var warnings: [String] = []
     }
 
+    struct RuleKey: Hashable {
+        let type: RuleType
+        let pattern: PathPattern
+    }
+
     static let kvV2Sections = ["data", "metadata", "delete", "undelete", "destroy", "subkeys", "config"]
 
     /// System paths that Vault does not protect with sudo, and their Tessera names.
@@ -39,16 +44,44 @@ struct VaultPolicyTranslator {
             try add(path: rule.path, capabilities: rule.capabilities, into: &out)
         }
         out.rules = Self.merged(out.rules)
+        guard out.rules.count <= Self.maxRules else {
+            throw TesseraError.badRequest("the policy translates into \(out.rules.count) rules; at most \(Self.maxRules) are allowed")
+        }
+        try Self.refuseNarrowerInsideBroader(out.rules)
         return out
+    }
+
+    /// Every request evaluates every rule of its roles.
+    static let maxRules = 8192
+
+    /// Vault applies the most specific matching path; Tessera the union of every matching rule.
+    /// Where the two would disagree (a narrower path granting less than a broader one around
+    /// it), the policy is refused rather than granted more than it says; a deny says it exactly.
+    static func refuseNarrowerInsideBroader(_ rules: [Rule]) throws {
+        let grants = rules.filter { !$0.capabilities.contains(.deny) }
+        guard grants.count <= 512 else { return }
+        for narrow in grants {
+            for broad in grants where broad.type == narrow.type && broad.pattern != narrow.pattern && broad.pattern.covers(narrow.pattern) {
+                let extra = broad.capabilities.subtracting(narrow.capabilities)
+                if !extra.isEmpty {
+                    throw TesseraError.badRequest("path \(narrow.pattern) grants less than \(broad.pattern), which covers it: Tessera grants the union "
+                        + "of matching rules, so it would also get " + extra.map(\.rawValue).sorted().joined(separator: ", ")
+                        + "; give the narrower path the same capabilities or deny it")
+                }
+            }
+        }
     }
 
     /// Rules with the same type and pattern become one; a deny takes every other capability away.
     static func merged(_ rules: [Rule]) -> [Rule] {
         var out: [Rule] = []
+        var index: [RuleKey: Int] = [:]
         for r in rules where !r.capabilities.isEmpty {
-            if let i = out.firstIndex(where: { $0.type == r.type && $0.pattern == r.pattern }) {
+            let key = RuleKey(type: r.type, pattern: r.pattern)
+            if let i = index[key] {
                 out[i].capabilities.formUnion(r.capabilities)
             } else {
+                index[key] = out.count
                 out.append(r)
             }
         }
@@ -87,7 +120,9 @@ struct VaultPolicyTranslator {
         if let rest = Self.rest(of: path, below: "auth/") {
             matched = true
             let generic = Self.generic(caps)
-            if !generic.isEmpty {
+            // Orphan tokens are Vault's sudo paths.
+            let sudoOnly = ["token/create-orphan", "token/revoke-orphan"].contains(rest)
+            if !generic.isEmpty && !rest.isEmpty && !rest.hasSuffix("/") && (!sudoOnly || caps.contains("sudo") || caps.contains("deny")) {
                 out.rules.append(Rule(pattern: try PathPattern("/" + rest), capabilities: generic, type: .authMethod))
                 if caps.contains("sudo"), rest == "token/create" {
                     out.rules.append(Rule(pattern: try PathPattern("/token/create-orphan"), capabilities: generic, type: .authMethod))
@@ -142,14 +177,23 @@ struct VaultPolicyTranslator {
                 if deny { mapped = [.deny]; break }
                 if caps.contains("list") || caps.contains("read") { mapped.insert(.list) }
                 if caps.contains("delete") { mapped.insert(.delete) }
-                if caps.contains("create") || caps.contains("update") || caps.contains("patch") { mapped.insert(.update) }
+                if caps.contains("create") || caps.contains("update") || caps.contains("patch") {
+                    // Tessera's update also writes data: a metadata write is granted by data/.
+                    out.warnings.append("path \"\(shown)\": metadata writes are granted by update on \(mount.path)data/; not translated")
+                }
             case "delete", "destroy":
                 mapped = deny ? [.deny] : (caps.contains("update") || caps.contains("create") ? [.delete] : [])
             case "undelete":
-                mapped = deny ? [.deny] : (caps.contains("update") || caps.contains("create") ? [.update] : [])
+                if deny { mapped = [.deny]; break }
+                if caps.contains("update") || caps.contains("create") {
+                    out.warnings.append("path \"\(shown)\": undelete is granted by update on \(mount.path)data/; not translated")
+                }
             default:
                 if !deny { out.warnings.append("path \"\(shown)\": \(mount.path)\(section) is not translated") }
                 continue
+            }
+            if mapped.contains(.delete) && !deny {
+                out.warnings.append("path \"\(shown)\": Tessera's delete covers soft delete, destroy and metadata delete alike")
             }
             try itemRule(mount, sub, mapped, into: &out)
         }
@@ -191,14 +235,19 @@ struct VaultPolicyTranslator {
         let full = "sys/" + rest
         for prefix in ["sys/policy", "sys/policies/acl"] {
             if let below = Self.rest(of: full, below: prefix + "/") {
-                out.rules.append(Rule(pattern: try PathPattern(below.isEmpty ? "/*" : "/" + below), capabilities: generic, type: .role))
+                // The folder form (`sys/policy/`) lists; it does not manage every policy.
+                let granted = below.isEmpty ? generic.intersection([.list, .deny]) : generic
+                if !granted.isEmpty {
+                    out.rules.append(Rule(pattern: try PathPattern(below.isEmpty ? "/*" : "/" + below), capabilities: granted, type: .role))
+                }
             } else if full == prefix {
                 // Listing the policies.
                 let listing: Set<Capability> = generic.contains(.deny) ? [.deny] : (generic.isDisjoint(with: [.list, .read]) ? [] : [.list])
                 if !listing.isEmpty { out.rules.append(Rule(pattern: try PathPattern("/*"), capabilities: listing, type: .role)) }
             }
         }
-        if let below = Self.rest(of: full, below: "sys/auth/"), !below.isEmpty {
+        // Enabling and disabling auth methods is a sudo path in Vault.
+        if let below = Self.rest(of: full, below: "sys/auth/"), !below.isEmpty, caps.contains("sudo") || caps.contains("deny") {
             out.rules.append(Rule(pattern: try PathPattern("/" + below), capabilities: generic, type: .authMethod))
         }
         if Self.rest(of: full, below: "sys/leases/") != nil && !caps.contains("sudo") && !caps.contains("deny") {
@@ -215,9 +264,9 @@ struct VaultPolicyTranslator {
         if caps.contains("deny") {
             out.rules.append(Rule(pattern: try PathPattern("/" + tessera), capabilities: [.deny], type: .system))
         } else if caps.contains("sudo") || unprotected {
-            var granted = generic
-            if granted.isEmpty { return }
-            if tessera.hasSuffix("/") { tessera += "*"; granted.formIntersection([.list, .read]) }
+            // A folder form (`sys/`) names no operation.
+            guard !generic.isEmpty, !tessera.hasSuffix("/"), tessera != "sys" else { return }
+            let granted = generic
             out.rules.append(Rule(pattern: try PathPattern("/" + tessera), capabilities: granted, type: .system))
         }
     }

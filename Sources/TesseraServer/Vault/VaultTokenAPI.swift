@@ -70,18 +70,31 @@ struct VaultTokenAPI: Sendable {
                 roleNames = []
                 for name in requested ?? [] where name != "default" {
                     let roleName = name == "root" ? AccessEngine.adminRoleName : name
-                    let role = try? await tessera.access.role(named: roleName)
-                    let holds = parent.identity.roleNames.contains(roleName)
-                    if !parent.authorizer.isRoot && !holds {
-                        guard let role, parent.authorizer.mayGrant(role) else {
-                            throw TesseraError.badRequest("child policies must be subset of parent")
-                        }
+                    // Vault's rule, by name: a child's policies are a subset of its parent's.
+                    // (Judging by a role's current rules would let the child gain what the role
+                    // gains later.)
+                    guard parent.authorizer.holdsEverything || parent.identity.roleNames.contains(roleName) else {
+                        throw TesseraError.badRequest("child policies must be subset of parent")
                     }
-                    if role == nil { warnings.append("Policy \"\(name.prefix(128))\" does not exist") }
+                    if (try? await tessera.access.role(named: roleName)) == nil { warnings.append("Policy \"\(name.prefix(128))\" does not exist") }
                     if !roleNames.contains(roleName) { roleNames.append(roleName) }
                 }
             }
-            if !noDefault && !roleNames.contains("default") { roleNames.append("default") }
+            // `default` is given only when that role exists and the parent holds it (or is root).
+            if !noDefault && !roleNames.contains("default") && (parent.authorizer.holdsEverything || parent.identity.roleNames.contains("default")),
+               (try? await tessera.access.role(named: "default")) != nil {
+                roleNames.append("default")
+            }
+            // A child never sheds a deny its parent could not remove: the parent's roles with
+            // such denies go with it.
+            if !parent.authorizer.holdsEverything {
+                for name in parent.identity.roleNames where !roleNames.contains(name) {
+                    guard let role = try? await tessera.access.role(named: name) else { continue }
+                    if role.rules.contains(where: { $0.capabilities.contains(.deny) && !parent.authorizer.mayRemove($0) }) {
+                        roleNames.append(name)
+                    }
+                }
+            }
             var shown = requested.map { Set($0) } ?? Set(parent.identity.roleNames)
             if noDefault { shown.remove("default") } else { shown.insert("default") }
             let request = TokenRequest(roleNames: roleNames, policies: shown.sorted(), ttlSeconds: ttl.map { max($0, 1) },

@@ -227,6 +227,20 @@ enum PostgresSchema {
         ALTER TABLE tokens ADD COLUMN parent_hash TEXT COLLATE "C" NOT NULL DEFAULT '';
         CREATE INDEX tokens_parent ON tokens(parent_hash) WHERE parent_hash <> '';
         """,
+        // 5: AppRole secret ids (an AppRole role is an auth method of type approle).
+        """
+        CREATE TABLE approle_secret_ids (
+            access_id TEXT COLLATE "C" NOT NULL REFERENCES auth_methods(access_id) ON DELETE CASCADE,
+            secret_hash TEXT COLLATE "C" NOT NULL,
+            accessor TEXT COLLATE "C" NOT NULL UNIQUE,
+            created_at BIGINT NOT NULL,
+            expires_at BIGINT,
+            uses_left BIGINT,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            cidrs TEXT NOT NULL DEFAULT '[]',
+            PRIMARY KEY (access_id, secret_hash)
+        );
+        """,
     ]
 
     /// Migrations of the "audit" component (the trail, in the same database).

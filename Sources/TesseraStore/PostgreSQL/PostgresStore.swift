@@ -361,6 +361,7 @@ public final class PostgresStore: Store {
         try await db.transaction { tx in
             try await tx.query("DELETE FROM tokens WHERE access_id = $1", [.text(accessId)])
             try await tx.query("DELETE FROM auth_method_roles WHERE access_id = $1", [.text(accessId)])
+            try await tx.query("DELETE FROM approle_secret_ids WHERE access_id = $1", [.text(accessId)])
             try await tx.query("DELETE FROM role_auth_methods WHERE access_id = $1", [.text(accessId)])
             let n = try await tx.count("DELETE FROM auth_methods WHERE access_id = $1 RETURNING 1", [.text(accessId)])
             try await Self.bumpGeneration(tx)
@@ -507,6 +508,53 @@ public final class PostgresStore: Store {
 
     public func accessGeneration() async throws -> Int64 {
         try await db.query("SELECT generation FROM access_generation WHERE id = 1").first.map { try PGColumns($0).int64("generation") } ?? 0
+    }
+
+    // MARK: AppRole secret ids
+
+    public func createSecretID(_ r: SecretIDRecord) async throws {
+        try await db.query("INSERT INTO approle_secret_ids (access_id, secret_hash, accessor, created_at, expires_at, uses_left, metadata, cidrs) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+                           [.text(r.accessId), .text(r.secretHash), .text(r.accessor), .date(r.createdAt), .optionalDate(r.expiresAt),
+                            .int(r.usesLeft.map { Int64($0) }), try .json(r.metadata), try .json(r.cidrs)])
+    }
+
+    public func secretID(accessId: String, hash: String) async throws -> SecretIDRecord? {
+        try await db.query("SELECT * FROM approle_secret_ids WHERE access_id = $1 AND secret_hash = $2", [.text(accessId), .text(hash)]).first.map(Self.secretID)
+    }
+
+    public func secretID(accessId: String, accessor: String) async throws -> SecretIDRecord? {
+        try await db.query("SELECT * FROM approle_secret_ids WHERE access_id = $1 AND accessor = $2", [.text(accessId), .text(accessor)]).first.map(Self.secretID)
+    }
+
+    public func secretIDs(accessId: String) async throws -> [SecretIDRecord] {
+        try await db.query("SELECT * FROM approle_secret_ids WHERE access_id = $1 ORDER BY accessor", [.text(accessId)]).map(Self.secretID)
+    }
+
+    public func useSecretID(accessId: String, hash: String, now: Date) async throws -> SecretIDRecord? {
+        try await db.transaction { tx in
+            let binds: [PGValue] = [.text(accessId), .text(hash)]
+            // The row lock of the UPDATE serializes concurrent logins with the same secret id.
+            guard let row = try await tx.query("""
+                UPDATE approle_secret_ids SET uses_left = uses_left - 1
+                WHERE access_id = $1 AND secret_hash = $2 AND (expires_at IS NULL OR expires_at > $3) AND (uses_left IS NULL OR uses_left > 0)
+                RETURNING *
+                """, binds + [.date(now)]).first else { return nil }
+            let used = try Self.secretID(row)
+            if used.usesLeft == 0 { try await tx.query("DELETE FROM approle_secret_ids WHERE access_id = $1 AND secret_hash = $2", binds) }
+            return used
+        }
+    }
+
+    public func deleteSecretID(accessId: String, accessor: String) async throws -> Bool {
+        try await db.count("DELETE FROM approle_secret_ids WHERE access_id = $1 AND accessor = $2 RETURNING 1", [.text(accessId), .text(accessor)]) > 0
+    }
+
+    static func secretID(_ row: PostgresRow) throws -> SecretIDRecord {
+        let c = PGColumns(row)
+        return SecretIDRecord(accessId: try c.string("access_id"), secretHash: try c.string("secret_hash"), accessor: try c.string("accessor"),
+                              createdAt: try c.date("created_at"), expiresAt: try c.optionalDate("expires_at"),
+                              usesLeft: try c.optionalInt("uses_left"), metadata: try c.json([String: String].self, "metadata"),
+                              cidrs: try c.json([String].self, "cidrs"))
     }
 
     // MARK: Tokens

@@ -284,6 +284,20 @@ enum SQLiteSchema {
         ALTER TABLE tokens ADD COLUMN parent_hash TEXT NOT NULL DEFAULT '';
         CREATE INDEX tokens_parent ON tokens(parent_hash) WHERE parent_hash <> '';
         """,
+        // 14: AppRole secret ids (an AppRole role is an auth method of type approle).
+        """
+        CREATE TABLE approle_secret_ids (
+            access_id TEXT NOT NULL REFERENCES auth_methods(access_id) ON DELETE CASCADE,
+            secret_hash TEXT NOT NULL,
+            accessor TEXT NOT NULL UNIQUE,
+            created_at INTEGER NOT NULL,
+            expires_at INTEGER,
+            uses_left INTEGER,
+            metadata TEXT NOT NULL DEFAULT '{}',
+            cidrs TEXT NOT NULL DEFAULT '[]',
+            PRIMARY KEY (access_id, secret_hash)
+        );
+        """,
     ]
 
     static let auditMigrations: [String] = [

@@ -318,6 +318,7 @@ public final class SQLiteStore: Store {
         try await db.transaction { tx in
             try await tx.execute("DELETE FROM tokens WHERE access_id = ?", [.text(accessId)])
             try await tx.execute("DELETE FROM auth_method_roles WHERE access_id = ?", [.text(accessId)])
+            try await tx.execute("DELETE FROM approle_secret_ids WHERE access_id = ?", [.text(accessId)])
             try await tx.execute("DELETE FROM role_auth_methods WHERE access_id = ?", [.text(accessId)])
             let n = try await tx.execute("DELETE FROM auth_methods WHERE access_id = ?", [.text(accessId)])
             try await Self.bumpGeneration(tx)
@@ -465,6 +466,54 @@ public final class SQLiteStore: Store {
     public func accessGeneration() async throws -> Int64 {
         let rows = try await db.read("SELECT generation FROM access_generation WHERE id = 1")
         return Int64(rows.first?.column("generation")?.integer ?? 0)
+    }
+
+    // MARK: AppRole secret ids
+
+    public func createSecretID(_ r: SecretIDRecord) async throws {
+        try await db.write("INSERT INTO approle_secret_ids (access_id, secret_hash, accessor, created_at, expires_at, uses_left, metadata, cidrs) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+                           [.text(r.accessId), .text(r.secretHash), .text(r.accessor), .date(r.createdAt), .optionalDate(r.expiresAt),
+                            r.usesLeft.map { .int($0) } ?? .null, try .json(r.metadata), try .json(r.cidrs)])
+    }
+
+    public func secretID(accessId: String, hash: String) async throws -> SecretIDRecord? {
+        try await db.read("SELECT * FROM approle_secret_ids WHERE access_id = ? AND secret_hash = ?", [.text(accessId), .text(hash)]).first.map(Self.secretID)
+    }
+
+    public func secretID(accessId: String, accessor: String) async throws -> SecretIDRecord? {
+        try await db.read("SELECT * FROM approle_secret_ids WHERE access_id = ? AND accessor = ?", [.text(accessId), .text(accessor)]).first.map(Self.secretID)
+    }
+
+    public func secretIDs(accessId: String) async throws -> [SecretIDRecord] {
+        try await db.read("SELECT * FROM approle_secret_ids WHERE access_id = ? ORDER BY accessor", [.text(accessId)]).map(Self.secretID)
+    }
+
+    public func useSecretID(accessId: String, hash: String, now: Date) async throws -> SecretIDRecord? {
+        try await db.transaction { tx in
+            let binds: [SQLiteData] = [.text(accessId), .text(hash)]
+            let n = try await tx.execute("""
+                UPDATE approle_secret_ids SET uses_left = uses_left - 1
+                WHERE access_id = ? AND secret_hash = ? AND (expires_at IS NULL OR expires_at > ?) AND (uses_left IS NULL OR uses_left > 0)
+                """, binds + [.date(now)])
+            guard n == 1, let row = try await tx.query("SELECT * FROM approle_secret_ids WHERE access_id = ? AND secret_hash = ?", binds).first else {
+                return nil
+            }
+            let used = try Self.secretID(row)
+            if used.usesLeft == 0 { try await tx.execute("DELETE FROM approle_secret_ids WHERE access_id = ? AND secret_hash = ?", binds) }
+            return used
+        }
+    }
+
+    public func deleteSecretID(accessId: String, accessor: String) async throws -> Bool {
+        try await db.write("DELETE FROM approle_secret_ids WHERE access_id = ? AND accessor = ?", [.text(accessId), .text(accessor)]) > 0
+    }
+
+    static func secretID(_ row: SQLiteRow) throws -> SecretIDRecord {
+        let c = Columns(row: row)
+        return SecretIDRecord(accessId: try c.string("access_id"), secretHash: try c.string("secret_hash"), accessor: try c.string("accessor"),
+                              createdAt: try c.date("created_at"), expiresAt: c.optionalDate("expires_at"),
+                              usesLeft: row.column("uses_left")?.integer, metadata: try c.json([String: String].self, "metadata"),
+                              cidrs: try c.json([String].self, "cidrs"))
     }
 
     // MARK: Tokens

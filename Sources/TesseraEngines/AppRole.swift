@@ -1,0 +1,182 @@
+// AppRole on the API-key model: an AppRole role is an auth method of type `approle`, named
+// `/approle/role/<name>`, whose access id is the role_id and whose settings are its config. Its
+// secret ids are credentials of that one identity (`approle_secret_ids`), spent atomically per
+// login; a login issues a token carrying the role's token_policies as Tessera roles. No second
+// identity store: associations, audit, bound CIDRs and deletion work as for any auth method.
+import Foundation
+import TesseraCore
+import TesseraCrypto
+
+/// An AppRole role's settings, under Vault's names.
+public struct AppRoleSettings: Sendable, Equatable {
+    public var bindSecretID = true
+    public var secretIDBoundCIDRs: [String] = []
+    public var secretIDNumUses = 0
+    public var secretIDTTL = 0
+    public var tokenTTL = 0
+    public var tokenMaxTTL = 0
+    public var tokenExplicitMaxTTL = 0
+    public var tokenPolicies: [String] = []
+    public var tokenBoundCIDRs: [String] = []
+    public var tokenNoDefaultPolicy = false
+    public var tokenPeriod = 0
+
+    public init() {}
+
+    public init(config: JSON) {
+        func int(_ k: String) -> Int { if case .int(let v)? = config[k] { return Int(clamping: v) }; return 0 }
+        func strings(_ k: String) -> [String] { if case .array(let a)? = config[k] { return a.compactMap(\.stringValue) }; return [] }
+        func bool(_ k: String, _ d: Bool) -> Bool { if case .bool(let b)? = config[k] { return b }; return d }
+        bindSecretID = bool("bind_secret_id", true)
+        secretIDBoundCIDRs = strings("secret_id_bound_cidrs")
+        secretIDNumUses = int("secret_id_num_uses")
+        secretIDTTL = int("secret_id_ttl")
+        tokenTTL = int("token_ttl")
+        tokenMaxTTL = int("token_max_ttl")
+        tokenExplicitMaxTTL = int("token_explicit_max_ttl")
+        tokenPolicies = strings("token_policies")
+        tokenBoundCIDRs = strings("token_bound_cidrs")
+        tokenNoDefaultPolicy = bool("token_no_default_policy", false)
+        tokenPeriod = int("token_period")
+    }
+
+    /// The stored form, and what a role read shows (Vault's shape).
+    public var json: JSON {
+        .obj(("bind_secret_id", .bool(bindSecretID)), ("local_secret_ids", .bool(false)),
+             ("secret_id_bound_cidrs", secretIDBoundCIDRs.isEmpty ? .null : JSON.strings(secretIDBoundCIDRs)),
+             ("secret_id_num_uses", .int(Int64(secretIDNumUses))), ("secret_id_ttl", .int(Int64(secretIDTTL))),
+             ("token_bound_cidrs", JSON.strings(tokenBoundCIDRs)), ("token_explicit_max_ttl", .int(Int64(tokenExplicitMaxTTL))),
+             ("token_max_ttl", .int(Int64(tokenMaxTTL))), ("token_no_default_policy", .bool(tokenNoDefaultPolicy)),
+             ("token_num_uses", .int(0)), ("token_period", .int(Int64(tokenPeriod))), ("token_policies", JSON.strings(tokenPolicies)),
+             ("token_strictly_bind_ip", .bool(false)), ("token_ttl", .int(Int64(tokenTTL))), ("token_type", .string("default")))
+    }
+}
+
+/// A generated secret id, shown once.
+public struct IssuedSecretID: Sendable {
+    public var secretID: String
+    public var record: SecretIDRecord
+}
+
+extension AccessEngine {
+    public static let appRoleType = "approle"
+
+    /// The auth method name of an AppRole role.
+    public static func appRoleMethodName(_ role: String) -> String { "/approle/role/" + role }
+
+    /// AppRole role names: lower-cased letters, digits, `-`, `_`, `.` and `@`.
+    public static func appRoleName(_ raw: String) throws -> String {
+        let name = raw.lowercased()
+        guard !name.isEmpty, name.utf8.count <= 128, name.allSatisfy({ $0.isASCII && ($0.isLetter || $0.isNumber || "-_.@".contains($0)) }) else {
+            throw TesseraError.badRequest("invalid role name \"\(raw.prefix(128))\"")
+        }
+        return name
+    }
+
+    public func appRole(named name: String) async throws -> (method: AuthMethod, settings: AppRoleSettings)? {
+        guard let m = try await store.authMethod(name: Self.appRoleMethodName(name)), m.type == Self.appRoleType else { return nil }
+        return (m, AppRoleSettings(config: m.config))
+    }
+
+    public func appRoles() async throws -> [String] {
+        try await store.authMethods().filter { $0.type == Self.appRoleType && $0.name.hasPrefix("/approle/role/") }
+            .map { String($0.name.dropFirst("/approle/role/".count)) }
+            .sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
+    }
+
+    /// Creates or replaces an AppRole role's settings. Returns whether it was created.
+    public func putAppRole(named name: String, settings: AppRoleSettings) async throws -> Bool {
+        for cidr in settings.secretIDBoundCIDRs + settings.tokenBoundCIDRs { _ = try CIDR(cidr) }
+        let ttlMinutes = min(max(1, (settings.tokenTTL + 59) / 60), AuthMethod.maxTokenTTLMinutes)
+        if var (m, _) = try await appRole(named: name) {
+            m.config = settings.json
+            m.boundCIDRs = settings.tokenBoundCIDRs
+            m.tokenTTLMinutes = ttlMinutes
+            try await updateMethod(m)
+            return false
+        }
+        _ = try await createMethod(name: Self.appRoleMethodName(name), type: Self.appRoleType, config: settings.json,
+                                   tokenTTLMinutes: ttlMinutes, boundCIDRs: settings.tokenBoundCIDRs)
+        return true
+    }
+
+    /// A new secret id for a role: its TTL and uses are the role's unless asked for fewer.
+    public func generateSecretID(method: AuthMethod, settings: AppRoleSettings, metadata: [String: String], cidrs: [String],
+                                 ttlSeconds: Int?, numUses: Int?) async throws -> IssuedSecretID {
+        for cidr in cidrs { _ = try CIDR(cidr) }
+        var ttl = settings.secretIDTTL
+        if let asked = ttlSeconds, asked > 0 {
+            guard ttl == 0 || asked <= ttl else { throw TesseraError.badRequest("ttl cannot be longer than the role's secret_id_ttl") }
+            ttl = asked
+        }
+        var uses = settings.secretIDNumUses
+        if let asked = numUses, asked > 0 {
+            guard uses == 0 || asked <= uses else { throw TesseraError.badRequest("num_uses cannot be higher than the role's secret_id_num_uses") }
+            uses = asked
+        }
+        let secret = SecureRandom.uuid()
+        let t = now()
+        let record = SecretIDRecord(accessId: method.accessId, secretHash: AccessKeyHasher.tokenHash(secret), accessor: SecureRandom.uuid(),
+                                    createdAt: t, expiresAt: ttl > 0 ? t.addingTimeInterval(InputNumber.interval(seconds: ttl)) : nil,
+                                    usesLeft: uses > 0 ? uses : nil, metadata: metadata, cidrs: cidrs)
+        try await store.createSecretID(record)
+        return IssuedSecretID(secretID: secret, record: record)
+    }
+
+    public func secretID(method: AuthMethod, secret: String) async throws -> SecretIDRecord? {
+        guard secret.utf8.count <= 256, let r = try await store.secretID(accessId: method.accessId, hash: AccessKeyHasher.tokenHash(secret)),
+              r.expiresAt.map({ $0 > now() }) ?? true else { return nil }
+        return r
+    }
+
+    public func secretID(method: AuthMethod, accessor: String) async throws -> SecretIDRecord? {
+        guard accessor.utf8.count <= 64, let r = try await store.secretID(accessId: method.accessId, accessor: accessor),
+              r.expiresAt.map({ $0 > now() }) ?? true else { return nil }
+        return r
+    }
+
+    public func secretIDs(method: AuthMethod) async throws -> [SecretIDRecord] {
+        let t = now()
+        return try await store.secretIDs(accessId: method.accessId).filter { $0.expiresAt.map { $0 > t } ?? true }
+    }
+
+    public func destroySecretID(method: AuthMethod, accessor: String) async throws -> Bool {
+        try await store.deleteSecretID(accessId: method.accessId, accessor: accessor)
+    }
+
+    /// An AppRole login: every failure is the same 400, throttled per role_id and address.
+    public func appRoleLogin(method: AuthMethod, secret: String?, clientAddress: String) async throws -> IssuedToken {
+        let failure = TesseraError.badRequest("invalid role or secret ID")
+        let t = now()
+        let throttleId = String(method.accessId.prefix(80))
+        try throttle.check(accessId: throttleId, address: clientAddress, now: t)
+        let settings = AppRoleSettings(config: method.config)
+        let inside = { (cidrs: [String]) in cidrs.isEmpty || cidrs.contains { (try? CIDR($0))?.contains(clientAddress) ?? false } }
+        var metadata: [String: String] = [:]
+        if settings.bindSecretID {
+            guard let secret, !secret.isEmpty, let found = try await secretID(method: method, secret: secret),
+                  inside(found.cidrs), inside(settings.secretIDBoundCIDRs),
+                  let used = try await store.useSecretID(accessId: method.accessId, hash: found.secretHash, now: t) else {
+                throttle.recordFailure(accessId: throttleId, address: clientAddress, now: t)
+                throw failure
+            }
+            metadata = used.metadata
+        } else {
+            guard inside(settings.secretIDBoundCIDRs) else { throw failure }
+        }
+        let roleName = String(method.name.dropFirst("/approle/role/".count))
+        metadata["role_name"] = roleName
+        var roles = settings.tokenPolicies.filter { $0 != "default" }
+        var shown = Set(roles)
+        if !settings.tokenNoDefaultPolicy {
+            roles.append("default")
+            shown.insert("default")
+        }
+        let ttl = [settings.tokenTTL, settings.tokenPeriod].first { $0 > 0 } ?? Self.maxCreatedTokenTTLSeconds
+        let maxTTL = [settings.tokenExplicitMaxTTL, settings.tokenMaxTTL].filter { $0 > 0 }.min() ?? 0
+        let grant = TokenGrant(roleNames: roles, loginRole: roleName, displayName: "approle", metadata: metadata,
+                               ttlSeconds: maxTTL > 0 ? min(ttl, maxTTL) : ttl, policies: shown.sorted(), path: "auth/approle/login",
+                               explicitMaxTTLSeconds: maxTTL, renewable: true)
+        return try await issueToken(method: method, grant: grant, clientAddress: clientAddress)
+    }
+}
