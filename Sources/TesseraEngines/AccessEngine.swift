@@ -29,6 +29,13 @@ public struct Principal: Sendable {
     /// The auth method's `access-expires`: no credential of the method works after it.
     public var accessExpires: Date?
 
+    /// Who owns what this principal issues (leases): its auth method, or, for a token created
+    /// by another token (`auth/token/create`), that token alone — a child is not its creator.
+    public var leaseOwner: String {
+        if let t = token, let path = t.grant?.path, path.hasPrefix("auth/token/") { return identity.accessId + ":" + t.accessor }
+        return identity.accessId
+    }
+
     /// Whether this principal may act from `clientAddress` at `now`: the method has not expired and
     /// the address is inside its bound CIDRs (when it has any).
     func admits(clientAddress: String, now: Date) -> Bool {

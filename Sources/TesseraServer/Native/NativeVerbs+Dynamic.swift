@@ -76,7 +76,7 @@ extension NativeVerbs {
                                    sdk: ["args", "dbname", "host", "target", "timeout"])) { f in
             let path = try ItemPath(try f.requiredString("name"))
             return PreparedVerb(paths: [path]) { t, caller in
-                let c = try await t.dynamic.issue(path, actor: caller.principal?.identity.accessId ?? "")
+                let c = try await t.dynamic.issue(path, actor: caller.principal?.leaseOwner ?? "")
                 caller.notes.set("lease_id", c.lease.id)
                 let ttl = Int64(InputNumber.seconds(from: c.lease.issuedAt, to: c.lease.expiresAt))
                 return .obj(("user", .string(c.username)), ("password", .string(c.password)), ("id", .string(c.lease.id)),
@@ -223,7 +223,7 @@ extension NativeVerbs {
             try caller.require(capability, on: path, type: .item)
             throw TesseraError.badRequest("lease \(id.prefix(200)) does not belong to \(path)")
         }
-        if let me = caller.principal?.identity.accessId, !me.isEmpty, lease.accessId == me {
+        if let me = caller.principal?.leaseOwner, !me.isEmpty, lease.accessId == me {
             caller.notes.set(AuditNotes.policyKey, "allowed: the lease was issued to this identity")
             return
         }

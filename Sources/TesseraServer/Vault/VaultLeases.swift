@@ -23,7 +23,7 @@ struct VaultLeases: Sendable {
         let producer = try mount.itemPath(String(rest.dropFirst("creds/".count)))
         let call = vr.pipelineCall(action: "get_dynamic_secret_value", auditPath: producer.value, checks: [AccessCheck(.read, .item, producer)])
         let issued = try await tessera.run(call) { caller in
-            let c = try await tessera.dynamic.issue(producer, actor: caller.principal?.identity.accessId ?? "")
+            let c = try await tessera.dynamic.issue(producer, actor: caller.principal?.leaseOwner ?? "")
             caller.notes.set("lease_id", c.lease.id)
             return c
         }
@@ -132,7 +132,7 @@ struct VaultLeases: Sendable {
             try caller.require(capability, on: path, type: .item)
             throw TesseraError.badRequest(missing)
         }
-        if let me = caller.principal?.identity.accessId, !me.isEmpty, lease.accessId == me {
+        if let me = caller.principal?.leaseOwner, !me.isEmpty, lease.accessId == me {
             caller.notes.set(AuditNotes.policyKey, "allowed: the lease was issued to this identity")
             return
         }

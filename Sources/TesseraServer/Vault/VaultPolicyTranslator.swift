@@ -143,7 +143,7 @@ struct VaultPolicyTranslator {
             }
         }
         if !matched {
-            out.warnings.append("path \"\(shown)\": no mount serves it yet; it takes effect when a mount does")
+            out.warnings.append("path \"\(shown)\": no mount serves it; write the policy again after enabling the mount")
         }
     }
 

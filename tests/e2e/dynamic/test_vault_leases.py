@@ -103,3 +103,36 @@ def test_an_identity_renews_and_revokes_only_its_own_leases(vault_db, postgres, 
     assert mine.sys.revoke_lease(own["lease_id"]).status_code == 204
     assert not role_exists(postgres, own["data"]["username"])
     assert admin.sys.revoke_lease(theirs["lease_id"]).status_code == 204
+
+
+def test_a_policy_token_on_database_credentials_and_leases(vault_db, postgres, tmp_path):
+    """`bao policy write` + `bao token create -policy=…` on a database mount: the token issues
+    the credentials the HCL names and no others, renews and revokes its own leases (Vault's
+    default policy), cannot touch another token's lease, and a deny beats the broader grant."""
+    hcl = tmp_path / "db.hcl"
+    hcl.write_text('path "vdb/creds/*" { capabilities = ["read"] }\npath "vdb/creds/other" { capabilities = ["deny"] }\n')
+    assert bao(vault_db, "policy", "write", "dbapp", str(hcl)).returncode == 0
+    made = bao(vault_db, "token", "create", "-policy=dbapp", "-format=json")
+    assert made.returncode == 0, made.stderr
+    env = dict(vault_db, VAULT_TOKEN=json.loads(made.stdout)["auth"]["client_token"])
+    env["BAO_TOKEN"] = env["VAULT_TOKEN"]
+
+    r = bao(env, "read", "-format=json", "vdb/creds/readonly")
+    assert r.returncode == 0, r.stderr
+    cred = json.loads(r.stdout)
+    assert role_exists(postgres, cred["data"]["username"])
+    denied = bao(env, "read", "vdb/creds/other")
+    assert denied.returncode == 2 and "403" in denied.stderr, denied.stderr
+    assert bao(env, "lease", "renew", cred["lease_id"]).returncode == 0
+
+    # Another token's lease: neither renewed nor revoked by this one.
+    theirs = json.loads(bao(vault_db, "read", "-format=json", "vdb/creds/readonly").stdout)
+    assert bao(env, "lease", "revoke", theirs["lease_id"]).returncode == 2
+    assert role_exists(postgres, theirs["data"]["username"])
+    # Its own: revoked for real.
+    assert bao(env, "lease", "revoke", cred["lease_id"]).returncode == 0
+    assert not role_exists(postgres, cred["data"]["username"])
+    # Nothing else: no KV, no system paths.
+    assert bao(env, "secrets", "list").returncode == 2
+    assert bao(env, "policy", "list").returncode == 2 or "dbapp" not in bao(env, "policy", "list").stdout.split()
+    assert bao(vault_db, "lease", "revoke", theirs["lease_id"]).returncode == 0
