@@ -112,6 +112,10 @@ public struct VaultMount: Sendable, Equatable {
     /// When set, the mount is backed by this Universal Secret Connector: requests are proxied to
     /// the upstream Vault after Tessera's authorization on `/<usc-name>/<path>`.
     public var uscName: String?
+    /// Enabled through `sys/mounts` over a folder that held nothing: the mount owns its items,
+    /// and disabling it removes them, as Vault does. A mount declared over an existing folder
+    /// does not.
+    public var ownsData: Bool = false
 
     public init(path: String, kind: Kind, folder: ItemPath, description: String = "", maxVersions: Int = 0,
                 casRequired: Bool = false, deleteVersionAfter: String = "0s", accessor: String, uuid: String, createdAt: Date,

@@ -38,16 +38,24 @@ public final class MountTable: Sendable {
     /// Creates a mount over a folder of items, or (with `uscName`) over a connector's upstream
     /// secrets, which are then authorized as `/<usc-name>/…`.
     public func create(path raw: String, kind: VaultMount.Kind, folder: String?, description: String = "",
-                       uscName: String? = nil) async throws -> VaultMount {
+                       uscName: String? = nil, ownsData: Bool = false) async throws -> VaultMount {
         let path = try VaultMount.normalizePath(raw)
         if uscName != nil, kind != .kvV2 { throw TesseraError.badRequest("a connector-backed mount must be kv-v2, like its upstream") }
         let folderPath = try ItemPath(folder: uscName.map { "/" + $0 } ?? folder ?? "/" + String(path.dropLast()))
         if cache.withLock({ $0.contains { $0.path.hasPrefix(path) || path.hasPrefix($0.path) } }) {
             throw TesseraError.conflict("path is already in use at \(path)")
         }
-        let mount = VaultMount(path: path, kind: kind, folder: folderPath, description: description,
+        var mount = VaultMount(path: path, kind: kind, folder: folderPath, description: description,
                                accessor: (kind == .kvV1 || kind == .kvV2 ? "kv_" : "mount_") + SecureRandom.bytes(4).hexString,
                                uuid: UUID().uuidString.lowercased(), createdAt: now(), uscName: uscName)
+        // It owns its items only when the folder held none and no other mount shares it.
+        if ownsData, uscName == nil {
+            let shared = cache.withLock { $0.contains { ItemPath.bytes($0.folder.folderPrefix, haveprefix: folderPath.folderPrefix)
+                || ItemPath.bytes(folderPath.folderPrefix, haveprefix: $0.folder.folderPrefix) } }
+            let held = try await store.items(withPrefix: folderPath.folderPrefix, limit: 1)
+            let atFolder = try await store.item(at: folderPath)
+            mount.ownsData = !shared && held.isEmpty && atFolder == nil
+        }
         try await store.createMount(mount)
         try await load()
         return mount

@@ -113,6 +113,11 @@ public struct StaticSecretEngine: Sendable {
         throw TesseraError.conflict("item \(path) is being updated concurrently; retry")
     }
 
+    /// The items whose path starts with `prefix`, by path (a mount's contents).
+    public func items(withPrefix prefix: String, limit: Int) async throws -> [Item] {
+        try await store.items(withPrefix: prefix, limit: limit)
+    }
+
     public func versions(of item: Item) async throws -> [ItemVersion] {
         try await store.versions(itemId: item.id)
     }

@@ -118,17 +118,22 @@ struct VaultKV: Sendable {
         guard let patch = fields.raw("data"), case .object = patch else { throw TesseraError.badRequest("no data provided") }
         let cas = try casOption(fields)
         let call = vr.pipelineCall(action: "update_item", auditPath: path.value, checks: [AccessCheck(.update, .item, path)])
+        // A missing secret is a 404 (OpenBao's has an empty body; every Tessera error is JSON).
         let (item, version) = try await tessera.run(call) { caller in
-            let current = try await tessera.secrets.readKV(path: path, version: nil)
-            guard let value = current.version.value else { throw TesseraError.notFound("") }
-            let merged = Self.mergePatch(Self.dataJSON(value), patch)
-            let r = try await tessera.secrets.writeKV(path: path, value: merged.serialized, cas: cas ?? current.item.lastVersion,
-                                                      mountCASRequired: false, mountMaxVersions: mount.maxVersions,
-                                                      actor: caller.principal?.identity.accessId ?? "")
-            caller.notes.set("version", String(r.version.version))
-            return r
+            try await applyPatch(path, patch, cas: cas, mount: mount, caller: caller)
         }
         return VaultResponses.envelope(data: versionMetadata(version, item: item), requestId: vr.context.requestId)
+    }
+
+    func applyPatch(_ path: ItemPath, _ patch: JSON, cas: Int?, mount: VaultMount, caller: CallerContext) async throws -> (Item, ItemVersion) {
+        let current = try await tessera.secrets.readKV(path: path, version: nil)
+        guard let value = current.version.value else { throw TesseraError.notFound("") }
+        let merged = Self.mergePatch(Self.dataJSON(value), patch)
+        let r = try await tessera.secrets.writeKV(path: path, value: merged.serialized, cas: cas ?? current.item.lastVersion,
+                                                  mountCASRequired: false, mountMaxVersions: mount.maxVersions,
+                                                  actor: caller.principal?.identity.accessId ?? "")
+        caller.notes.set("version", String(r.version.version))
+        return (r.item, r.version)
     }
 
     func versionsChange(_ vr: VaultRequest, _ path: ItemPath, action: String, capability: Capability,
@@ -193,6 +198,10 @@ struct VaultKV: Sendable {
                     }
                 }
             }
+        }
+        if casRequired == false && mount.casRequired {
+            return VaultResponses.envelope(data: nil, warnings: ["\"cas_required\" set to false, but is mandated by backend config. This value will be ignored."],
+                                           requestId: vr.context.requestId)
         }
         return VaultResponses.noContent()
     }

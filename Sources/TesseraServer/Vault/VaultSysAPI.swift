@@ -50,7 +50,13 @@ struct VaultSysAPI: Sendable {
         case (let p, .delete) where p.hasPrefix("sys/mounts/"):
             let mountPath = String(p.dropFirst("sys/mounts/".count))
             try await tessera.run(vr.pipelineCall(action: "delete_mount", auditPath: SystemPath.mount(mountPath).value,
-                                                  checks: [AccessCheck(.delete, .system, SystemPath.mount(mountPath))])) { _ in
+                                                  checks: [AccessCheck(.delete, .system, SystemPath.mount(mountPath))])) { caller in
+                let normalized = try? VaultMount.normalizePath(mountPath)
+                guard let mount = tessera.mounts.all.first(where: { $0.path == normalized }) else { return }
+                if mount.ownsData && mount.kind != .database {
+                    let removed = try await removeOwnedItems(mount, caller)
+                    caller.notes.set("deleted_items", String(removed))
+                }
                 _ = try? await tessera.mounts.delete(path: mountPath)
             }
             return VaultResponses.noContent()
@@ -69,6 +75,24 @@ struct VaultSysAPI: Sendable {
             try await tessera.run(vr.pipelineCall(action: "vault_request", auditPath: "/" + path)) { _ in () }
             throw TesseraError.notFound("")
         }
+    }
+
+    /// Disabling a mount that owns its items removes them, as Vault does — all or nothing: the
+    /// caller must be able to delete every one of them, and none may be delete-protected.
+    func removeOwnedItems(_ mount: VaultMount, _ caller: CallerContext) async throws -> Int {
+        let limit = 100_000
+        var items = try await tessera.secrets.items(withPrefix: mount.folder.folderPrefix, limit: limit + 1)
+        if let own = try await tessera.secrets.find(mount.folder) { items.append(own) }
+        guard items.count <= limit else { throw TesseraError.badRequest("the mount holds more than \(limit) items: delete them first") }
+        let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
+        for item in items {
+            guard authorizer.check(.delete, on: item.path, type: .item).isAllowed else {
+                throw TesseraError.forbidden(path: item.path.value, capability: "delete")
+            }
+            if item.deleteProtection { throw TesseraError.conflict("item \(item.path.value) has delete protection enabled") }
+        }
+        for item in items { try await tessera.secrets.deleteAllKV(path: item.path) }
+        return items.count
     }
 
     /// `operator backup` (and `bao operator raft snapshot save`): an online snapshot, streamed
@@ -136,7 +160,7 @@ struct VaultSysAPI: Sendable {
         let description = try fields.string("description") ?? ""
         try await tessera.run(vr.pipelineCall(action: "create_mount", auditPath: SystemPath.mount(rawPath).value,
                                               checks: [AccessCheck(.create, .system, SystemPath.mount(rawPath))])) { _ in
-            _ = try await tessera.mounts.create(path: rawPath, kind: kind, folder: nil, description: description)
+            _ = try await tessera.mounts.create(path: rawPath, kind: kind, folder: nil, description: description, ownsData: true)
         }
         return VaultResponses.noContent()
     }

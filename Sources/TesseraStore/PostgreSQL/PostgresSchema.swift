@@ -241,6 +241,10 @@ enum PostgresSchema {
             PRIMARY KEY (access_id, secret_hash)
         );
         """,
+        // 6: mounts that own their items (enabled through sys/mounts over an empty folder).
+        """
+        ALTER TABLE vault_mounts ADD COLUMN owns_data BOOLEAN NOT NULL DEFAULT false;
+        """,
     ]
 
     /// Migrations of the "audit" component (the trail, in the same database).

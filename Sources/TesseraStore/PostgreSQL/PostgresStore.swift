@@ -280,11 +280,11 @@ public final class PostgresStore: Store {
         do {
             try await write(.mounts, """
                 INSERT INTO vault_mounts (path, kind, folder, description, max_versions, cas_required, delete_version_after, accessor, uuid,
-                                          created_at, usc_name)
-                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11) RETURNING 1
+                                          created_at, usc_name, owns_data)
+                VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9, $10, $11, $12) RETURNING 1
                 """, [.text(m.path), .text(m.kind.rawValue), .text(m.folder.value), .text(m.description), .int(m.maxVersions),
                       .bool(m.casRequired), .text(m.deleteVersionAfter), .text(m.accessor), .text(m.uuid), .date(m.createdAt),
-                      .text(m.uscName)])
+                      .text(m.uscName), .bool(m.ownsData)])
         } catch TesseraError.conflict {
             throw TesseraError.conflict("path is already in use at \(m.path)")
         }
@@ -294,11 +294,13 @@ public final class PostgresStore: Store {
         try await db.query("SELECT * FROM vault_mounts ORDER BY path").map { row in
             let c = PGColumns(row)
             guard let kind = VaultMount.Kind(rawValue: try c.string("kind")) else { throw TesseraError.integrity("unknown mount kind") }
-            return VaultMount(path: try c.string("path"), kind: kind, folder: try ItemPath(folder: try c.string("folder")),
-                              description: try c.string("description"), maxVersions: try c.int("max_versions"),
-                              casRequired: try c.bool("cas_required"), deleteVersionAfter: try c.string("delete_version_after"),
-                              accessor: try c.string("accessor"), uuid: try c.string("uuid"), createdAt: try c.date("created_at"),
-                              uscName: try c.optionalString("usc_name"))
+            var m = VaultMount(path: try c.string("path"), kind: kind, folder: try ItemPath(folder: try c.string("folder")),
+                               description: try c.string("description"), maxVersions: try c.int("max_versions"),
+                               casRequired: try c.bool("cas_required"), deleteVersionAfter: try c.string("delete_version_after"),
+                               accessor: try c.string("accessor"), uuid: try c.string("uuid"), createdAt: try c.date("created_at"),
+                               uscName: try c.optionalString("usc_name"))
+            m.ownsData = try c.bool("owns_data")
+            return m
         }
     }
 

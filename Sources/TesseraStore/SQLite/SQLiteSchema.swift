@@ -298,6 +298,10 @@ enum SQLiteSchema {
             PRIMARY KEY (access_id, secret_hash)
         );
         """,
+        // 15: mounts that own their items (enabled through sys/mounts over an empty folder).
+        """
+        ALTER TABLE vault_mounts ADD COLUMN owns_data INTEGER NOT NULL DEFAULT 0;
+        """,
     ]
 
     static let auditMigrations: [String] = [

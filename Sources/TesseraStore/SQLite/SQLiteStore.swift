@@ -245,11 +245,11 @@ public final class SQLiteStore: Store {
     public func createMount(_ m: VaultMount) async throws {
         do {
             try await db.write("""
-                INSERT INTO vault_mounts (path, kind, folder, description, max_versions, cas_required, delete_version_after, accessor, uuid, created_at, usc_name)
-                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
+                INSERT INTO vault_mounts (path, kind, folder, description, max_versions, cas_required, delete_version_after, accessor, uuid, created_at, usc_name, owns_data)
+                VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?, ?)
                 """, [.text(m.path), .text(m.kind.rawValue), .text(m.folder.value), .text(m.description), .int(m.maxVersions),
                       .bool(m.casRequired), .text(m.deleteVersionAfter), .text(m.accessor), .text(m.uuid), .date(m.createdAt),
-                      m.uscName.map { .text($0) } ?? .null])
+                      m.uscName.map { .text($0) } ?? .null, .bool(m.ownsData)])
         } catch TesseraError.conflict {
             throw TesseraError.conflict("path is already in use at \(m.path)")
         }
@@ -259,11 +259,13 @@ public final class SQLiteStore: Store {
         try await db.read("SELECT * FROM vault_mounts ORDER BY path").map { row in
             let c = Columns(row: row)
             guard let kind = VaultMount.Kind(rawValue: try c.string("kind")) else { throw TesseraError.integrity("unknown mount kind") }
-            return VaultMount(path: try c.string("path"), kind: kind, folder: try ItemPath(folder: try c.string("folder")),
-                              description: try c.string("description"), maxVersions: try c.int("max_versions"),
-                              casRequired: try c.bool("cas_required"), deleteVersionAfter: try c.string("delete_version_after"),
-                              accessor: try c.string("accessor"), uuid: try c.string("uuid"), createdAt: try c.date("created_at"),
-                              uscName: row.column("usc_name")?.string)
+            var m = VaultMount(path: try c.string("path"), kind: kind, folder: try ItemPath(folder: try c.string("folder")),
+                               description: try c.string("description"), maxVersions: try c.int("max_versions"),
+                               casRequired: try c.bool("cas_required"), deleteVersionAfter: try c.string("delete_version_after"),
+                               accessor: try c.string("accessor"), uuid: try c.string("uuid"), createdAt: try c.date("created_at"),
+                               uscName: row.column("usc_name")?.string)
+            m.ownsData = try c.bool("owns_data")
+            return m
         }
     }
 

@@ -111,3 +111,40 @@ def test_bao_secret_readable_with_tessera_cli(tessera_target):
     assert r.rc == 0, r
     out = t.native("get-secret-value", {"token": t.native_token, "names": ["/secret/both/cli"]})
     assert json.loads(out["/secret/both/cli"]) == {"foo": "baz", "n": "2"}, out
+
+
+def test_a_mount_over_an_existing_folder_leaves_its_items_on_disable(tessera_target):
+    """A mount enabled through sys/mounts over a folder that already holds native items does not
+    own them: disabling the mount leaves them (docs/vault-compatibility.md). A limited identity
+    cannot make a data-owning mount's disable remove items it may not delete."""
+    t = tessera_target
+    folder = V.unique("nat")
+    t.native("create-secret", {"token": t.native_token, "name": f"/{folder}/keep", "value": json.dumps({"k": "v"})})
+    assert t.http("POST", f"/v1/sys/mounts/{folder}", {"type": "kv", "options": {"version": "2"}}).status == 204
+    r = t.bao("kv", "get", "-field=k", f"{folder}/keep")
+    assert r.rc == 0 and r.stdout.strip() == "v", r
+    assert t.http("DELETE", f"/v1/sys/mounts/{folder}").status == 204
+    got = t.native("get-secret-value", {"token": t.native_token, "names": [f"/{folder}/keep"]})
+    assert json.loads(got[f"/{folder}/keep"]) == {"k": "v"}, got
+
+
+def test_disabling_an_owning_mount_needs_delete_on_its_items(tessera_target):
+    """Removing a mount's data is all or nothing: a caller with sys-rule delete on the mount but
+    no item delete inside it gets a 403, and the mount and its items stay."""
+    t = tessera_target
+    tok = t.native_token
+    mount = V.unique("own")
+    assert t.http("POST", f"/v1/sys/mounts/{mount}", {"type": "kv", "options": {"version": "2"}}).status == 204
+    assert t.http("POST", f"/v1/{mount}/data/a", {"data": {"x": "1"}}).status == 200
+    name = V.unique("unmounter")
+    am = t.native("create-auth-method", {"token": tok, "name": name})
+    t.native("create-role", {"token": tok, "name": f"{name}-r"})
+    t.native("set-role-rule", {"token": tok, "role-name": f"{name}-r", "path": f"/sys/mounts/{mount}",
+                               "capability": ["delete"], "rule-type": "sys-rule"})
+    t.native("assoc-role-am", {"token": tok, "role-name": f"{name}-r", "am-name": name})
+    r = t.http("DELETE", f"/v1/sys/mounts/{mount}", token=f"{am['access_id']}..{am['access_key']}")
+    assert r.status == 403, r
+    r = t.http("GET", f"/v1/{mount}/data/a")
+    assert r.status == 200 and r.json()["data"]["data"] == {"x": "1"}, r
+    assert t.http("DELETE", f"/v1/sys/mounts/{mount}").status == 204
+    assert t.http("GET", f"/v1/{mount}/data/a").status == 404
