@@ -116,6 +116,10 @@ public struct VaultMount: Sendable, Equatable {
     /// and disabling it removes them, as Vault does. A mount declared over an existing folder
     /// does not.
     public var ownsData: Bool = false
+    /// Vault's mount tuning (`sys/mounts/<path>/tune`); 0 is the system default. Shown to
+    /// clients; a producer's lease TTLs are its own.
+    public var defaultLeaseTTL: Int = 0
+    public var maxLeaseTTL: Int = 0
 
     public init(path: String, kind: Kind, folder: ItemPath, description: String = "", maxVersions: Int = 0,
                 casRequired: Bool = false, deleteVersionAfter: String = "0s", accessor: String, uuid: String, createdAt: Date,

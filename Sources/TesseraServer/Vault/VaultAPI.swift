@@ -115,9 +115,20 @@ extension VaultMount {
     }
 
     /// The mount entry as `sys/mounts` and the preflight show it.
+    /// Vault's system default lease TTL, shown for a mount that was not tuned.
+    static let systemLeaseTTL: Int64 = 2_764_800
+
+    /// `sys/mounts/<path>/tune`: the effective settings.
+    var tuneJSON: JSON {
+        .obj(("default_lease_ttl", .int(defaultLeaseTTL > 0 ? Int64(defaultLeaseTTL) : Self.systemLeaseTTL)),
+             ("description", .string(description)), ("force_no_cache", .bool(false)),
+             ("max_lease_ttl", .int(maxLeaseTTL > 0 ? Int64(maxLeaseTTL) : Self.systemLeaseTTL)),
+             ("options", kind == .database ? .null : .obj(("version", .string(kind == .kvV2 ? "2" : "1")))))
+    }
+
     var entryJSON: JSON {
         .obj(("accessor", .string(accessor)),
-             ("config", .obj(("default_lease_ttl", .int(0)), ("force_no_cache", .bool(false)), ("max_lease_ttl", .int(0)))),
+             ("config", .obj(("default_lease_ttl", .int(Int64(defaultLeaseTTL))), ("force_no_cache", .bool(false)), ("max_lease_ttl", .int(Int64(maxLeaseTTL))))),
              ("deprecation_status", .string("supported")),
              ("description", .string(description)),
              ("external_entropy_access", .bool(false)),

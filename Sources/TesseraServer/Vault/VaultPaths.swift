@@ -143,7 +143,18 @@ enum VaultPaths {
     ] } + [
         VaultPathSpec(engine: .system, pattern: "sys/openapi", operations: [.init("GET", "This OpenAPI document.", authenticated: false)]),
         VaultPathSpec(engine: .system, pattern: "sys/mounts", operations: [.init("GET", "The mount table (sys-rule read on /sys/mounts).")]),
+        VaultPathSpec(engine: .system, pattern: "sys/mounts/{name}/tune", operations: [
+            .init("GET", "A mount's effective settings (sys-rule read on /sys/mounts/<path>/tune)."),
+            .init("POST", "Tune a mount: description and lease TTLs; the KV version cannot change (sys-rule update on /sys/mounts/<path>/tune).", fields: [
+                .string("description", "A description."), .duration("default_lease_ttl", "Shown to clients."),
+                .duration("max_lease_ttl", "Shown to clients."), .object("options", "{\"version\": …}: only the mount's own."),
+                .any("audit_non_hmac_request_keys", "Ignored."), .any("audit_non_hmac_response_keys", "Ignored."),
+                .string("listing_visibility", "Ignored."), .any("passthrough_request_headers", "Ignored."),
+                .any("allowed_response_headers", "Ignored."), .string("token_type", "Ignored."), .string("plugin_version", "Ignored."),
+            ]),
+        ]),
         VaultPathSpec(engine: .system, pattern: "sys/mounts/{path}", operations: [
+            .init("GET", "A mount's entry (sys-rule read on /sys/mounts/<path>)."),
             .init("POST", "Enable a secrets engine (sys-rule create on /sys/mounts/<path>).", fields: [
                 .string("type", required: true, "kv, kv-v2 or kv-v1."), .string("description", "A description."),
                 .object("options", "Engine options, e.g. {\"version\":\"2\"}."), .object("config", "Ignored."),

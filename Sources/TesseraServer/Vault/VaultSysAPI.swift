@@ -45,6 +45,18 @@ struct VaultSysAPI: Sendable {
             try await tessera.run(vr.pipelineCall(action: "list_mounts", auditPath: Self.mountsPath.value,
                                                   checks: [AccessCheck(anyOf: [.read, .list], .system, Self.mountsPath)])) { _ in () }
             return VaultResponses.doubled(.object(tessera.mounts.all.map { ($0.path, $0.entryJSON) }), requestId: vr.context.requestId)
+        case (let p, .read) where p.hasPrefix("sys/mounts/") && p.hasSuffix("/tune"):
+            return try await readTune(vr, String(p.dropFirst("sys/mounts/".count).dropLast("/tune".count)))
+        case (let p, .write) where p.hasPrefix("sys/mounts/") && p.hasSuffix("/tune"):
+            return try await tune(vr, String(p.dropFirst("sys/mounts/".count).dropLast("/tune".count)))
+        case (let p, .read) where p.hasPrefix("sys/mounts/"):
+            let mountPath = String(p.dropFirst("sys/mounts/".count))
+            let m = try await tessera.run(vr.pipelineCall(action: "get_mount", auditPath: SystemPath.mount(mountPath).value,
+                                                          checks: [AccessCheck(anyOf: [.read, .list], .system, SystemPath.mount(mountPath))])) { _ in
+                tessera.mounts.all.first { $0.path == (try? VaultMount.normalizePath(mountPath)) }
+            }
+            guard let m else { throw TesseraError.badRequest("No secret engine mount at \(mountPath)/") }
+            return VaultResponses.doubled(m.entryJSON, requestId: vr.context.requestId)
         case (let p, .write) where p.hasPrefix("sys/mounts/") && !p.hasSuffix("/tune"):
             return try await enable(vr, String(p.dropFirst("sys/mounts/".count)))
         case (let p, .delete) where p.hasPrefix("sys/mounts/"):
@@ -75,6 +87,49 @@ struct VaultSysAPI: Sendable {
             try await tessera.run(vr.pipelineCall(action: "vault_request", auditPath: "/" + path)) { _ in () }
             throw TesseraError.notFound("")
         }
+    }
+
+    /// The tune path of a mount: authorized as the system path `/sys/mounts/<path>/tune`.
+    func tunePath(_ mountPath: String) -> ItemPath {
+        (try? ItemPath(SystemPath.mount(mountPath).value + "/tune")) ?? SystemPath.mounts
+    }
+
+    func readTune(_ vr: VaultRequest, _ mountPath: String) async throws -> Response {
+        let path = tunePath(mountPath)
+        let m = try await tessera.run(vr.pipelineCall(action: "get_mount", auditPath: path.value, checks: [AccessCheck(.read, .system, path)])) { _ in
+            tessera.mounts.all.first { $0.path == (try? VaultMount.normalizePath(mountPath)) }
+        }
+        guard let m else { throw TesseraError.badRequest("cannot fetch sysview for path \"\(mountPath)/\"") }
+        return VaultResponses.doubled(m.tuneJSON, requestId: vr.context.requestId)
+    }
+
+    func tune(_ vr: VaultRequest, _ mountPath: String) async throws -> Response {
+        let path = tunePath(mountPath)
+        let f = try vr.fields()
+        let description = try f.string("description")
+        let defaultTTL = try f.seconds("default_lease_ttl")
+        let maxTTL = try f.seconds("max_lease_ttl")
+        var version: String?
+        if let options = f.raw("options"), case .object = options {
+            let o = try RequestFields(options)
+            version = try (try? o.string("version")) ?? o.int("version", in: 0...2).map(String.init)
+        }
+        try await tessera.run(vr.pipelineCall(action: "update_mount_config", auditPath: path.value, checks: [AccessCheck(.update, .system, path)])) { _ in
+            guard var m = tessera.mounts.all.first(where: { $0.path == (try? VaultMount.normalizePath(mountPath)) }) else {
+                throw TesseraError.badRequest("tune of path \"\(mountPath)/\" failed: no mount entry found")
+            }
+            if let version, m.kind != .database, version != (m.kind == .kvV2 ? "2" : "1") {
+                throw TesseraError.badRequest("changing the KV version of a mount is not supported: enable a new mount and copy the secrets")
+            }
+            if let description { m.description = description }
+            if let defaultTTL { m.defaultLeaseTTL = defaultTTL }
+            if let maxTTL { m.maxLeaseTTL = maxTTL }
+            if m.maxLeaseTTL > 0 && m.defaultLeaseTTL > m.maxLeaseTTL {
+                throw TesseraError.badRequest("tune of path \"\(mountPath)/\" failed: default lease TTL exceeds max lease TTL")
+            }
+            try await tessera.mounts.update(m)
+        }
+        return VaultResponses.noContent()
     }
 
     /// Disabling a mount that owns its items removes them, as Vault does — all or nothing: the

@@ -241,9 +241,12 @@ enum PostgresSchema {
             PRIMARY KEY (access_id, secret_hash)
         );
         """,
-        // 6: mounts that own their items (enabled through sys/mounts over an empty folder).
+        // 6: mounts that own their items (enabled through sys/mounts over an empty folder), and
+        // their tuned lease TTLs.
         """
         ALTER TABLE vault_mounts ADD COLUMN owns_data BOOLEAN NOT NULL DEFAULT false;
+        ALTER TABLE vault_mounts ADD COLUMN default_lease_ttl BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE vault_mounts ADD COLUMN max_lease_ttl BIGINT NOT NULL DEFAULT 0;
         """,
     ]
 

@@ -300,13 +300,16 @@ public final class PostgresStore: Store {
                                accessor: try c.string("accessor"), uuid: try c.string("uuid"), createdAt: try c.date("created_at"),
                                uscName: try c.optionalString("usc_name"))
             m.ownsData = try c.bool("owns_data")
+            m.defaultLeaseTTL = try c.int("default_lease_ttl")
+            m.maxLeaseTTL = try c.int("max_lease_ttl")
             return m
         }
     }
 
     public func updateMount(_ m: VaultMount) async throws {
-        try await write(.mounts, "UPDATE vault_mounts SET description = $1, max_versions = $2, cas_required = $3, delete_version_after = $4 WHERE path = $5 RETURNING 1",
-                           [.text(m.description), .int(m.maxVersions), .bool(m.casRequired), .text(m.deleteVersionAfter), .text(m.path)])
+        try await write(.mounts, "UPDATE vault_mounts SET description = $1, max_versions = $2, cas_required = $3, delete_version_after = $4, default_lease_ttl = $5, max_lease_ttl = $6 WHERE path = $7 RETURNING 1",
+                           [.text(m.description), .int(m.maxVersions), .bool(m.casRequired), .text(m.deleteVersionAfter),
+                            .int(m.defaultLeaseTTL), .int(m.maxLeaseTTL), .text(m.path)])
     }
 
     public func deleteMount(path: String) async throws -> Bool {

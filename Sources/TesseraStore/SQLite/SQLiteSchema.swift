@@ -298,9 +298,12 @@ enum SQLiteSchema {
             PRIMARY KEY (access_id, secret_hash)
         );
         """,
-        // 15: mounts that own their items (enabled through sys/mounts over an empty folder).
+        // 15: mounts that own their items (enabled through sys/mounts over an empty folder), and
+        // their tuned lease TTLs.
         """
         ALTER TABLE vault_mounts ADD COLUMN owns_data INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE vault_mounts ADD COLUMN default_lease_ttl INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE vault_mounts ADD COLUMN max_lease_ttl INTEGER NOT NULL DEFAULT 0;
         """,
     ]
 

@@ -265,13 +265,16 @@ public final class SQLiteStore: Store {
                                accessor: try c.string("accessor"), uuid: try c.string("uuid"), createdAt: try c.date("created_at"),
                                uscName: row.column("usc_name")?.string)
             m.ownsData = try c.bool("owns_data")
+            m.defaultLeaseTTL = try c.int("default_lease_ttl")
+            m.maxLeaseTTL = try c.int("max_lease_ttl")
             return m
         }
     }
 
     public func updateMount(_ m: VaultMount) async throws {
-        try await db.write("UPDATE vault_mounts SET description = ?, max_versions = ?, cas_required = ?, delete_version_after = ? WHERE path = ?",
-                           [.text(m.description), .int(m.maxVersions), .bool(m.casRequired), .text(m.deleteVersionAfter), .text(m.path)])
+        try await db.write("UPDATE vault_mounts SET description = ?, max_versions = ?, cas_required = ?, delete_version_after = ?, default_lease_ttl = ?, max_lease_ttl = ? WHERE path = ?",
+                           [.text(m.description), .int(m.maxVersions), .bool(m.casRequired), .text(m.deleteVersionAfter),
+                            .int(m.defaultLeaseTTL), .int(m.maxLeaseTTL), .text(m.path)])
     }
 
     public func deleteMount(path: String) async throws -> Bool {

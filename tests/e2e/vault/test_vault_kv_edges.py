@@ -76,3 +76,34 @@ def test_kv2_mount_config(target, compared, pfx):
         return tr
 
     compared(target, "kv2-mount-config", scenario)
+
+
+def test_mount_read_and_tune(target, compared, pfx):
+    def scenario(t: V.Target) -> V.Transcript:
+        tr = V.Transcript(t, {pfx: "PFX"})
+        mount = f"{pfx}tn"
+        assert t.http("POST", f"/v1/sys/mounts/{mount}", {"type": "kv", "options": {"version": "2"}, "description": "d1"}).status == 204
+        r = tr.resp("read mount", t.http("GET", f"/v1/sys/mounts/{mount}"), ignore=("$.uuid", "$.data.uuid", "$.accessor", "$.data.accessor",
+                                                                                    "$.running_plugin_version", "$.data.running_plugin_version"))
+        assert r.json()["data"]["type"] == "kv" and r.json()["data"]["description"] == "d1", r
+        r = tr.resp("read tune", t.http("GET", f"/v1/sys/mounts/{mount}/tune"))
+        assert r.json()["data"]["default_lease_ttl"] == 2764800 and r.json()["data"]["options"] == {"version": "2"}, r
+        r = tr.cli("secrets tune", t.bao("secrets", "tune", "-default-lease-ttl=1h", "-max-lease-ttl=2h", "-description=d2", f"{mount}/"))
+        assert r.rc == 0, r
+        r = tr.resp("tuned", t.http("GET", f"/v1/sys/mounts/{mount}/tune"))
+        d = r.json()["data"]
+        assert d["default_lease_ttl"] == 3600 and d["max_lease_ttl"] == 7200 and d["description"] == "d2", d
+        r = t.http("GET", "/v1/sys/mounts")   # (OpenBao also lists sys/, identity/ and cubbyhole/)
+        assert r.json()["data"][f"{mount}/"]["config"]["default_lease_ttl"] == 3600, r
+        hv = V.hvac_call(tr, "hvac read_mount_configuration", lambda: t.hvac().sys.read_mount_configuration(path=mount))
+        assert hv["data"]["max_lease_ttl"] == 7200, hv
+        r = tr.resp("tune unknown", t.http("POST", f"/v1/sys/mounts/{pfx}none/tune", {}), compare_err=True)
+        assert r.status == 400, r
+        r = tr.resp("read tune unknown", t.http("GET", f"/v1/sys/mounts/{pfx}none/tune"), compare_err=True)
+        assert r.status == 400, r
+        r = tr.resp("enable an unknown engine", t.http("POST", f"/v1/sys/mounts/{pfx}bogus", {"type": "bogus"}), compare_err=True)
+        assert r.status == 400 and r.json() == {"errors": ["plugin not found in the catalog: bogus"]}, r
+        assert t.http("DELETE", f"/v1/sys/mounts/{mount}").status == 204
+        return tr
+
+    compared(target, "mount-tune", scenario)
