@@ -96,7 +96,7 @@ final class CentralClient: Sendable {
     }
 
     /// Reports cached reads; returns once the server has recorded them. Throws on any refusal.
-    func report(_ events: [EdgeAuditEvent], token: String) async throws {
+    func report(_ events: [EdgeReadEvent], token: String) async throws {
         let body = try JSONEncoder().encode(["events": events])
         let r = try await send(method: "POST", pathAndQuery: "/v1/sys/edge/audit",
                                headers: [("X-Vault-Token", token), ("Content-Type", "application/json")], body: ByteBuffer(bytes: body))

@@ -369,11 +369,11 @@ public final class EdgeAgent: Sendable {
             return AgentResponses.error(.vault, status: 503, "the central server is unreachable, and this request cannot be answered from the edge cache")
         }
         let age = max(0, Int64(Date().timeIntervalSince(answer.fetchedAt)))
-        let event = EdgeAuditEvent(time_us: Int64(InputNumber.micros(Date())), request_id: RequestContext.newRequestId(), interface: "vault",
-                                   auth_method_type: identity.authMethodType, access_id: identity.accessId,
-                                   actor_name: identity.authMethodName, client_address: context.clientAddress, action: "mount_preflight",
-                                   path: Self.clipped(String(request.uri.path.dropFirst(3)), bytes: 1024), result: "allowed", status: 200,
-                                   error: "", cache: "stale", age_seconds: age)
+        let event = EdgeReadEvent(timeMicros: Int64(InputNumber.micros(Date())), requestId: RequestContext.newRequestId(), interface: "vault",
+                                  authMethodType: identity.authMethodType, accessId: identity.accessId,
+                                  actorName: identity.authMethodName, clientAddress: context.clientAddress, action: "mount_preflight",
+                                  path: Self.clipped(String(request.uri.path.dropFirst(3)), bytes: 1024), result: "allowed", status: 200,
+                                  error: "", cache: "stale", ageSeconds: age)
         do {
             try await queue.append(event)
         } catch {
@@ -539,12 +539,12 @@ public final class EdgeAgent: Sendable {
             (try? ItemPath(item)).map { authorizer.check(.read, on: $0, type: .item).isAllowed } ?? false
         }
         let age = max(0, Int64(Date().timeIntervalSince(answer.fetchedAt)))
-        let event = EdgeAuditEvent(time_us: Int64(InputNumber.micros(Date())), request_id: RequestContext.newRequestId(),
-                                   interface: call.interface.rawValue, auth_method_type: identity.authMethodType,
-                                   access_id: identity.accessId, actor_name: identity.authMethodName, client_address: call.clientAddress,
-                                   action: call.action, path: Self.clipped(answer.items.joined(separator: ","), bytes: 1024),
-                                   result: allowed ? "allowed" : "denied", status: allowed ? 200 : 403,
-                                   error: allowed ? "" : "permission denied", cache: stale ? "stale" : "hit", age_seconds: age)
+        let event = EdgeReadEvent(timeMicros: Int64(InputNumber.micros(Date())), requestId: RequestContext.newRequestId(),
+                                  interface: call.interface.rawValue, authMethodType: identity.authMethodType,
+                                  accessId: identity.accessId, actorName: identity.authMethodName, clientAddress: call.clientAddress,
+                                  action: call.action, path: Self.clipped(answer.items.joined(separator: ","), bytes: 1024),
+                                  result: allowed ? "allowed" : "denied", status: allowed ? 200 : 403,
+                                  error: allowed ? "" : "permission denied", cache: stale ? "stale" : "hit", ageSeconds: age)
         do {
             try await queue.append(event)
         } catch {

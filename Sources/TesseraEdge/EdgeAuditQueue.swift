@@ -6,26 +6,11 @@
 import Foundation
 import Logging
 import NIOPosix
+import TesseraCore
 import TesseraCrypto
 
-/// One read answered by the agent, as it is reported to the central trail.
-struct EdgeAuditEvent: Sendable, Codable {
-    var time_us: Int64
-    var request_id: String
-    var interface: String
-    var auth_method_type: String
-    var access_id: String
-    var actor_name: String
-    var client_address: String
-    var action: String
-    var path: String
-    var result: String
-    var status: Int
-    var error: String
-    var cache: String
-    var age_seconds: Int64
-}
-
+/// The queue of `EdgeReadEvent`s, the reads answered by the agent, as they are reported to the
+/// central trail.
 actor EdgeAuditQueue {
     private let log: String
     private let ackFile: String
@@ -33,10 +18,10 @@ actor EdgeAuditQueue {
     private let logger: Logger
     private var fd: Int32 = -1
     /// Undelivered events, oldest first (what the log holds after the first `acked` lines).
-    private var events: [EdgeAuditEvent] = []
+    private var events: [EdgeReadEvent] = []
     private var acked = 0
     private var lines = 0
-    private var waiting: [(line: [UInt8], event: EdgeAuditEvent, done: CheckedContinuation<Void, any Error>)] = []
+    private var waiting: [(line: [UInt8], event: EdgeReadEvent, done: CheckedContinuation<Void, any Error>)] = []
     private var flushing = false
     /// The log's size after the last durable batch: a failed write is cut back to it, so a torn
     /// line never swallows the next event.
@@ -57,7 +42,7 @@ actor EdgeAuditQueue {
     /// Reopens the queue left by an earlier run: the lines after the acknowledged ones are owed.
     func open() throws {
         let ack = FileManager.default.contents(atPath: ackFile).flatMap { Int(String(decoding: $0, as: UTF8.self).trimmingCharacters(in: .whitespacesAndNewlines)) } ?? 0
-        var owed: [EdgeAuditEvent] = []
+        var owed: [EdgeReadEvent] = []
         var count = 0
         if let data = FileManager.default.contents(atPath: log) {
             for line in data.split(separator: UInt8(ascii: "\n")) {
@@ -65,7 +50,7 @@ actor EdgeAuditQueue {
                 guard count > ack else { continue }
                 guard let sealed = Data(base64Encoded: Data(line)),
                       let plain = try? sealer.open(Array(sealed), context: "audit-event"),
-                      let event = try? JSONDecoder().decode(EdgeAuditEvent.self, from: Data(plain)) else {
+                      let event = try? JSONDecoder().decode(EdgeReadEvent.self, from: Data(plain)) else {
                     // A line this key cannot open: written under another key, or torn by a crash
                     // mid-write (its read was then never answered).
                     logger.warning("an audit queue line cannot be read and is skipped", metadata: ["line": "\(count)"])
@@ -92,7 +77,7 @@ actor EdgeAuditQueue {
     var depth: Int { events.count + waiting.count }
 
     /// Returns once the event is durable; throws if it cannot be written (the read is then refused).
-    func append(_ event: EdgeAuditEvent) async throws {
+    func append(_ event: EdgeReadEvent) async throws {
         guard events.count + waiting.count < Self.maxQueued else {
             throw AgentFailure(status: 503, message: "the audit queue is full")
         }
@@ -138,7 +123,7 @@ actor EdgeAuditQueue {
     }
 
     /// The oldest undelivered events, at most `limit`.
-    func next(_ limit: Int) -> [EdgeAuditEvent] { Array(events.prefix(limit)) }
+    func next(_ limit: Int) -> [EdgeReadEvent] { Array(events.prefix(limit)) }
 
     /// The first `count` events were recorded centrally. The count of delivered lines is written
     /// before they leave memory; once everything is delivered the log starts over.

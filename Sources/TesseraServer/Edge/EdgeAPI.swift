@@ -164,24 +164,7 @@ struct EdgeAPI: Sendable {
     // MARK: reports of reads served from the cache
 
     struct Report: Decodable {
-        var events: [Event]
-    }
-
-    struct Event: Decodable {
-        var time_us: Int64
-        var request_id: String
-        var interface: String
-        var auth_method_type: String
-        var access_id: String
-        var actor_name: String
-        var client_address: String
-        var action: String
-        var path: String
-        var result: String
-        var status: Int64
-        var error: String?
-        var cache: String?
-        var age_seconds: Int64?
+        var events: [EdgeReadEvent]
     }
 
     /// Records each reported event as the agent saw it (time, client identity, outcome), plus who
@@ -219,14 +202,14 @@ struct EdgeAPI: Sendable {
         return Responses.json(.obj(("recorded", .int(Int64(count)))))
     }
 
-    static func validated(_ e: Event, now: Date) throws -> AuditEvent {
+    static func validated(_ e: EdgeReadEvent, now: Date) throws -> AuditEvent {
         func text(_ s: String, _ field: String, max: Int = 256) throws -> String {
             guard s.utf8.count <= max, !s.unicodeScalars.contains(where: { $0.value < 0x20 }) else {
                 throw TesseraError.badRequest("event field \(field) is too long or has control characters")
             }
             return s
         }
-        let micros = try InputNumber.int(e.time_us, field: "time_us", in: 0...(InputNumber.maxEpochSeconds * 1_000_000))
+        let micros = try InputNumber.int(e.timeMicros, field: "time_us", in: 0...(InputNumber.maxEpochSeconds * 1_000_000))
         let time = Date(timeIntervalSince1970: Double(micros) / 1_000_000)
         guard time <= now.addingTimeInterval(300), time >= now.addingTimeInterval(-oldestReport) else {
             throw TesseraError.badRequest("event time is outside the accepted window")
@@ -237,14 +220,14 @@ struct EdgeAPI: Sendable {
         }
         guard let result = AuditResult(rawValue: e.result) else { throw TesseraError.badRequest("event result must be allowed, denied or error") }
         let status = try InputNumber.int(e.status, field: "status", in: 100...599)
-        var event = AuditEvent(time: time, requestId: try text(e.request_id, "request_id", max: 64), interface: interface,
-                               authMethodType: try text(e.auth_method_type, "auth_method_type", max: 32),
-                               accessId: try text(e.access_id, "access_id", max: 80), actorName: try text(e.actor_name, "actor_name"),
-                               clientAddress: try text(e.client_address, "client_address", max: 64), action: e.action,
+        var event = AuditEvent(time: time, requestId: try text(e.requestId, "request_id", max: 64), interface: interface,
+                               authMethodType: try text(e.authMethodType, "auth_method_type", max: 32),
+                               accessId: try text(e.accessId, "access_id", max: 80), actorName: try text(e.actorName, "actor_name"),
+                               clientAddress: try text(e.clientAddress, "client_address", max: 64), action: e.action,
                                path: try text(e.path, "path", max: 1024), result: result, status: status,
                                error: try text(e.error ?? "", "error", max: 512))
         if let cache = e.cache { event.parameters["edge_cache"] = try text(cache, "cache", max: 16) }
-        if let age = e.age_seconds {
+        if let age = e.ageSeconds {
             event.parameters["edge_age_seconds"] = String(try InputNumber.int(age, field: "age_seconds", in: 0...InputNumber.maxSeconds))
         }
         return event

@@ -20,16 +20,6 @@ from e2e_support import unique
 from edge_support import Agent, edge_agent_identity, identity, login, ok
 
 
-@pytest.fixture
-def central(tmp_path):
-    (tmp_path / "central").mkdir()
-    node = DurableNode(tmp_path / "central")
-    node.start()
-    node.initialize()
-    yield node
-    node.stop()
-
-
 def setup_world(node: DurableNode):
     ok(node, "vault-mount-create", path="kv/", type="kv-v2", folder="/kv")
     agent_id, agent_key = edge_agent_identity(node)

@@ -12,19 +12,9 @@ import hvac
 import pytest
 import requests
 
-from e2e_servers import DurableNode, bao_binary, clean_env
+from e2e_servers import bao_binary, clean_env
 from e2e_support import unique
 from edge_support import Agent, edge_agent_identity, identity, login, ok
-
-
-@pytest.fixture
-def central(tmp_path):
-    (tmp_path / "central").mkdir()
-    node = DurableNode(tmp_path / "central")
-    node.start()
-    node.initialize()
-    yield node
-    node.stop()
 
 
 def bao_kv_get(agent: Agent, token: str, home) -> subprocess.CompletedProcess:
