@@ -29,10 +29,11 @@ public struct Principal: Sendable {
     /// The auth method's `access-expires`: no credential of the method works after it.
     public var accessExpires: Date?
 
-    /// Who owns what this principal issues (leases): its auth method, or, for a token created
-    /// by another token (`auth/token/create`), that token alone — a child is not its creator.
+    /// Who owns what this principal issues (leases): an API key's auth method, or, for a token
+    /// that carries a grant (a created token, an AppRole or workload-identity login), that token
+    /// alone — logins of one method with different grants are not one another.
     public var leaseOwner: String {
-        if let t = token, let path = t.grant?.path, path.hasPrefix("auth/token/") { return identity.accessId + ":" + t.accessor }
+        if let t = token, t.grant != nil { return identity.accessId + ":" + t.accessor }
         return identity.accessId
     }
 

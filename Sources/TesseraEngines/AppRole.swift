@@ -153,6 +153,11 @@ extension AccessEngine {
         let settings = AppRoleSettings(config: method.config)
         let inside = { (cidrs: [String]) in cidrs.isEmpty || cidrs.contains { (try? CIDR($0))?.contains(clientAddress) ?? false } }
         var metadata: [String: String] = [:]
+        // The token's own CIDRs are checked before anything is spent or issued.
+        guard inside(settings.tokenBoundCIDRs) else {
+            throttle.recordFailure(accessId: throttleId, address: clientAddress, now: t)
+            throw failure
+        }
         if settings.bindSecretID {
             guard let secret, !secret.isEmpty, let found = try await secretID(method: method, secret: secret),
                   inside(found.cidrs), inside(settings.secretIDBoundCIDRs),
@@ -162,7 +167,10 @@ extension AccessEngine {
             }
             metadata = used.metadata
         } else {
-            guard inside(settings.secretIDBoundCIDRs) else { throw failure }
+            guard inside(settings.secretIDBoundCIDRs) else {
+                throttle.recordFailure(accessId: throttleId, address: clientAddress, now: t)
+                throw failure
+            }
         }
         let roleName = String(method.name.dropFirst("/approle/role/".count))
         metadata["role_name"] = roleName

@@ -19,6 +19,7 @@ extension NativeVerbs {
             let description = try f.string("description") ?? f.string("comment") ?? ""
             let auditAccess = try AuditAccess(wire: try f.string("audit-access"))
             return PreparedVerb(paths: [try ItemPath(name)]) { t, caller in
+                try requireMayEditProtected(caller, name)
                 try requireMayGrant(caller, Role(name: name, auditAccess: auditAccess))
                 let role = try await t.access.createRole(name: name, description: description, auditAccess: auditAccess)
                 return .obj(("name", .string(role.name)))
@@ -54,6 +55,8 @@ extension NativeVerbs {
                    fields: declare([.string("name", required: true, "The role's name.")])) { f in
             let name = try Role.validateName(try f.requiredString("name"))
             return PreparedVerb(paths: [try ItemPath(name)]) { t, caller in
+                try requireMayEditProtected(caller, name)
+                guard name != AccessEngine.adminRoleName else { throw TesseraError.badRequest("the admin role cannot be deleted") }
                 // Deleting a role removes its deny rules, which can give rights back.
                 for rule in try await t.access.role(named: name).rules { try requireMayRemove(caller, rule) }
                 _ = try await t.access.deleteRole(named: name)
@@ -73,6 +76,7 @@ extension NativeVerbs {
             return PreparedVerb(paths: [try ItemPath(name)],
                                 parameters: ["rule_path": pattern.description, "capability": capabilities.map(\.rawValue).sorted().joined(separator: ","),
                                              "rule_type": type.rawValue]) { t, caller in
+                try requireMayEditProtected(caller, name)
                 try requireMayGrant(caller, Role(name: name, rules: [Rule(pattern: pattern, capabilities: capabilities, type: type)]))
                 // Replacing a deny with something else removes the deny.
                 if !capabilities.contains(.deny),
@@ -92,6 +96,7 @@ extension NativeVerbs {
             let pattern = try PathPattern(try f.requiredString("path"))
             let type = try RuleType(wire: try f.string("rule-type"))
             return PreparedVerb(paths: [try ItemPath(name)], parameters: ["rule_path": pattern.description, "rule_type": type.rawValue]) { t, caller in
+                try requireMayEditProtected(caller, name)
                 if let old = try await t.access.role(named: name).rules.first(where: { $0.pattern == pattern && $0.type == type }) {
                     try requireMayRemove(caller, old)
                 }
@@ -146,6 +151,16 @@ extension NativeVerbs {
     }
 
     /// Removing a deny rule needs the rights of granting all it took away.
+    /// `default` reaches every token that names Vault's default policy, and `admin` is the
+    /// administrator's role: only someone who holds everything changes them.
+    static func requireMayEditProtected(_ caller: CallerContext, _ name: String) throws {
+        let protected = ["default", AccessEngine.adminRoleName]
+        guard protected.contains(name.lowercased()) else { return }
+        guard caller.principal?.authorizer.holdsEverything == true else {
+            throw TesseraError.forbidden(path: "/" + name, capability: "administrator")
+        }
+    }
+
     static func requireMayRemove(_ caller: CallerContext, _ rule: Rule) throws {
         guard caller.principal?.authorizer.mayRemove(rule) ?? false else {
             throw TesseraError.forbidden(path: rule.pattern.description, capability: "remove deny")

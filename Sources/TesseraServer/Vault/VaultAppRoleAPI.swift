@@ -130,8 +130,15 @@ struct VaultAppRoleAPI: Sendable {
         try await tessera.run(vr.pipelineCall(action: existing == nil ? "create_auth_method" : "update_auth_method", auditPath: path.value,
                                               checks: [AccessCheck(cap, .authMethod, path)])) { caller in
             // The role's tokens carry these roles: only someone who may grant them names them.
+            // A role that does not exist yet is refused unless the writer holds everything: once
+            // created, its rules would reach these tokens without anyone's check.
+            let admin = caller.principal?.authorizer.holdsEverything == true
             for policy in settings.tokenPolicies where policy != "default" {
-                if let role = try? await tessera.access.role(named: policy) { try NativeVerbs.requireMayGrant(caller, role) }
+                do {
+                    try NativeVerbs.requireMayGrant(caller, try await tessera.access.role(named: policy))
+                } catch TesseraError.notFound {
+                    guard admin else { throw TesseraError.badRequest("policy \"\(policy.prefix(128))\" does not exist") }
+                }
             }
             caller.notes.set("token_policies", settings.tokenPolicies.joined(separator: ","))
             _ = try await tessera.access.putAppRole(named: name, settings: settings)
@@ -179,6 +186,9 @@ struct VaultAppRoleAPI: Sendable {
         let f = try vr.fields()
         let meta = try Self.metadata(f)
         let cidrs = try Self.commaList(f, "cidr_list") ?? []
+        if let bound = try Self.commaList(f, "token_bound_cidrs"), !bound.isEmpty {
+            throw TesseraError.badRequest("token_bound_cidrs on a secret id is not supported: set token_bound_cidrs on the role")
+        }
         let ttl = try f.seconds("ttl")
         let uses = try f.int("num_uses", in: 0...Int(Int32.max))
         let path = try rulePath(name, "secret-id")

@@ -148,3 +148,34 @@ def test_disabling_an_owning_mount_needs_delete_on_its_items(tessera_target):
     assert r.status == 200 and r.json()["data"]["data"] == {"x": "1"}, r
     assert t.http("DELETE", f"/v1/sys/mounts/{mount}").status == 204
     assert t.http("GET", f"/v1/{mount}/data/a").status == 404
+
+
+def test_a_delegated_approle_admin_cannot_name_roles_that_do_not_exist_or_edit_default(tessera_target):
+    """A delegated manager of AppRole roles may not name a policy that does not exist yet (once
+    created, its rules would reach the role's tokens unchecked), and a delegated role manager
+    may not change `default` or delete `admin`, which reach every token."""
+    t = tessera_target
+    tok = t.native_token
+    name = V.unique("deleg")
+    am = t.native("create-auth-method", {"token": tok, "name": name})
+    t.native("create-role", {"token": tok, "name": f"{name}-r"})
+    for path, caps, typ in ((f"/approle/role/*", ["create", "update", "read"], "auth-method-rule"),
+                            ("/*", ["create", "update", "read", "delete"], "role-rule")):
+        t.native("set-role-rule", {"token": tok, "role-name": f"{name}-r", "path": path, "capability": caps, "rule-type": typ})
+    t.native("assoc-role-am", {"token": tok, "role-name": f"{name}-r", "am-name": name})
+    vt = f"{am['access_id']}..{am['access_key']}"
+    r = t.http("POST", f"/v1/auth/approle/role/{name}-ci", {"token_policies": f"{name}-later"}, token=vt)
+    assert r.status == 400 and "does not exist" in r.json()["errors"][0], r
+    r = t.http("PUT", "/v1/sys/policies/acl/default", {"policy": 'path "kv1/*" { capabilities = ["read"] }'}, token=vt)
+    assert r.status == 403, r
+    login = requests_post(t, "/api/v2/auth", {"access-id": am["access_id"], "access-key": am["access_key"]})
+    r = requests_post(t, "/api/v2/set-role-rule", {"token": login["token"], "role-name": "default", "path": "/kv1/*", "capability": ["read"]})
+    assert r.status_code == 403, r.text
+    r = requests_post(t, "/api/v2/delete-role", {"token": login["token"], "name": "admin"})
+    assert r.status_code in (400, 403), r.text
+
+
+def requests_post(t, path, body):
+    import requests
+    r = requests.post(t.addr + path, json=body, timeout=30)
+    return r.json() if path.endswith("/auth") else r
