@@ -11,6 +11,8 @@ public struct RequestContext: Sendable {
     /// Set when an edge agent forwards the request: the pipeline names here the items that a
     /// cacheable read returned, and the front-end answers with them (see `EdgeReadHint`).
     public var edge: EdgeReadHint?
+    /// Set when the answer is to be wrapped (Vault's `X-Vault-Wrap-TTL`).
+    public var wrap: WrapIntent?
 
     public init(requestId: String = RequestContext.newRequestId(), interface: Interface, clientAddress: String, startedAt: Date = Date()) {
         self.requestId = requestId
@@ -71,4 +73,20 @@ public enum Requirement: Sendable, Equatable {
     case listing(RuleType)
     /// Reading the audit trail.
     case auditAccess
+}
+
+/// A request whose answer is to be wrapped: the TTL, the wrapping token's accessor (which the
+/// request's audit event records) and, once the pipeline has authenticated the caller, who the
+/// caller is. Shared by reference between the copies of one request's context.
+public final class WrapIntent: Sendable {
+    public let ttlSeconds: Int
+    public let accessor: String
+    private let caller = Mutex<String>("")
+    public init(ttlSeconds: Int, accessor: String) {
+        self.ttlSeconds = ttlSeconds
+        self.accessor = accessor
+    }
+    /// The access id of the authenticated caller (or of the login that succeeded); "" if none.
+    public var creator: String { caller.withLock { $0 } }
+    public func setCreator(_ accessId: String) { caller.withLock { $0 = accessId } }
 }

@@ -61,6 +61,15 @@ public struct Keyring: Sendable {
         return out
     }
 
+    /// The additional authenticated data for a wrapped response: a label, the wrapping token's
+    /// hash and the term (a sealed answer cannot be moved to another token).
+    public static func wrappingAAD(tokenHash: String, term: UInt32) -> [UInt8] {
+        var out = Array("tessera/wrapped-response/v1".utf8)
+        out += Array(tokenHash.utf8)
+        withUnsafeBytes(of: term.bigEndian) { out += $0 }
+        return out
+    }
+
     /// HMAC-SHA256 of a sensitive parameter under the audit key, as `hmac-sha256:<hex>`.
     public func auditHMAC(_ value: String) -> String {
         let mac = HMAC<SHA256>.authenticationCode(for: Array(value.utf8), using: auditKey)

@@ -24,6 +24,7 @@ public final class Tessera: Sendable {
     public let audit: AuditTrail
     /// Moves stored values to the newest key term after a rotation.
     public let rewrap: KeyRewrap
+    public let wrapping: ResponseWrapping
     let rewrapWake = RewrapWake()
     /// The service-level metrics (`/metrics`, `sys/metrics`).
     public let telemetry: Telemetry
@@ -157,6 +158,7 @@ public final class Tessera: Sendable {
                                   pauseAfterApply: options.rotationPauseAfterApply, observer: telemetry, claims: claims)
         auditDevices = AuditDevices(auditStore: auditStore, cursors: store, logger: Logger(label: "tessera.audit-devices"))
         rewrap = KeyRewrap(store: store, seal: seal, rowsPerSecond: options.rewrapRowsPerSecond, now: now)
+        wrapping = ResponseWrapping(store: store, seal: seal, now: now)
         audit = AuditTrail(store: auditStore, anchors: store, keyring: { [seal] in try seal.keyring() },
                            writeTimeout: options.auditWriteTimeout, logger: Logger(label: "tessera.audit"))
         changeFollower = store.changeFeed.map { [access, mounts] in

@@ -288,9 +288,24 @@ public protocol ClusterRepository: Sendable {
     func releaseClaim(kind: String, key: String, node: String) async throws
 }
 
+/// Wrapped responses (Vault's response wrapping), each unwrapped at most once.
+public protocol WrappingRepository: Sendable {
+    /// Stores a wrapped response, and removes those that expired before `now`. Throws
+    /// `tooManyRequests` when its creator already has `maxPerCreator` live ones.
+    func createWrappedResponse(_ wrapped: WrappedResponse, now: Date, maxPerCreator: Int) async throws
+    /// The live wrapped response with this token hash (not expired at `now`), or nil.
+    func wrappedResponse(hash: String, now: Date) async throws -> WrappedResponse?
+    /// Removes and returns the live wrapped response, atomically: of concurrent takes of the same
+    /// token, exactly one gets it.
+    func takeWrappedResponse(hash: String, now: Date) async throws -> WrappedResponse?
+    /// Replaces a live wrapped response by `replacement` in one transaction (a rewrap); false when
+    /// the old one was already unwrapped or expired, and then nothing is stored.
+    func replaceWrappedResponse(hash: String, with replacement: WrappedResponse, now: Date) async throws -> Bool
+}
+
 /// The whole data store of one installation.
 public protocol Store: SealRepository, ClusterRepository, ItemRepository, AccessRepository, MountRepository, ConnectorRepository, LeaseRepository,
-                       RotationRepository, AuditAnchorRepository, KeyTermRepository, AuditDeviceRepository {
+                       RotationRepository, AuditAnchorRepository, KeyTermRepository, AuditDeviceRepository, WrappingRepository {
     /// Writes a consistent copy of all data as of one moment to a new file (online: writes go on).
     func snapshot(to path: String) async throws
     /// Hits and misses of the store's item cache.

@@ -158,6 +158,10 @@ extension Tessera {
             if s >= 400 { event.result = .error }
         }
         var parameters = call.parameters.merging(noted) { a, _ in a }
+        if let wrap = ctx.wrap {
+            parameters["wrap_accessor"] = wrap.accessor
+            if case .success = outcome, event.status < 300, !event.accessId.isEmpty { wrap.setCreator(event.accessId) }
+        }
         if !call.sensitive.isEmpty, let keyring = try? seal.keyring() {
             for (k, v) in call.sensitive { parameters[k] = keyring.auditHMAC(v) }
         }

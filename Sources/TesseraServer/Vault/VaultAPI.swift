@@ -28,6 +28,13 @@ struct VaultAPI: Sendable {
                 return VaultResponses.errors(["cannot handle internal-only request operation"], status: .badRequest)
             }
             let body = try await request.collectLimited(tessera.options.maxBodyBytes)
+            // Response wrapping: the token is chosen now, so that the request's audit event names it.
+            var wrapToken: ResponseWrapping.Token?
+            if let ttl = try VaultWrapping.requestedTTL(request), !request.uri.path.hasPrefix("/v1/sys/edge/") {
+                let token = ResponseWrapping.newToken()
+                wrapToken = token
+                ctx.wrap = WrapIntent(ttlSeconds: ttl, accessor: token.accessor)
+            }
             var vr: VaultRequest
             do {
                 vr = try VaultRequest(request, body: body, context: ctx)
@@ -38,6 +45,9 @@ struct VaultAPI: Sendable {
                 return VaultResponses.errors([e.message], status: .notFound)
             }
             var response = try await dispatch(vr, request)
+            if let intent = ctx.wrap, let wrapToken {
+                response = try await VaultWrapping(tessera: tessera).wrap(response, vr, intent: intent, token: wrapToken)
+            }
             log(request, response.status.code, context)
             EdgeAPI.nameItems(ctx.edge, in: &response)
             let ignored = vr.ignoredFields.all

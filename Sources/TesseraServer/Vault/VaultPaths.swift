@@ -211,6 +211,26 @@ enum VaultPaths {
                 .string("accessor", required: true, "The accessor."), .string("path", "A path."), .list("paths", "Paths."),
             ]),
         ]),
+        // Response wrapping
+        VaultPathSpec(engine: .system, pattern: "sys/wrapping/wrap", operations: [
+            .init("POST", "Wrap the body (any JSON object) under a new single-use token; needs X-Vault-Wrap-TTL.", freeForm: true),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/wrapping/unwrap", operations: [
+            .init("POST", "Unwrap a wrapped answer, once: the wrapping token as X-Vault-Token, or in the body with any valid token.", fields: [
+                .string("token", sensitive: true, "The wrapping token (when X-Vault-Token is another token)."),
+            ]),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/wrapping/lookup", operations: [
+            .init("POST", "A wrapping token's creation path, time and TTL (no token needed).", fields: [
+                .string("token", sensitive: true, "The wrapping token (else X-Vault-Token)."),
+            ], authenticated: false),
+            .init("GET", "As POST, with the wrapping token as X-Vault-Token.", authenticated: false),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/wrapping/rewrap", operations: [
+            .init("POST", "Move a wrapped answer to a new wrapping token with the same TTL; the old one is spent.", fields: [
+                .string("token", required: true, sensitive: true, "The wrapping token."),
+            ]),
+        ]),
         // Tokens and logins
         VaultPathSpec(engine: .auth, pattern: "auth/token/lookup-self", operations: [
             .init("GET", "The caller's token."), .init("POST", "The caller's token."),

@@ -75,6 +75,8 @@ struct VaultSysAPI: Sendable {
         case (let p, _) where p == "sys/auth" || p.hasPrefix("sys/auth/"):
             if let response = try await VaultAuthMethods(tessera: tessera).handleSys(vr) { return response }
             throw TesseraError.notFound("")
+        case (let p, _) where VaultWrapping.handles(p):
+            return try await VaultWrapping(tessera: tessera).handle(vr)
         case (let p, _) where VaultPolicyAPI.handles(p):
             return try await VaultPolicyAPI(tessera: tessera).handle(vr)
         case (let p, _) where p.hasPrefix("sys/leases/"):

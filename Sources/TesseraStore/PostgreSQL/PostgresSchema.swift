@@ -248,6 +248,22 @@ enum PostgresSchema {
         ALTER TABLE vault_mounts ADD COLUMN default_lease_ttl BIGINT NOT NULL DEFAULT 0;
         ALTER TABLE vault_mounts ADD COLUMN max_lease_ttl BIGINT NOT NULL DEFAULT 0;
         """,
+        // 7: wrapped responses (Vault's response wrapping), sealed, each unwrapped at most once.
+        """
+        CREATE TABLE wrapped_responses (
+            token_hash TEXT COLLATE "C" PRIMARY KEY,
+            creation_path TEXT NOT NULL,
+            created_at BIGINT NOT NULL,
+            ttl_seconds BIGINT NOT NULL,
+            expires_at BIGINT NOT NULL,
+            ciphertext BYTEA NOT NULL,
+            key_term BIGINT NOT NULL,
+            wrapped_accessor TEXT NOT NULL,
+            creator_access_id TEXT NOT NULL
+        );
+        CREATE INDEX wrapped_responses_expiry ON wrapped_responses(expires_at);
+        CREATE INDEX wrapped_responses_creator ON wrapped_responses(creator_access_id);
+        """,
     ]
 
     /// Migrations of the "audit" component (the trail, in the same database).

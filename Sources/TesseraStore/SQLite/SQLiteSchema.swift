@@ -305,6 +305,22 @@ enum SQLiteSchema {
         ALTER TABLE vault_mounts ADD COLUMN default_lease_ttl INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE vault_mounts ADD COLUMN max_lease_ttl INTEGER NOT NULL DEFAULT 0;
         """,
+        // 16: wrapped responses (Vault's response wrapping), sealed, each unwrapped at most once.
+        """
+        CREATE TABLE wrapped_responses (
+            token_hash TEXT PRIMARY KEY,
+            creation_path TEXT NOT NULL,
+            created_at INTEGER NOT NULL,
+            ttl_seconds INTEGER NOT NULL,
+            expires_at INTEGER NOT NULL,
+            ciphertext BLOB NOT NULL,
+            key_term INTEGER NOT NULL,
+            wrapped_accessor TEXT NOT NULL,
+            creator_access_id TEXT NOT NULL
+        );
+        CREATE INDEX wrapped_responses_expiry ON wrapped_responses(expires_at);
+        CREATE INDEX wrapped_responses_creator ON wrapped_responses(creator_access_id);
+        """,
     ]
 
     static let auditMigrations: [String] = [
