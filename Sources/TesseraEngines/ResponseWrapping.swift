@@ -69,11 +69,33 @@ public struct ResponseWrapping: Sendable {
         return record
     }
 
-    /// Takes the wrapped response of `token` (it is gone afterwards) and opens it.
+    /// Opens the wrapped response of `token`, then takes it (it is gone afterwards): an answer that
+    /// cannot be opened is never spent, and of concurrent unwraps only one takes it.
     public func unwrap(_ token: String) async throws -> (record: WrappedResponse, body: [UInt8]) {
-        guard Self.isWrappingToken(token),
-              let record = try await store.takeWrappedResponse(hash: AccessKeyHasher.tokenHash(token), now: now()) else { throw Self.invalid }
-        return (record, try await open(record))
+        let found = try await lookup(token)
+        let body = try await open(found)
+        guard let record = try await store.takeWrappedResponse(hash: found.tokenHash, now: now()) else { throw Self.invalid }
+        return (record, body)
+    }
+
+    /// Puts back an answer taken by a request that failed afterwards (its audit event was not
+    /// written), so that the failure does not destroy it.
+    public func restore(_ record: WrappedResponse) async {
+        try? await store.restoreWrappedResponse(record)
+    }
+
+    /// Undoes a rewrap whose request failed afterwards: the new token is withdrawn and the old
+    /// one is live again.
+    public func undoRewrap(previous: WrappedResponse, next: WrappedResponse) async {
+        guard (try? await store.takeWrappedResponse(hash: next.tokenHash, now: now())) != nil else { return }
+        await restore(previous)
+    }
+
+    /// Refuses early, before the request runs, when `creator` already holds as many wrapped
+    /// answers as allowed (the store checks again when the answer is wrapped).
+    public func requireRoom(creator: String) async throws {
+        guard !creator.isEmpty else { return }
+        if try await store.liveWrappedResponses(creator: creator, now: now()) >= Self.maxPerCreator { throw WrappedResponse.tooMany }
     }
 
     /// Moves the wrapped response of `token` to a new token with the same TTL; the old token is

@@ -18,9 +18,11 @@ public struct TokenRequest: Sendable {
     public var orphan: Bool
     public var renewable: Bool
     public var path: String
+    /// The token role it is created from ("" for none).
+    public var tokenRole: String
 
     public init(roleNames: [String], policies: [String], ttlSeconds: Int?, explicitMaxTTLSeconds: Int, displayName: String,
-                metadata: [String: String], orphan: Bool, renewable: Bool, path: String) {
+                metadata: [String: String], orphan: Bool, renewable: Bool, path: String, tokenRole: String = "") {
         self.roleNames = roleNames
         self.policies = policies
         self.ttlSeconds = ttlSeconds
@@ -30,6 +32,7 @@ public struct TokenRequest: Sendable {
         self.orphan = orphan
         self.renewable = renewable
         self.path = path
+        self.tokenRole = tokenRole
     }
 }
 
@@ -57,7 +60,7 @@ extension AccessEngine {
             }
             expires = min(expires, p.expiresAt)
         }
-        let grant = TokenGrant(roleNames: request.roleNames, loginRole: "", displayName: request.displayName, metadata: request.metadata,
+        let grant = TokenGrant(roleNames: request.roleNames, loginRole: request.tokenRole, displayName: request.displayName, metadata: request.metadata,
                                ttlSeconds: max(ttl, 1), policies: request.policies, path: request.path,
                                explicitMaxTTLSeconds: request.explicitMaxTTLSeconds, renewable: request.renewable)
         let token = SecureRandom.token()
@@ -72,6 +75,13 @@ extension AccessEngine {
         }
         return IssuedToken(token: token, record: record)
     }
+
+    // MARK: Token roles
+
+    public func tokenRole(named name: String) async throws -> TokenRole? { try await store.tokenRole(named: name) }
+    public func tokenRoles() async throws -> [TokenRole] { try await store.tokenRoles() }
+    public func putTokenRole(_ role: TokenRole) async throws { try await store.putTokenRole(role) }
+    public func deleteTokenRole(named name: String) async throws -> Bool { try await store.deleteTokenRole(named: name) }
 
     /// A live token by its accessor, or nil. Accessors are 24 lower-case hex digits.
     public func token(accessor: String) async throws -> TokenRecord? {

@@ -301,11 +301,28 @@ public protocol WrappingRepository: Sendable {
     /// Replaces a live wrapped response by `replacement` in one transaction (a rewrap); false when
     /// the old one was already unwrapped or expired, and then nothing is stored.
     func replaceWrappedResponse(hash: String, with replacement: WrappedResponse, now: Date) async throws -> Bool
+    /// Puts back a wrapped response that was taken by a request that then failed (its audit
+    /// event could not be written); nothing happens when one with that hash is stored. Not capped.
+    func restoreWrappedResponse(_ wrapped: WrappedResponse) async throws
+    /// How many live wrapped responses this creator holds at `now`.
+    func liveWrappedResponses(creator: String, now: Date) async throws -> Int
+}
+
+/// Token roles (Vault's `auth/token/roles`), by name (case-sensitive, as in Vault).
+public protocol TokenRoleRepository: Sendable {
+    /// Creates or replaces the role of that name.
+    func putTokenRole(_ role: TokenRole) async throws
+    func tokenRole(named name: String) async throws -> TokenRole?
+    /// Every token role, ordered by name (bytewise).
+    func tokenRoles() async throws -> [TokenRole]
+    /// False when there was no such role.
+    func deleteTokenRole(named name: String) async throws -> Bool
 }
 
 /// The whole data store of one installation.
 public protocol Store: SealRepository, ClusterRepository, ItemRepository, AccessRepository, MountRepository, ConnectorRepository, LeaseRepository,
-                       RotationRepository, AuditAnchorRepository, KeyTermRepository, AuditDeviceRepository, WrappingRepository {
+                       RotationRepository, AuditAnchorRepository, KeyTermRepository, AuditDeviceRepository, WrappingRepository,
+                       TokenRoleRepository {
     /// Writes a consistent copy of all data as of one moment to a new file (online: writes go on).
     func snapshot(to path: String) async throws
     /// Hits and misses of the store's item cache.

@@ -78,6 +78,23 @@ extension StoreConformance {
             }
         }
 
+        @Test("a taken response is put back once (not over one stored since); live ones are counted per creator", arguments: Engines.all)
+        func restoreAndCount(engine: any StoreUnderTest) async throws {
+            try await withStore(engine) { s in
+                try await s.store.createWrappedResponse(Self.wrapped("h1"), now: T.at(0), maxPerCreator: 10)
+                try await s.store.createWrappedResponse(Self.wrapped("h2", ttl: 10), now: T.at(0), maxPerCreator: 10)
+                try await s.store.createWrappedResponse(Self.wrapped("o1", creator: "p-other000001"), now: T.at(0), maxPerCreator: 10)
+                #expect(try await s.store.liveWrappedResponses(creator: "p-creator0001", now: T.at(5)) == 2)
+                #expect(try await s.store.liveWrappedResponses(creator: "p-creator0001", now: T.at(10)) == 1)
+                #expect(try await s.store.liveWrappedResponses(creator: "p-nobody00001", now: T.at(0)) == 0)
+                let taken = try #require(try await s.store.takeWrappedResponse(hash: "h1", now: T.at(1)))
+                try await s.store.restoreWrappedResponse(taken)
+                #expect(try await s.store.wrappedResponse(hash: "h1", now: T.at(1)) == taken)
+                try await s.store.restoreWrappedResponse(Self.wrapped("h1", createdAt: 7))
+                #expect(try await s.store.wrappedResponse(hash: "h1", now: T.at(1)) == taken)
+            }
+        }
+
         @Test("of concurrent wraps by one creator, no more than the cap are stored", arguments: Engines.all)
         func cappedUnderRace(engine: any StoreUnderTest) async throws {
             try await withStore(engine) { s in

@@ -134,6 +134,9 @@ extension Tessera {
                 let p = try await authenticate(call.credentials, event: &event)
                 principal = p
                 try authorize(call, p.authorizer, notes: notes)
+                // A wrapped answer that could not be stored would leave what the request did
+                // (a token, a lease) with nobody holding it: refuse before it runs.
+                if ctx.wrap != nil { try await wrapping.requireRoom(creator: p.identity.accessId) }
             }
             outcome = .success(try await operation(CallerContext(principal: principal, request: ctx, notes: notes)))
         } catch {

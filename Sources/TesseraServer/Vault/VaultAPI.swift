@@ -31,6 +31,9 @@ struct VaultAPI: Sendable {
             // Response wrapping: the token is chosen now, so that the request's audit event names it.
             var wrapToken: ResponseWrapping.Token?
             if let ttl = try VaultWrapping.requestedTTL(request), !request.uri.path.hasPrefix("/v1/sys/edge/") {
+                guard !VaultWrapping.refusesWrapping(request.uri.path) else {
+                    return VaultResponses.errors(["this endpoint's answer cannot be wrapped"], status: .badRequest)
+                }
                 let token = ResponseWrapping.newToken()
                 wrapToken = token
                 ctx.wrap = WrapIntent(ttlSeconds: ttl, accessor: token.accessor)

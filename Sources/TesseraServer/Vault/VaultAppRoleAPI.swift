@@ -70,7 +70,7 @@ struct VaultAppRoleAPI: Sendable {
             let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
             return try await tessera.access.appRoles().filter { name in
                 guard let p = try? rulePath(name) else { return false }
-                return authorizer.check(.list, on: p, type: .authMethod).isAllowed || authorizer.check(.read, on: p, type: .authMethod).isAllowed
+                return authorizer.listsAuthMethod(p)
             }
         }
         guard !names.isEmpty else { throw TesseraError.notFound("") }
@@ -301,5 +301,13 @@ struct VaultAppRoleAPI: Sendable {
         }
         return VaultResponses.envelope(data: nil, auth: VaultAuthAPI(tessera: tessera).authBlock(principal, token: issued.token),
                                        requestId: vr.context.requestId)
+    }
+}
+
+extension Authorizer {
+    /// Whether a listing of auth-method entries (AppRole roles, token roles) shows this one: list
+    /// or read on it.
+    func listsAuthMethod(_ path: ItemPath) -> Bool {
+        check(.list, on: path, type: .authMethod).isAllowed || check(.read, on: path, type: .authMethod).isAllowed
     }
 }

@@ -65,14 +65,20 @@ struct VaultAuthAPI: Sendable {
         if let t = p.token, let grant = t.grant {
             let ttl = InputNumber.int64(max(0, t.expiresAt.timeIntervalSince(now)))
             let shown = JSON.strings(grant.policies ?? (["default"] + grant.roleNames.filter { $0 != "default" }))
-            return .obj(("accessor", .string(t.accessor)), ("creation_time", .int(InputNumber.int64(t.issuedAt.timeIntervalSince1970))),
-                        ("creation_ttl", .int(Int64(grant.ttlSeconds))), ("display_name", .string(grant.displayName)),
-                        ("entity_id", .string("")), ("expire_time", .date(t.expiresAt)), ("explicit_max_ttl", .int(Int64(grant.explicitMaxTTLSeconds ?? 0))),
-                        ("id", .string(id)), ("issue_time", .date(t.issuedAt)),
-                        ("meta", grant.metadata.isEmpty && grant.path != nil ? .null : JSON.stringMap(grant.metadata)), ("num_uses", .int(0)),
-                        ("orphan", .bool(t.parentHash.isEmpty)),
-                        ("path", .string(grant.path ?? ("auth" + p.identity.authMethodName + "/login"))), ("policies", shown),
-                        ("renewable", .bool(grant.renewable ?? true)), ("ttl", .int(ttl)), ("type", .string("service")))
+            var pairs: [(String, JSON)] = [
+                ("accessor", .string(t.accessor)), ("creation_time", .int(InputNumber.int64(t.issuedAt.timeIntervalSince1970))),
+                ("creation_ttl", .int(Int64(grant.ttlSeconds))), ("display_name", .string(grant.displayName)),
+                ("entity_id", .string("")), ("expire_time", .date(t.expiresAt)), ("explicit_max_ttl", .int(Int64(grant.explicitMaxTTLSeconds ?? 0))),
+                ("id", .string(id)), ("issue_time", .date(t.issuedAt)),
+                ("meta", grant.metadata.isEmpty && grant.path != nil ? .null : JSON.stringMap(grant.metadata)), ("num_uses", .int(0)),
+                ("orphan", .bool(t.parentHash.isEmpty)),
+                ("path", .string(grant.path ?? ("auth" + p.identity.authMethodName + "/login"))), ("policies", shown),
+                ("renewable", .bool(grant.renewable ?? true)),
+            ]
+            // A token made from a token role names it, as Vault's lookup does.
+            if grant.path?.hasPrefix("auth/token/create/") == true, !grant.loginRole.isEmpty { pairs.append(("role", .string(grant.loginRole))) }
+            pairs += [("ttl", .int(ttl)), ("type", .string("service"))]
+            return .object(pairs)
         }
         if let t = p.token {
             let ttl = InputNumber.int64(max(0, t.expiresAt.timeIntervalSince(now)))

@@ -247,6 +247,28 @@ enum VaultPaths {
         VaultPathSpec(engine: .auth, pattern: "auth/token/create-orphan", operations: [
             .init("POST", "Create an orphan token (auth-method-rule on /token/create-orphan).", fields: tokenCreateFields),
         ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/token/create/{name}", operations: [
+            .init("POST", "Create a token from a token role (auth-method-rule on /token/create/<name>).", fields: tokenCreateFields),
+        ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/token/roles", operations: [.init("LIST", "The token roles the caller may see.")]),
+        VaultPathSpec(engine: .auth, pattern: "auth/token/roles/{name}", operations: [
+            .init("GET", "A token role (auth-method-rule read on /token/roles/<name>)."),
+            .init("POST", "Create or update a token role (auth-method-rule create or update on /token/roles/<name>); naming allowed policies needs the right to grant them.", fields: [
+                .any("allowed_policies", "Policies its tokens may carry, whatever their creator holds (a list or comma-separated)."),
+                .any("disallowed_policies", "Policies its tokens may never carry."),
+                .any("allowed_policies_glob", "Globs of allowed policies (administrators only)."),
+                .any("disallowed_policies_glob", "Globs of disallowed policies."),
+                .bool("orphan", "Its tokens are orphans (needs the right on /token/create-orphan)."),
+                .bool("renewable", "Whether its tokens may be renewed (default true)."),
+                .string("path_suffix", "Appended to the tokens' path."),
+                .duration("token_explicit_max_ttl", "No token outlives this."), .duration("explicit_max_ttl", "Alias of token_explicit_max_ttl."),
+                .duration("token_period", "Taken as the tokens' TTL."), .duration("period", "Alias of token_period."),
+                .bool("token_no_default_policy", "Leave out default."), .string("token_type", "service or default-service."),
+                .int("token_num_uses", 0...Int(Int32.max), "Only 0 is supported."), .any("token_bound_cidrs", "Not supported (refused when set)."),
+                .any("allowed_entity_aliases", "Not supported (refused when set)."),
+            ]),
+            .init("DELETE", "Delete a token role (auth-method-rule delete on /token/roles/<name>); its tokens live on."),
+        ]),
         VaultPathSpec(engine: .auth, pattern: "auth/token/lookup", operations: [
             .init("POST", "Look up a token (auth-method-rule on /token/lookup).", fields: [.string("token", required: true, sensitive: true, "The token.")]),
         ]),

@@ -16,6 +16,13 @@ struct VaultTokenAPI: Sendable {
                                           "revoke", "revoke-accessor", "revoke-orphan"]
 
     func handle(_ vr: VaultRequest, operation: String) async throws -> Response? {
+        if operation == "roles" || operation.hasPrefix("roles/") { return try await roles(vr, String(operation.dropFirst("roles/".count))) }
+        if operation.hasPrefix("create/") {
+            guard vr.operation == .write else { return VaultResponses.errors([], status: .methodNotAllowed) }
+            let name = String(operation.dropFirst("create/".count))
+            guard TokenRole.isValidName(name) else { return nil }
+            return try await create(vr, orphanPath: false, roleName: name)
+        }
         guard Self.operations.contains(operation) else { return nil }
         guard vr.operation == .write || (vr.operation == .read && operation == "lookup") else {
             return VaultResponses.errors([], status: .methodNotAllowed)
@@ -31,7 +38,7 @@ struct VaultTokenAPI: Sendable {
 
     // MARK: Create
 
-    func create(_ vr: VaultRequest, orphanPath: Bool) async throws -> Response {
+    func create(_ vr: VaultRequest, orphanPath: Bool, roleName: String? = nil) async throws -> Response {
         let f = try vr.fields()
         var requested = try f.stringList("policies")?.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
         // 0 or absent: the default (the CLI sends 0 when -ttl is not given).
@@ -48,11 +55,17 @@ struct VaultTokenAPI: Sendable {
             throw TesseraError.badRequest("token type \"\(type.prefix(16))\" is not supported; Tessera issues service tokens")
         }
         let orphan = orphanPath || noParent
-        let rulePath = try ItemPath(orphanPath ? "/token/create-orphan" : "/token/create")
+        let rulePath = try ItemPath(roleName.map { "/token/create/" + $0 } ?? (orphanPath ? "/token/create-orphan" : "/token/create"))
         let call = vr.pipelineCall(action: "create_token", auditPath: rulePath.value, checks: [AccessCheck(anyOf: [.create, .update], .authMethod, rulePath)])
         let (issued, warnings) = try await tessera.run(call) { caller -> (IssuedToken, [String]) in
             guard let parent = caller.principal else { throw TesseraError.unauthorized("") }
             guard numUses == 0 else { throw TesseraError.badRequest("num_uses is not supported: Tessera tokens are not limited by use count") }
+            if let roleName {
+                guard let role = try await tessera.access.tokenRole(named: roleName) else { throw TesseraError.badRequest("unknown role \(roleName)") }
+                caller.notes.set("token_role", roleName)
+                return try await createFromRole(role, parent: parent, caller: caller, requested: requested ?? [], noDefault: noDefault,
+                                                ttl: ttl, explicitMax: explicitMax, renewable: renewable, displayName: displayName, meta: meta)
+            }
             // `no_parent` on `create` needs the orphan right as well (Vault: root or sudo).
             if noParent && !orphanPath {
                 let orphanRulePath = try ItemPath("/token/create-orphan")
@@ -85,16 +98,7 @@ struct VaultTokenAPI: Sendable {
                (try? await tessera.access.role(named: "default")) != nil {
                 roleNames.append("default")
             }
-            // A child never sheds a deny its parent could not remove: the parent's roles with
-            // such denies go with it.
-            if !parent.authorizer.holdsEverything {
-                for name in parent.identity.roleNames where !roleNames.contains(name) {
-                    guard let role = try? await tessera.access.role(named: name) else { continue }
-                    if role.rules.contains(where: { $0.capabilities.contains(.deny) && !parent.authorizer.mayRemove($0) }) {
-                        roleNames.append(name)
-                    }
-                }
-            }
+            roleNames += await retainedDenyRoles(parent, besides: roleNames)
             var shown = requested.map { Set($0) } ?? Set(parent.identity.roleNames)
             if noDefault { shown.remove("default") } else { shown.insert("default") }
             let request = TokenRequest(roleNames: roleNames, policies: shown.sorted(), ttlSeconds: ttl.map { max($0, 1) },
@@ -112,9 +116,21 @@ struct VaultTokenAPI: Sendable {
         let auth = JSON.obj(("client_token", .string(issued.token)), ("accessor", .string(record.accessor)),
                             ("policies", policies), ("token_policies", policies),
                             ("metadata", meta.isEmpty ? .null : JSON.stringMap(meta)), ("lease_duration", .int(ttlLeft)),
-                            ("renewable", .bool(renewable)), ("entity_id", .string("")), ("token_type", .string("service")),
+                            ("renewable", .bool(record.grant?.renewable ?? renewable)), ("entity_id", .string("")), ("token_type", .string("service")),
                             ("orphan", .bool(record.parentHash.isEmpty)), ("mfa_requirement", .null), ("num_uses", .int(0)))
         return VaultResponses.envelope(data: nil, warnings: warnings.isEmpty ? nil : warnings, auth: auth, requestId: vr.context.requestId)
+    }
+
+    /// A child never sheds a deny its parent could not remove: the parent's roles with such
+    /// denies go with it.
+    func retainedDenyRoles(_ parent: Principal, besides roleNames: [String]) async -> [String] {
+        guard !parent.authorizer.holdsEverything else { return [] }
+        var out: [String] = []
+        for name in parent.identity.roleNames where !roleNames.contains(name) {
+            guard let role = try? await tessera.access.role(named: name) else { continue }
+            if role.rules.contains(where: { $0.capabilities.contains(.deny) && !parent.authorizer.mayRemove($0) }) { out.append(name) }
+        }
+        return out
     }
 
     func metadata(_ f: RequestFields) throws -> [String: String] {

@@ -6,6 +6,7 @@ import Foundation
 import HTTPTypes
 import Hummingbird
 import NIOCore
+import Synchronization
 import TesseraCore
 import TesseraEngines
 
@@ -55,15 +56,35 @@ struct VaultWrapping: Sendable {
         // An anonymous caller could otherwise fill the store with sealed answers of its own.
         guard !intent.creator.isEmpty else { throw TesseraError.badRequest("response wrapping needs an authenticated request") }
         var wrappedAccessor = ""
-        // The token inside a login or token creation, or the AppRole secret id inside its answer.
-        if case .string(let a)? = auth["accessor"] {
+        // The token inside a login or token creation (only Tessera's own handlers answer with
+        // `auth`), or the secret id inside an AppRole secret-id answer. Never a field of stored
+        // data: that would show a secret in wrap_info and the audit trail.
+        if case .string(let a)? = auth["accessor"], Self.isAccessorShaped(a) {
             wrappedAccessor = a
-        } else if case .string(let a)? = json["data"]?["secret_id_accessor"] {
+        } else if Self.isSecretIDPath(vr.path), case .string(let a)? = json["data"]?["secret_id_accessor"], Self.isAccessorShaped(a) {
             wrappedAccessor = a
         }
         let record = try await tessera.wrapping.wrap(Array(bytes.readableBytesView), token: token, ttlSeconds: intent.ttlSeconds,
                                                      creationPath: vr.path + (vr.hadTrailingSlash ? "/" : ""), wrappedAccessor: wrappedAccessor, creator: intent.creator)
         return Self.wrapInfo(token.text, record)
+    }
+
+    /// Accessors Tessera issues: 24 hex digits (tokens) or a UUID (AppRole secret ids).
+    static func isAccessorShaped(_ s: String) -> Bool {
+        s.utf8.count <= 64 && !s.isEmpty
+            && s.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) || $0 == UInt8(ascii: "-") }
+    }
+
+    /// `auth/approle/role/<name>/secret-id`, where an answer holds a new secret id.
+    static func isSecretIDPath(_ path: String) -> Bool {
+        let parts = path.split(separator: "/", omittingEmptySubsequences: false)
+        return parts.count == 5 && parts[0] == "auth" && parts[1] == "approle" && parts[2] == "role" && parts[4] == "secret-id"
+    }
+
+    /// Answers that are never wrapped, refused before the request runs: streamed or non-JSON
+    /// answers whose handlers hold resources until their body is sent.
+    static func refusesWrapping(_ uriPath: String) -> Bool {
+        ["/v1/sys/storage/raft/snapshot", "/v1/sys/metrics"].contains { uriPath.hasPrefix($0) }
     }
 
     static func wrapInfo(_ token: String, _ record: WrappedResponse) -> Response {
@@ -128,12 +149,21 @@ struct VaultWrapping: Sendable {
         // The bearer of a wrapping token needs no other identity; a token named in the body is
         // unwrapped by an authenticated caller (Vault's default policy).
         let call = vr.pipelineCall(action: "unwrap", auditPath: "sys/wrapping/unwrap", needsIdentity: !fromHeader)
-        let body = try await tessera.run(call) { caller in
-            let (record, body) = try await tessera.wrapping.unwrap(token)
-            Self.note(record, caller.notes)
-            // Wrapping the unwrapped answer again is done for the one who wrapped it.
-            if fromHeader { vr.context.wrap?.setCreator(record.creatorAccessId) }
-            return body
+        let taken = TakenRecords()
+        let body: [UInt8]
+        do {
+            body = try await tessera.run(call) { caller in
+                let (record, body) = try await tessera.wrapping.unwrap(token)
+                taken.set(record)
+                Self.note(record, caller.notes)
+                // Wrapping the unwrapped answer again is done for the one who wrapped it.
+                if fromHeader { vr.context.wrap?.setCreator(record.creatorAccessId) }
+                return body
+            }
+        } catch {
+            // Taken but not audited (or not served): it stays wrapped.
+            if let record = taken.first { await tessera.wrapping.restore(record) }
+            throw error
         }
         guard case .object(var pairs)? = try? JSON.parse(body) else { throw TesseraError.integrity("a wrapped answer is malformed") }
         for i in pairs.indices {
@@ -147,7 +177,7 @@ struct VaultWrapping: Sendable {
         let (token, _) = try target(vr)
         let record = try await tessera.run(vr.pipelineCall(action: "wrapping_lookup", auditPath: "sys/wrapping/lookup", needsIdentity: false)) { caller in
             let record = try await tessera.wrapping.lookup(token)
-            Self.note(record, caller.notes)
+            Self.note(record, caller.notes, key: "looked_up_accessor")
             return record
         }
         return VaultResponses.envelope(data: .obj(("creation_path", .string(record.creationPath)), ("creation_time", .date(record.createdAt)),
@@ -158,19 +188,27 @@ struct VaultWrapping: Sendable {
     func rewrap(_ vr: VaultRequest) async throws -> Response {
         let (token, fromHeader) = try target(vr)
         guard !fromHeader else { throw TesseraError.unauthorized("") }
-        let (next, record) = try await tessera.run(vr.pipelineCall(action: "rewrap", auditPath: "sys/wrapping/rewrap")) { caller in
-            let (next, record, previous) = try await tessera.wrapping.rewrap(token)
-            Self.note(previous, caller.notes)
-            caller.notes.set("new_wrap_accessor", record.accessor)
-            return (next, record)
+        let taken = TakenRecords()
+        do {
+            let (next, record) = try await tessera.run(vr.pipelineCall(action: "rewrap", auditPath: "sys/wrapping/rewrap")) { caller in
+                let (next, record, previous) = try await tessera.wrapping.rewrap(token)
+                taken.set(previous, record)
+                Self.note(previous, caller.notes, key: "rewrapped_accessor")
+                caller.notes.set("new_wrap_accessor", record.accessor)
+                return (next, record)
+            }
+            return Self.wrapInfo(next.text, record)
+        } catch {
+            // The new token was never delivered: the old one stays live.
+            if let previous = taken.first, let next = taken.second { await tessera.wrapping.undoRewrap(previous: previous, next: next) }
+            throw error
         }
-        return Self.wrapInfo(next.text, record)
     }
 
     /// What the audit event of an unwrap, lookup or rewrap records: the wrapped answer's
     /// accessor, where it came from, and the accessor of a token inside it.
-    static func note(_ record: WrappedResponse, _ notes: AuditNotes) {
-        notes.set("unwrapped_accessor", record.accessor)
+    static func note(_ record: WrappedResponse, _ notes: AuditNotes, key: String = "unwrapped_accessor") {
+        notes.set(key, record.accessor)
         notes.set("creation_path", record.creationPath)
         if !record.wrappedAccessor.isEmpty { notes.set("wrapped_accessor", record.wrappedAccessor) }
     }
@@ -187,4 +225,13 @@ final class BodyCollector: ResponseBodyWriter {
         buffer.writeBuffer(&part)
     }
     func finish(_ trailingHeaders: HTTPFields?) async throws {}
+}
+
+/// What an unwrap or rewrap took from the store, kept so that a request that fails afterwards
+/// can put it back.
+final class TakenRecords: Sendable {
+    private let state = Mutex<(WrappedResponse?, WrappedResponse?)>((nil, nil))
+    func set(_ first: WrappedResponse, _ second: WrappedResponse? = nil) { state.withLock { $0 = (first, second) } }
+    var first: WrappedResponse? { state.withLock { $0.0 } }
+    var second: WrappedResponse? { state.withLock { $0.1 } }
 }

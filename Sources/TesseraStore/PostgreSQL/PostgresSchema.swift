@@ -264,6 +264,13 @@ enum PostgresSchema {
         CREATE INDEX wrapped_responses_expiry ON wrapped_responses(expires_at);
         CREATE INDEX wrapped_responses_creator ON wrapped_responses(creator_access_id);
         """,
+        // 8: token roles (Vault's auth/token/roles), their settings as JSON.
+        """
+        CREATE TABLE token_roles (
+            name TEXT COLLATE "C" PRIMARY KEY,
+            config TEXT NOT NULL
+        );
+        """,
     ]
 
     /// Migrations of the "audit" component (the trail, in the same database).

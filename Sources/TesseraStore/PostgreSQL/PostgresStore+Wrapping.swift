@@ -37,6 +37,14 @@ extension PostgresStore {
         }
     }
 
+    public func restoreWrappedResponse(_ w: WrappedResponse) async throws {
+        try await db.query(Self.insertWrapped + " ON CONFLICT (token_hash) DO NOTHING", Self.wrappedBinds(w))
+    }
+
+    public func liveWrappedResponses(creator: String, now: Date) async throws -> Int {
+        try await db.count("SELECT 1 FROM wrapped_responses WHERE creator_access_id = $1 AND expires_at > $2", [.text(creator), .date(now)])
+    }
+
     static let insertWrapped = """
         INSERT INTO wrapped_responses (token_hash, creation_path, created_at, ttl_seconds, expires_at, ciphertext, key_term, wrapped_accessor, creator_access_id)
         VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)

@@ -321,6 +321,13 @@ enum SQLiteSchema {
         CREATE INDEX wrapped_responses_expiry ON wrapped_responses(expires_at);
         CREATE INDEX wrapped_responses_creator ON wrapped_responses(creator_access_id);
         """,
+        // 17: token roles (Vault's auth/token/roles), their settings as JSON.
+        """
+        CREATE TABLE token_roles (
+            name TEXT PRIMARY KEY,
+            config TEXT NOT NULL
+        );
+        """,
     ]
 
     static let auditMigrations: [String] = [

@@ -38,6 +38,18 @@ extension SQLiteStore {
         }
     }
 
+    public func restoreWrappedResponse(_ w: WrappedResponse) async throws {
+        try await db.transaction { tx in
+            _ = try await tx.execute(Self.insertWrapped + " ON CONFLICT (token_hash) DO NOTHING", Self.wrappedBinds(w))
+        }
+    }
+
+    public func liveWrappedResponses(creator: String, now: Date) async throws -> Int {
+        let rows = try await db.read("SELECT COUNT(*) AS n FROM wrapped_responses WHERE creator_access_id = ? AND expires_at > ?",
+                                     [.text(creator), .date(now)])
+        return try rows.first.map { try Columns(row: $0).int("n") } ?? 0
+    }
+
     static let insertWrapped = """
         INSERT INTO wrapped_responses (token_hash, creation_path, created_at, ttl_seconds, expires_at, ciphertext, key_term, wrapped_accessor, creator_access_id)
         VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)

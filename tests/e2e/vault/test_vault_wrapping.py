@@ -289,3 +289,25 @@ def test_a_limited_identity_wraps_only_what_it_may_read(real_tessera, pfx):
     # TTLs beyond 30 days are refused before anything runs.
     r = t.http("POST", "/v1/sys/wrapping/wrap", {"k": "v"}, headers=wrap_header("721h"), token=lim)
     assert r.status == 400 and "maximum" in r.json()["errors"][0], r
+
+
+def test_wrap_info_never_shows_stored_data_and_streams_are_not_wrapped(real_tessera, pfx):
+    t = real_tessera
+    # A stored field that looks like a secret id's accessor stays inside the sealed answer.
+    assert t.bao("kv", "put", f"{t.kv2}/{pfx}/lookalike", "secret_id_accessor=hunter2-db-password").rc == 0
+    assert t.bao("kv", "put", f"{t.kv1}/{pfx}/lookalike", "secret_id_accessor=hunter2-db-password").rc == 0
+    for path in (f"/v1/{t.kv2}/data/{pfx}/lookalike", f"/v1/{t.kv1}/{pfx}/lookalike"):
+        r = t.http("GET", path, headers=wrap_header("5m"))
+        assert r.status == 200 and "wrapped_accessor" not in r.json()["wrap_info"], r
+        assert b"hunter2" not in r.body, r
+    r = t.http("POST", "/v1/sys/wrapping/wrap", {"secret_id_accessor": "x" * 1000}, headers=wrap_header("5m"))
+    assert r.status == 200 and "wrapped_accessor" not in r.json()["wrap_info"], r
+    trail = json.dumps(t.native("audit-query", {"token": t.native_token})["events"])
+    assert "hunter2" not in trail
+
+    # A snapshot is streamed: asking for it wrapped is refused before it starts, and the next
+    # (unwrapped) backup is not blocked by it.
+    r = t.http("GET", "/v1/sys/storage/raft/snapshot", headers=wrap_header("1m"))
+    assert r.status == 400, r
+    r = t.http("GET", "/v1/sys/storage/raft/snapshot")
+    assert r.status == 200, r
