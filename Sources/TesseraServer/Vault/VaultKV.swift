@@ -71,7 +71,7 @@ struct VaultKV: Sendable {
             return r
         }
         let meta = versionMetadata(result.version.record, item: result.item)
-        guard let value = result.version.value else {
+        guard let value = result.version.value, !isExpired(result.version.record, item: result.item) else {
             return VaultResponses.envelope(data: .obj(("data", .null), ("metadata", meta)), requestId: vr.context.requestId, status: .notFound)
         }
         return VaultResponses.envelope(data: .obj(("data", Self.dataJSON(value)), ("metadata", meta)), requestId: vr.context.requestId)
@@ -119,21 +119,25 @@ struct VaultKV: Sendable {
         let cas = try casOption(fields)
         let call = vr.pipelineCall(action: "update_item", auditPath: path.value, checks: [AccessCheck(.update, .item, path)])
         // A missing secret is a 404 (OpenBao's has an empty body; every Tessera error is JSON).
-        let (item, version) = try await tessera.run(call) { caller in
+        let (item, version, patched) = try await tessera.run(call) { caller in
             try await applyPatch(path, patch, cas: cas, mount: mount, caller: caller)
         }
-        return VaultResponses.envelope(data: versionMetadata(version, item: item), requestId: vr.context.requestId)
+        // A deleted (or expired) current version: 404 with its metadata, as OpenBao answers.
+        return VaultResponses.envelope(data: versionMetadata(version, item: item), requestId: vr.context.requestId, status: patched ? .ok : .notFound)
     }
 
-    func applyPatch(_ path: ItemPath, _ patch: JSON, cas: Int?, mount: VaultMount, caller: CallerContext) async throws -> (Item, ItemVersion) {
+    func applyPatch(_ path: ItemPath, _ patch: JSON, cas: Int?, mount: VaultMount, caller: CallerContext) async throws -> (Item, ItemVersion, Bool) {
         let current = try await tessera.secrets.readKV(path: path, version: nil)
-        guard let value = current.version.value else { throw TesseraError.notFound("") }
+        guard let value = current.version.value, !isExpired(current.version.record, item: current.item) else {
+            caller.notes.setStatus(404)
+            return (current.item, current.version.record, false)
+        }
         let merged = Self.mergePatch(Self.dataJSON(value), patch)
         let r = try await tessera.secrets.writeKV(path: path, value: merged.serialized, cas: cas ?? current.item.lastVersion,
                                                   mountCASRequired: false, mountMaxVersions: mount.maxVersions,
                                                   actor: caller.principal?.identity.accessId ?? "")
         caller.notes.set("version", String(r.version.version))
-        return (r.item, r.version)
+        return (r.item, r.version, true)
     }
 
     func versionsChange(_ vr: VaultRequest, _ path: ItemPath, action: String, capability: Capability,
@@ -153,7 +157,7 @@ struct VaultKV: Sendable {
         var map: [(String, JSON)] = []
         for v in versions {
             map.append((String(v.version), .obj(("created_time", .date(v.createdAt)),
-                                               ("deletion_time", v.deletedAt.map { .date($0) } ?? .string("")),
+                                               ("deletion_time", deletionTime(v, item: item).map { .date($0) } ?? .string("")),
                                                ("destroyed", .bool(v.destroyed)))))
         }
         let data = JSON.obj(("cas_required", .bool(item.casRequired)),
@@ -294,9 +298,24 @@ struct VaultKV: Sendable {
     func versionMetadata(_ v: ItemVersion, item: Item) -> JSON {
         .obj(("created_time", .date(v.createdAt)),
              ("custom_metadata", customMetadata(item)),
-             ("deletion_time", v.deletedAt.map { .date($0) } ?? .string("")),
+             ("deletion_time", deletionTime(v, item: item).map { .date($0) } ?? .string("")),
              ("destroyed", .bool(v.destroyed)),
              ("version", .int(Int64(v.version))))
+    }
+
+    /// When a version counts as deleted: its soft delete, else its creation plus the effective
+    /// `delete_version_after` (the shorter of the secret's and the mount's; 0 is never).
+    func deletionTime(_ v: ItemVersion, item: Item) -> Date? {
+        if let d = v.deletedAt { return d }
+        let after = [item.deleteVersionAfter, mount.deleteVersionAfter]
+            .map { (try? GoDuration.seconds(text: $0, field: "delete_version_after")) ?? 0 }.filter { $0 > 0 }.min() ?? 0
+        return after > 0 && !v.destroyed ? v.createdAt.addingTimeInterval(InputNumber.interval(seconds: after)) : nil
+    }
+
+    /// A version past its `delete_version_after` reads as deleted, as in Vault.
+    func isExpired(_ v: ItemVersion, item: Item) -> Bool {
+        guard v.deletedAt == nil, let d = deletionTime(v, item: item) else { return false }
+        return d <= tessera.now()
     }
 
     func customMetadata(_ item: Item) -> JSON {

@@ -1,8 +1,15 @@
 """KV v2 metadata details, side by side with OpenBao: `custom_metadata` is read weakly (numbers
 and booleans become text) and validated with Vault's limits and exact error texts, and
-`oldest_version` is 0 until versions were pruned by `max_versions`."""
+`oldest_version` is 0 until versions were pruned by `max_versions`, and a version past the
+secret's `delete_version_after` reads as deleted (its deletion_time shown from the start).
+
+Deliberate difference: Tessera applies `delete_version_after` when a version is read, so changing
+it changes the deletion time of versions already written; Vault fixes it when a version is
+written."""
 
 from __future__ import annotations
+
+import time
 
 import vaultlib as V
 
@@ -61,3 +68,36 @@ def test_oldest_version_is_zero_until_versions_are_pruned(target, compared, pfx)
         return tr
 
     compared(target, "kv-oldest-version", scenario)
+
+
+def test_delete_version_after_on_reads(target, compared, pfx):
+    def scenario(t: V.Target) -> V.Transcript:
+        tr = V.Transcript(t, {pfx: "PFX"})
+        d, m = f"/v1/{t.kv2}/data/{pfx}", f"/v1/{t.kv2}/metadata/{pfx}"
+        r = tr.cli("metadata put -delete-version-after", t.bao("kv", "metadata", "put", "-delete-version-after=2s", f"{t.kv2}/{pfx}/dva"))
+        assert r.rc == 0, r
+        assert t.http("POST", f"{d}/dva", {"data": {"x": "1"}}).status == 200
+        r = tr.resp("read before expiry", t.http("GET", f"{d}/dva"))
+        assert r.status == 200 and r.json()["data"]["data"] == {"x": "1"}, r
+        assert r.json()["data"]["metadata"]["deletion_time"] != "", r
+        time.sleep(2.5)
+        r = tr.resp("read after expiry", t.http("GET", f"{d}/dva"))
+        assert r.status == 404 and r.json()["data"]["data"] is None, r
+        assert r.json()["data"]["metadata"]["deletion_time"] != "", r
+        r = tr.resp("read the version after expiry", t.http("GET", f"{d}/dva?version=1"))
+        assert r.status == 404, r
+        r = tr.cli("kv get after expiry", t.bao("kv", "get", "-format=json", f"{t.kv2}/{pfx}/dva"))
+        r = tr.resp("metadata after expiry", t.http("GET", f"{m}/dva"))
+        assert r.json()["data"]["versions"]["1"]["deletion_time"] != "", r
+        r = tr.resp("patch after expiry", t.http("PATCH", f"{d}/dva", {"data": {"y": "2"}},
+                                                   headers={"Content-Type": "application/merge-patch+json"}))
+        assert r.status == 404, r
+        r = tr.cli("still listed", t.bao("kv", "list", "-format=json", f"{t.kv2}/{pfx}"))
+        assert "dva" in r.json(), r
+        # A new version is readable again until it expires in turn.
+        assert t.http("POST", f"{d}/dva", {"data": {"x": "2"}}).status == 200
+        r = tr.resp("new version", t.http("GET", f"{d}/dva"))
+        assert r.status == 200 and r.json()["data"]["data"] == {"x": "2"}, r
+        return tr
+
+    compared(target, "kv-delete-version-after", scenario)
