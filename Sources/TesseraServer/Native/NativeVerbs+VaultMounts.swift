@@ -26,7 +26,11 @@ extension NativeVerbs {
                     try caller.require(.use, on: try ItemPath(connector.targetName), type: .target)
                 }
                 let m = try await t.mounts.create(path: path, kind: kind, folder: folder, description: description, uscName: usc)
-                return mountJSON(m)
+                // Vault policies written before this mount existed apply to it now.
+                let warnings = try await VaultPolicyAPI(tessera: t).retranslate(caller)
+                guard !warnings.isEmpty, case .object(var pairs) = mountJSON(m) else { return mountJSON(m) }
+                pairs.append(("warnings", .strings(warnings)))
+                return .object(pairs)
             }
         },
         NativeVerb("vault-mount-list", action: "list_mounts", access: .capability([.read, .list], .system),

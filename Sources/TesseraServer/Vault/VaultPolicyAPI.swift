@@ -153,6 +153,32 @@ struct VaultPolicyAPI: Sendable {
         return VaultResponses.envelope(data: nil, warnings: warnings, requestId: vr.context.requestId)
     }
 
+    /// Translates every stored policy again after the mount table changed (a mount enabled), so
+    /// that a policy written before its mount existed now applies, as in Vault. The change is a
+    /// grant by the one who changed the mounts: a policy whose new rules that caller could not
+    /// grant (or whose dropped denies it could not remove), or `default` for a non-administrator,
+    /// keeps its old rules, and a warning says so. Returns the warnings.
+    func retranslate(_ caller: CallerContext) async throws -> [String] {
+        let translator = self.translator
+        var warnings: [String] = []
+        for role in try await tessera.access.roles() where !role.policyText.isEmpty && role.name != AccessEngine.adminRoleName {
+            guard let translation = try? translator.translate(try VaultPolicy.parse(role.policyText)),
+                  Set(translation.rules) != Set(role.rules) else { continue }
+            do {
+                if role.name == "default", caller.principal?.authorizer.holdsEverything != true {
+                    throw TesseraError.forbidden(path: "/default", capability: "administrator")
+                }
+                try NativeVerbs.requireMayGrant(caller, Role(name: role.name, rules: translation.rules))
+                for old in role.rules where !translation.rules.contains(old) { try NativeVerbs.requireMayRemove(caller, old) }
+            } catch {
+                warnings.append("policy \"\(role.name.prefix(128))\" was not translated again for the new mount: the caller may not grant what it would now give; write it again")
+                continue
+            }
+            _ = try await tessera.access.putPolicy(name: role.name, rules: translation.rules, text: role.policyText)
+        }
+        return warnings
+    }
+
     func delete(_ vr: VaultRequest, name: String) async throws -> Response {
         if name == "root" || name == "default" || name == AccessEngine.adminRoleName {
             try await tessera.run(vr.pipelineCall(action: "delete_role", auditPath: "/" + name)) { _ in

@@ -215,11 +215,14 @@ struct VaultSysAPI: Sendable {
         default: throw TesseraError.badRequest("plugin not found in the catalog: \(type)")
         }
         let description = try fields.string("description") ?? ""
-        try await tessera.run(vr.pipelineCall(action: "create_mount", auditPath: SystemPath.mount(rawPath).value,
-                                              checks: [AccessCheck(.create, .system, SystemPath.mount(rawPath))])) { _ in
+        let warnings = try await tessera.run(vr.pipelineCall(action: "create_mount", auditPath: SystemPath.mount(rawPath).value,
+                                                             checks: [AccessCheck(.create, .system, SystemPath.mount(rawPath))])) { caller in
             _ = try await tessera.mounts.create(path: rawPath, kind: kind, folder: nil, description: description, ownsData: true)
+            // Policies written before this mount existed apply to it now.
+            return try await VaultPolicyAPI(tessera: tessera).retranslate(caller)
         }
-        return VaultResponses.noContent()
+        if warnings.isEmpty { return VaultResponses.noContent() }
+        return VaultResponses.envelope(data: nil, warnings: warnings, requestId: vr.context.requestId)
     }
 
     /// The KV preflight: 200 with the mount entry and its `path` when the caller has some grant

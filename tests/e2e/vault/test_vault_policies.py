@@ -296,3 +296,29 @@ def test_hvac_policies_and_tokens(target, compared, pfx):
         return tr
 
     compared(target, "hvac-policies-tokens", scenario)
+
+
+def test_a_policy_written_before_its_mount_applies_once_the_mount_exists(target, compared, pfx):
+    def scenario(t: V.Target) -> V.Transcript:
+        tr = V.Transcript(t, {pfx: "PFX"})
+        mount, name = f"{pfx}-late", f"{pfx}-late"
+        text = f'path "{mount}/data/app/*" {{\n  capabilities = ["read"]\n}}\n'
+        # Tessera warns that no mount serves the path yet; OpenBao says nothing.
+        r = t.http("PUT", f"/v1/sys/policies/acl/{name}", {"policy": text})
+        assert r.status in (200, 204), r
+        tok = token_of(t.bao("token", "create", f"-policy={name}", "-format=json"))
+        r = tr.resp("enable the mount", t.http("POST", f"/v1/sys/mounts/{mount}", {"type": "kv", "options": {"version": "2"}}))
+        assert r.status == 204, r
+        assert t.bao("kv", "put", f"{mount}/app/a", "v=1").rc == 0
+        assert t.bao("kv", "put", f"{mount}/other", "v=1").rc == 0
+        r = tr.cli("the policy now applies", t.bao("kv", "get", "-format=json", f"{mount}/app/a", token=tok))
+        assert r.rc == 0 and r.json()["data"]["data"] == {"v": "1"}, r
+        r = tr.cli("and only as written", t.bao("kv", "get", f"{mount}/other", token=tok))
+        assert r.rc == 2, r
+        r = tr.resp("read back as written", t.http("GET", f"/v1/sys/policies/acl/{name}"))
+        assert r.json()["data"]["policy"] == text, r
+        assert t.http("DELETE", f"/v1/sys/mounts/{mount}").status == 204
+        assert t.http("DELETE", f"/v1/sys/policies/acl/{name}").status == 204
+        return tr
+
+    compared(target, "policy-before-mount", scenario)

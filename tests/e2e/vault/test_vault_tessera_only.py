@@ -179,3 +179,34 @@ def requests_post(t, path, body):
     import requests
     r = requests.post(t.addr + path, json=body, timeout=30)
     return r.json() if path.endswith("/auth") else r
+
+
+def test_a_mount_enabler_who_cannot_grant_does_not_widen_waiting_policies(tessera_target):
+    """A policy written before its mount exists is translated again when the mount is enabled;
+    that is a grant by the enabler. An identity that may enable mounts but not grant what the
+    policy would now give leaves the policy as it was, with a warning, and its tokens get nothing
+    from the new mount; an administrator enabling the mount makes it apply."""
+    t = tessera_target
+    tok = t.native_token
+    mount, policy = V.unique("waiting"), V.unique("waitpol")
+    r = t.http("PUT", f"/v1/sys/policies/acl/{policy}", {"policy": f'path "{mount}/data/*" {{ capabilities = ["read"] }}'})
+    assert r.status in (200, 204), r
+    holder = t.http("POST", "/v1/auth/token/create", {"policies": [policy]}).json()["auth"]["client_token"]
+    name = V.unique("mounter")
+    am = t.native("create-auth-method", {"token": tok, "name": name})
+    t.native("create-role", {"token": tok, "name": f"{name}-r"})
+    t.native("set-role-rule", {"token": tok, "role-name": f"{name}-r", "path": f"/sys/mounts/{mount}",
+                               "capability": ["create", "delete"], "rule-type": "sys-rule"})
+    t.native("assoc-role-am", {"token": tok, "role-name": f"{name}-r", "am-name": name})
+    mounter = f"{am['access_id']}..{am['access_key']}"
+    r = t.http("POST", f"/v1/sys/mounts/{mount}", {"type": "kv", "options": {"version": "2"}}, token=mounter)
+    assert r.status == 200 and any(policy in w for w in r.json()["warnings"]), r
+    assert t.http("POST", f"/v1/{mount}/data/s", {"data": {"x": "1"}}).status == 200
+    assert t.http("GET", f"/v1/{mount}/data/s", token=holder).status == 403
+    # Re-enabled by an administrator, the policy applies.
+    assert t.http("DELETE", f"/v1/sys/mounts/{mount}").status == 204
+    assert t.http("POST", f"/v1/sys/mounts/{mount}", {"type": "kv", "options": {"version": "2"}}).status == 204
+    assert t.http("POST", f"/v1/{mount}/data/s", {"data": {"x": "1"}}).status == 200
+    r = t.http("GET", f"/v1/{mount}/data/s", token=holder)
+    assert r.status == 200 and r.json()["data"]["data"] == {"x": "1"}, r
+    assert t.http("DELETE", f"/v1/sys/mounts/{mount}").status == 204
