@@ -86,9 +86,12 @@ public struct TokenGrant: Sendable, Equatable, Codable {
     public var path: String?
     public var explicitMaxTTLSeconds: Int?
     public var renewable: Bool?
+    /// The period of a periodic token (shown in lookups; its TTL is the period).
+    public var periodSeconds: Int?
 
     public init(roleNames: [String], loginRole: String, displayName: String, metadata: [String: String], ttlSeconds: Int,
-                policies: [String]? = nil, path: String? = nil, explicitMaxTTLSeconds: Int? = nil, renewable: Bool? = nil) {
+                policies: [String]? = nil, path: String? = nil, explicitMaxTTLSeconds: Int? = nil, renewable: Bool? = nil,
+                periodSeconds: Int? = nil) {
         self.roleNames = roleNames
         self.loginRole = loginRole
         self.displayName = displayName
@@ -98,6 +101,7 @@ public struct TokenGrant: Sendable, Equatable, Codable {
         self.path = path
         self.explicitMaxTTLSeconds = explicitMaxTTLSeconds
         self.renewable = renewable
+        self.periodSeconds = periodSeconds
     }
 
     /// The stored form (`tokens.grant_info`); `""` stands for no grant.

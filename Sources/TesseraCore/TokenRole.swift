@@ -107,7 +107,8 @@ public struct TokenRole: Sendable, Equatable {
 
     /// Go's `%q` of a string list, as Vault's messages print it: `["a" "b"]`.
     static func quoted(_ list: [String]) -> String {
-        "[" + list.map { "\"" + String($0.prefix(128)) + "\"" }.joined(separator: " ") + "]"
+        let shown = list.prefix(32).map { "\"" + String($0.prefix(128)) + "\"" }
+        return "[" + (shown + (list.count > 32 ? ["…"] : [])).joined(separator: " ") + "]"
     }
 
     /// A glob where `*` matches any run of characters (Vault's policy globs).

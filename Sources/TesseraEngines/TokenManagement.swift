@@ -20,9 +20,12 @@ public struct TokenRequest: Sendable {
     public var path: String
     /// The token role it is created from ("" for none).
     public var tokenRole: String
+    /// Set for a periodic token (its TTL is then the period).
+    public var periodSeconds: Int?
 
     public init(roleNames: [String], policies: [String], ttlSeconds: Int?, explicitMaxTTLSeconds: Int, displayName: String,
-                metadata: [String: String], orphan: Bool, renewable: Bool, path: String, tokenRole: String = "") {
+                metadata: [String: String], orphan: Bool, renewable: Bool, path: String, tokenRole: String = "",
+                periodSeconds: Int? = nil) {
         self.roleNames = roleNames
         self.policies = policies
         self.ttlSeconds = ttlSeconds
@@ -33,6 +36,7 @@ public struct TokenRequest: Sendable {
         self.renewable = renewable
         self.path = path
         self.tokenRole = tokenRole
+        self.periodSeconds = periodSeconds
     }
 }
 
@@ -62,7 +66,8 @@ extension AccessEngine {
         }
         let grant = TokenGrant(roleNames: request.roleNames, loginRole: request.tokenRole, displayName: request.displayName, metadata: request.metadata,
                                ttlSeconds: max(ttl, 1), policies: request.policies, path: request.path,
-                               explicitMaxTTLSeconds: request.explicitMaxTTLSeconds, renewable: request.renewable)
+                               explicitMaxTTLSeconds: request.explicitMaxTTLSeconds, renewable: request.renewable,
+                               periodSeconds: request.periodSeconds)
         let token = SecureRandom.token()
         let record = TokenRecord(tokenHash: AccessKeyHasher.tokenHash(token), accessId: method.accessId, issuedAt: t, expiresAt: expires,
                                  clientAddress: clientAddress, grant: grant, parentHash: parentHash)
@@ -80,7 +85,10 @@ extension AccessEngine {
 
     public func tokenRole(named name: String) async throws -> TokenRole? { try await store.tokenRole(named: name) }
     public func tokenRoles() async throws -> [TokenRole] { try await store.tokenRoles() }
-    public func putTokenRole(_ role: TokenRole) async throws { try await store.putTokenRole(role) }
+    /// Stores `role`; with `onlyIfAbsent`, only when no role of that name exists (false then).
+    public func putTokenRole(_ role: TokenRole, onlyIfAbsent: Bool = false) async throws -> Bool {
+        try await store.putTokenRole(role, onlyIfAbsent: onlyIfAbsent)
+    }
     public func deleteTokenRole(named name: String) async throws -> Bool { try await store.deleteTokenRole(named: name) }
 
     /// A live token by its accessor, or nil. Accessors are 24 lower-case hex digits.

@@ -310,8 +310,9 @@ public protocol WrappingRepository: Sendable {
 
 /// Token roles (Vault's `auth/token/roles`), by name (case-sensitive, as in Vault).
 public protocol TokenRoleRepository: Sendable {
-    /// Creates or replaces the role of that name.
-    func putTokenRole(_ role: TokenRole) async throws
+    /// Creates or replaces the role of that name; with `onlyIfAbsent`, only creates, and returns
+    /// false (storing nothing) when a role of that name exists.
+    func putTokenRole(_ role: TokenRole, onlyIfAbsent: Bool) async throws -> Bool
     func tokenRole(named name: String) async throws -> TokenRole?
     /// Every token role, ordered by name (bytewise).
     func tokenRoles() async throws -> [TokenRole]

@@ -21,12 +21,15 @@ extension StoreConformance {
             return r
         }
 
-        @Test("a token role reads back as written, is replaced whole, listed by name and deleted once", arguments: Engines.all)
+        @Test("a token role reads back as written, is created once, replaced whole, listed by name and deleted once", arguments: Engines.all)
         func lifecycle(engine: any StoreUnderTest) async throws {
             try await withStore(engine) { s in
-                try await s.store.putTokenRole(Self.role("ci"))
-                try await s.store.putTokenRole(TokenRole(name: "CI"))
-                try await s.store.putTokenRole(TokenRole(name: "b-é"))
+                #expect(try await s.store.tokenRoles().isEmpty)
+                let created = try await s.store.putTokenRole(Self.role("ci"), onlyIfAbsent: true)
+                #expect(created)
+                #expect(try await s.store.putTokenRole(TokenRole(name: "CI"), onlyIfAbsent: false))
+                #expect(try await s.store.putTokenRole(TokenRole(name: "b-é"), onlyIfAbsent: true))
+                #expect(try await s.store.putTokenRole(TokenRole(name: "ci"), onlyIfAbsent: true) == false)
                 #expect(try await s.store.tokenRole(named: "ci") == Self.role("ci"))
                 #expect(try await s.store.tokenRole(named: "CI") == TokenRole(name: "CI"))
                 #expect(try await s.store.tokenRole(named: "nope") == nil)
@@ -34,7 +37,7 @@ extension StoreConformance {
                 var changed = Self.role("ci")
                 changed.allowedPolicies = []
                 changed.orphan = false
-                try await s.store.putTokenRole(changed)
+                #expect(try await s.store.putTokenRole(changed, onlyIfAbsent: false))
                 #expect(try await s.store.tokenRole(named: "ci") == changed)
                 #expect(try await s.store.deleteTokenRole(named: "ci"))
                 #expect(try await s.store.deleteTokenRole(named: "ci") == false)

@@ -72,7 +72,11 @@ struct VaultAuthAPI: Sendable {
                 ("id", .string(id)), ("issue_time", .date(t.issuedAt)),
                 ("meta", grant.metadata.isEmpty && grant.path != nil ? .null : JSON.stringMap(grant.metadata)), ("num_uses", .int(0)),
                 ("orphan", .bool(t.parentHash.isEmpty)),
-                ("path", .string(grant.path ?? ("auth" + p.identity.authMethodName + "/login"))), ("policies", shown),
+                ("path", .string(grant.path ?? ("auth" + p.identity.authMethodName + "/login"))),
+            ]
+            if let period = grant.periodSeconds { pairs.append(("period", .int(Int64(period)))) }
+            pairs += [
+                ("policies", shown),
                 ("renewable", .bool(grant.renewable ?? true)),
             ]
             // A token made from a token role names it, as Vault's lookup does.

@@ -42,7 +42,8 @@ struct VaultTokenAPI: Sendable {
         let f = try vr.fields()
         var requested = try f.stringList("policies")?.map { $0.trimmingCharacters(in: .whitespaces).lowercased() }.filter { !$0.isEmpty }
         // 0 or absent: the default (the CLI sends 0 when -ttl is not given).
-        let ttl = try [f.seconds("ttl"), f.seconds("period")].compactMap { $0 }.first { $0 > 0 }
+        let period = try f.seconds("period").flatMap { $0 > 0 ? $0 : nil }
+        let ttl = try period ?? f.seconds("ttl").flatMap { $0 > 0 ? $0 : nil }
         let explicitMax = try f.seconds("explicit_max_ttl") ?? 0
         let numUses = try f.int("num_uses", in: 0...Int(Int32.max)) ?? 0
         let noParent = try f.bool("no_parent") ?? false
@@ -64,7 +65,7 @@ struct VaultTokenAPI: Sendable {
                 guard let role = try await tessera.access.tokenRole(named: roleName) else { throw TesseraError.badRequest("unknown role \(roleName)") }
                 caller.notes.set("token_role", roleName)
                 return try await createFromRole(role, parent: parent, caller: caller, requested: requested ?? [], noDefault: noDefault,
-                                                ttl: ttl, explicitMax: explicitMax, renewable: renewable, displayName: displayName, meta: meta)
+                                                ttl: ttl, period: period, explicitMax: explicitMax, renewable: renewable, displayName: displayName, meta: meta)
             }
             // `no_parent` on `create` needs the orphan right as well (Vault: root or sudo).
             if noParent && !orphanPath {
@@ -103,7 +104,8 @@ struct VaultTokenAPI: Sendable {
             if noDefault { shown.remove("default") } else { shown.insert("default") }
             let request = TokenRequest(roleNames: roleNames, policies: shown.sorted(), ttlSeconds: ttl.map { max($0, 1) },
                                        explicitMaxTTLSeconds: explicitMax, displayName: "token" + (displayName.isEmpty ? "" : "-" + displayName),
-                                       metadata: meta, orphan: orphan, renewable: renewable, path: orphanPath ? "auth/token/create-orphan" : "auth/token/create")
+                                       metadata: meta, orphan: orphan, renewable: renewable, path: orphanPath ? "auth/token/create-orphan" : "auth/token/create",
+                                       periodSeconds: period)
             let issued = try await tessera.access.createToken(parent: parent, request: request, clientAddress: caller.request.clientAddress)
             caller.notes.set("child_accessor", issued.record.accessor)
             caller.notes.set("parent_accessor", issued.record.parentHash.isEmpty ? "" : String(issued.record.parentHash.prefix(24)))

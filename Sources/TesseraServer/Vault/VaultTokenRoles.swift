@@ -98,7 +98,13 @@ extension VaultTokenAPI {
         try await tessera.run(vr.pipelineCall(action: existing == nil ? "create_token_role" : "update_token_role", auditPath: path.value,
                                               checks: [AccessCheck(cap, .authMethod, path)])) { caller in
             try await requireMayDelegate(role, caller)
-            try await tessera.access.putTokenRole(role)
+            caller.notes.set("allowed_policies", (role.allowedPolicies + role.allowedPoliciesGlob).joined(separator: ","))
+            caller.notes.set("disallowed_policies", (role.disallowedPolicies + role.disallowedPoliciesGlob).joined(separator: ","))
+            caller.notes.set("orphan", String(role.orphan))
+            // Authorized as a creation, it must stay one: a role written meanwhile is not replaced.
+            guard try await tessera.access.putTokenRole(role, onlyIfAbsent: existing == nil) else {
+                throw TesseraError.conflict("token role \"\(role.name)\" was created meanwhile; write it again")
+            }
         }
         return VaultResponses.noContent()
     }
@@ -152,29 +158,39 @@ extension VaultTokenAPI {
     /// A token from `role`, with the policies Vault's rules give it (`TokenRole.policies`): bounded
     /// by the role when it names any, else by the parent as an ordinary child is.
     func createFromRole(_ role: TokenRole, parent: Principal, caller: CallerContext, requested: [String], noDefault: Bool, ttl: Int?,
-                        explicitMax: Int, renewable: Bool, displayName: String, meta: [String: String]) async throws -> (IssuedToken, [String]) {
+                        period: Int?, explicitMax: Int, renewable: Bool, displayName: String, meta: [String: String]) async throws -> (IssuedToken, [String]) {
+        guard requested.count <= Self.maxRolePolicies else { throw TesseraError.badRequest("too many policies requested") }
         let admin = AccessEngine.adminRoleName
-        let parentPolicies = parent.identity.roleNames.map { $0 == admin ? "root" : $0 }
-        let (policies, boundByParent) = try role.policies(requested: requested, noDefault: noDefault, parent: parentPolicies)
+        // The parent's roles by the lower-cased name Vault's rules compare (admin is root).
+        var parentRoles: [String: String] = [:]
+        for name in parent.identity.roleNames { parentRoles[name == admin ? "root" : name.lowercased()] = name }
+        let (policies, boundByParent) = try role.policies(requested: requested, noDefault: noDefault, parent: Array(parentRoles.keys))
         var roleNames: [String] = []
+        var seen = Set<String>()
         for name in policies where name != "default" {
-            let roleName = name == "root" ? admin : name
-            let parentHolds = parent.authorizer.holdsEverything || parent.identity.roleNames.contains(roleName)
-            if name == "root" && !parent.authorizer.holdsEverything {
+            // Tessera's administrator role is Vault's root, whatever the role allows: only a
+            // parent that holds everything passes it on.
+            if (name == "root" || name == admin) && !parent.authorizer.holdsEverything {
                 throw TesseraError.badRequest("root tokens may not be created without parent token being root")
             }
-            if boundByParent && !parentHolds { throw TesseraError.badRequest("child policies must be subset of parent") }
-            if !roleNames.contains(roleName) { roleNames.append(roleName) }
+            let roleName = name == "root" ? admin : (parentRoles[name] ?? name)
+            if boundByParent && !(parent.authorizer.holdsEverything || parentRoles[name] != nil) {
+                throw TesseraError.badRequest("child policies must be subset of parent")
+            }
+            if seen.insert(roleName).inserted { roleNames.append(roleName) }
         }
-        // `default` comes with the role's own policies; bounded by the parent, only if it holds it.
-        if policies.contains("default"), !boundByParent || parent.authorizer.holdsEverything || parent.identity.roleNames.contains("default"),
+        // `default` may carry rules an administrator added: like any child, a role's token gets
+        // it only when its parent holds it.
+        if policies.contains("default"), parent.authorizer.holdsEverything || parent.identity.roleNames.contains("default"),
            (try? await tessera.access.role(named: "default")) != nil {
             roleNames.append("default")
         }
         if boundByParent { roleNames += await retainedDenyRoles(parent, besides: roleNames) }
         var maxTTL = explicitMax
         if role.explicitMaxTTL > 0 { maxTTL = maxTTL > 0 ? min(maxTTL, role.explicitMaxTTL) : role.explicitMaxTTL }
-        let ttlSeconds = role.period > 0 ? role.period : ttl.map { max($0, 1) }
+        // The role's period is the TTL; OpenBao's lookup shows `period` only for one requested.
+        let ttlSeconds = role.period > 0 ? role.period : (period ?? ttl.map { max($0, 1) })
+        let periodSeconds = role.period > 0 ? nil : period
         var warnings: [String] = []
         let wanted = ttlSeconds ?? AccessEngine.maxCreatedTokenTTLSeconds
         if maxTTL > 0 && wanted > maxTTL {
@@ -184,11 +200,12 @@ extension VaultTokenAPI {
                                    explicitMaxTTLSeconds: maxTTL, displayName: "token" + (displayName.isEmpty ? "" : "-" + displayName),
                                    metadata: meta, orphan: role.orphan, renewable: renewable && role.renewable,
                                    path: "auth/token/create/" + role.name + (role.pathSuffix.isEmpty ? "" : "/" + role.pathSuffix),
-                                   tokenRole: role.name)
+                                   tokenRole: role.name, periodSeconds: periodSeconds)
         let issued = try await tessera.access.createToken(parent: parent, request: request, clientAddress: caller.request.clientAddress)
         caller.notes.set("child_accessor", issued.record.accessor)
         caller.notes.set("parent_accessor", issued.record.parentHash.isEmpty ? "" : String(issued.record.parentHash.prefix(24)))
         caller.notes.set("policies", policies.joined(separator: ","))
+        caller.notes.set("roles", roleNames.joined(separator: ","))
         return (issued, warnings)
     }
 

@@ -4,9 +4,10 @@ import PostgresNIO
 import TesseraCore
 
 extension PostgresStore {
-    public func putTokenRole(_ role: TokenRole) async throws {
-        try await db.query("INSERT INTO token_roles (name, config) VALUES ($1, $2) ON CONFLICT (name) DO UPDATE SET config = excluded.config",
-                           [.text(role.name), .text(role.json.serialized)])
+    public func putTokenRole(_ role: TokenRole, onlyIfAbsent: Bool) async throws -> Bool {
+        let conflict = onlyIfAbsent ? "DO NOTHING" : "DO UPDATE SET config = excluded.config"
+        return try await db.count("INSERT INTO token_roles (name, config) VALUES ($1, $2) ON CONFLICT (name) " + conflict + " RETURNING 1",
+                                  [.text(role.name), .text(role.json.serialized)]) == 1
     }
 
     public func tokenRole(named name: String) async throws -> TokenRole? {

@@ -4,10 +4,11 @@ import SQLiteNIO
 import TesseraCore
 
 extension SQLiteStore {
-    public func putTokenRole(_ role: TokenRole) async throws {
-        try await db.transaction { tx in
-            _ = try await tx.execute("INSERT INTO token_roles (name, config) VALUES (?, ?) ON CONFLICT (name) DO UPDATE SET config = excluded.config",
-                                 [.text(role.name), .text(role.json.serialized)])
+    public func putTokenRole(_ role: TokenRole, onlyIfAbsent: Bool) async throws -> Bool {
+        let conflict = onlyIfAbsent ? "DO NOTHING" : "DO UPDATE SET config = excluded.config"
+        return try await db.transaction { tx in
+            try await tx.execute("INSERT INTO token_roles (name, config) VALUES (?, ?) ON CONFLICT (name) " + conflict,
+                                 [.text(role.name), .text(role.json.serialized)]) == 1
         }
     }
 

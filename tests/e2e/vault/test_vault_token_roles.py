@@ -182,3 +182,59 @@ def test_a_limited_identity_cannot_delegate_what_it_cannot_grant(real_tessera, p
     for bad in ("-x", "a%20b", "x" * 300, "..", "%00", "a%2Fb"):
         r = t.http("POST", f"/v1/auth/token/roles/{bad}", {}, token=lim)
         assert 400 <= r.status < 500, (bad, r)
+
+
+def test_hvac_periodic_and_wrapped_tokens(target, compared, pfx):
+    """The calls of hvac's own token tests: periodic tokens show their period, a wrapped token
+    creation unwraps to a token, explicit max TTL caps the lease, lookup by accessor hides the id."""
+    def scenario(t: V.Target) -> V.Transcript:
+        tr = V.Transcript(t, {pfx: "PFX"})
+        c = t.hvac()
+        got = V.hvac_call(tr, "create periodic", lambda: c.auth.token.create(period="30m"), nullable=TOKEN_NULLABLE)
+        assert got["auth"]["lease_duration"] == 1800, got
+        tok = got["auth"]["client_token"]
+        got = V.hvac_call(tr, "lookup periodic", lambda: c.auth.token.lookup(tok), nullable=TOKEN_NULLABLE)
+        assert got["data"]["period"] == 1800 and got["data"]["id"] == tok, got
+        got = V.hvac_call(tr, "renew periodic", lambda: c.auth.token.renew(tok), nullable=TOKEN_NULLABLE + ("$.warnings",))
+        assert got["auth"]["client_token"] == tok, got
+        got = V.hvac_call(tr, "create wrapped", lambda: c.auth.token.create(period="30m", wrap_ttl="15m"),
+                          nullable=("$.wrap_info.wrapped_accessor",))
+        assert got["auth"] is None and got["wrap_info"]["ttl"] == 900, got
+        got = V.hvac_call(tr, "unwrap", lambda: c.sys.unwrap(token=got["wrap_info"]["token"]), nullable=TOKEN_NULLABLE)
+        assert got["auth"]["lease_duration"] == 1800, got
+        got = V.hvac_call(tr, "lookup unwrapped", lambda: c.auth.token.lookup(got["auth"]["client_token"]), nullable=TOKEN_NULLABLE)
+        assert got["data"]["period"] == 1800, got
+        got = V.hvac_call(tr, "explicit max ttl", lambda: c.auth.token.create(ttl="30m", explicit_max_ttl="5m"),
+                          nullable=TOKEN_NULLABLE + ("$.warnings",))
+        assert got["auth"]["lease_duration"] == 300, got
+        acc = got["auth"]["accessor"]
+        got = V.hvac_call(tr, "lookup_accessor", lambda: c.auth.token.lookup_accessor(acc), nullable=TOKEN_NULLABLE)
+        assert got["data"]["accessor"] == acc and not got["data"]["id"], got
+        V.hvac_call(tr, "revoke_accessor", lambda: c.auth.token.revoke_accessor(acc))
+        V.hvac_call(tr, "lookup_accessor after revoke", lambda: c.auth.token.lookup_accessor(acc))
+        return tr
+
+    compared(target, "hvac-periodic-wrapped-tokens", scenario)
+
+
+def test_no_role_hands_out_the_administrator_role(real_tessera, pfx):
+    """Roles an administrator writes in Vault's usual shapes (only disallowed policies, a glob
+    of everything) still never give `admin` (Tessera's root) or `root` to a creator that does
+    not hold everything, and an oversized request is refused before any work."""
+    t = real_tessera
+    creator = f"{pfx}-maker"
+    assert t.bao("policy", "write", creator, write_file(t, "c.hcl", 'path "auth/token/create/*" { capabilities = ["update"] }\n')).rc == 0
+    lim = token_of(t.bao("token", "create", f"-policy={creator}", "-format=json"))
+    for name, body in ((f"{pfx}-disroot", {"disallowed_policies": "root"}), (f"{pfx}-glob", {"allowed_policies_glob": "*"}),
+                       (f"{pfx}-adm", {"allowed_policies": ["admin", creator]})):
+        assert t.http("POST", f"/v1/auth/token/roles/{name}", body).status == 204
+        for wanted in (["admin"], ["root"], ["Admin"]):
+            r = t.http("POST", f"/v1/auth/token/create/{name}", {"policies": wanted}, token=lim)
+            assert r.status == 400, (name, wanted, r)
+    r = t.http("POST", f"/v1/auth/token/create/{pfx}-adm", {}, token=lim)
+    assert r.status == 400, r
+    r = t.http("POST", f"/v1/auth/token/create/{pfx}-glob", {"policies": [f"p{i}" for i in range(20000)]}, token=lim)
+    assert r.status == 400, r
+    # What the glob role is for still works.
+    r = t.http("POST", f"/v1/auth/token/create/{pfx}-glob", {"policies": [creator]}, token=lim)
+    assert r.status == 200, r
