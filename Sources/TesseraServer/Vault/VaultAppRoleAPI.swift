@@ -44,8 +44,56 @@ struct VaultAppRoleAPI: Sendable {
             return try await lookup(vr, name, sub)
         case ("secret-id/destroy", .write), ("secret-id/destroy", .delete), ("secret-id-accessor/destroy", .write), ("secret-id-accessor/destroy", .delete):
             return try await destroy(vr, name, String(sub.prefix { $0 != "/" }))
+        case (let field, _) where Self.fieldEndpoints[field] != nil:
+            return try await fieldEndpoint(vr, name, field)
         default:
             return try await unsupported(vr)
+        }
+    }
+
+    // MARK: Per-field endpoints
+
+    /// `role/<name>/<endpoint>`: the field it reads and writes, and the body keys it takes.
+    static let fieldEndpoints: [String: (field: String, keys: [String], reset: JSON)] = [
+        "policies": ("token_policies", ["token_policies", "policies"], .array([])),
+        "secret-id-num-uses": ("secret_id_num_uses", ["secret_id_num_uses"], .int(0)),
+        "secret-id-ttl": ("secret_id_ttl", ["secret_id_ttl"], .int(0)),
+        "token-ttl": ("token_ttl", ["token_ttl"], .int(0)),
+        "token-max-ttl": ("token_max_ttl", ["token_max_ttl"], .int(0)),
+        "secret-id-bound-cidrs": ("secret_id_bound_cidrs", ["secret_id_bound_cidrs"], .array([])),
+        "token-bound-cidrs": ("token_bound_cidrs", ["token_bound_cidrs"], .array([])),
+        "period": ("token_period", ["token_period", "period"], .int(0)),
+        "token-num-uses": ("token_num_uses", ["token_num_uses"], .int(0)),
+        "local-secret-ids": ("local_secret_ids", [], .bool(false)),
+    ]
+
+    /// Reads, sets or resets one field of a role, authorized on the field's own path (as a
+    /// Vault policy grants it). A write changes that field only, whatever else the body holds.
+    func fieldEndpoint(_ vr: VaultRequest, _ name: String, _ endpoint: String) async throws -> Response {
+        guard let spec = Self.fieldEndpoints[endpoint] else { return try await unsupported(vr) }
+        let path = try rulePath(name, endpoint)
+        switch vr.operation {
+        case .read:
+            let settings = try await tessera.run(vr.pipelineCall(action: "get_auth_method", auditPath: path.value,
+                                                                 checks: [AccessCheck(.read, .authMethod, path)])) { _ in
+                try await tessera.access.appRole(named: name)?.settings
+            }
+            guard let settings else { throw TesseraError.notFound("") }
+            var value = settings.json[spec.field] ?? .null
+            if spec.field.hasSuffix("_cidrs"), value == .array([]) { value = .null }
+            return VaultResponses.envelope(data: .obj((spec.field, value)), requestId: vr.context.requestId)
+        case .write, .delete:
+            guard !spec.keys.isEmpty else { return VaultResponses.errors([], status: .methodNotAllowed) }
+            var value = spec.reset
+            if vr.operation == .write {
+                let f = try vr.fields()
+                guard let given = spec.keys.lazy.compactMap({ f.raw($0) }).first else { throw TesseraError.badRequest("missing \(spec.field)") }
+                value = given
+            }
+            let only = try RequestFields(.obj((spec.field, value)), declared: nil)
+            return try await writeRole(vr, name, fields: only, path: path, capability: vr.operation == .write ? .update : .delete, mustExist: true)
+        default:
+            return VaultResponses.errors([], status: .methodNotAllowed)
         }
     }
 
@@ -97,9 +145,10 @@ struct VaultAppRoleAPI: Sendable {
         return nil
     }
 
-    func writeRole(_ vr: VaultRequest, _ name: String) async throws -> Response {
-        let f = try vr.fields()
-        let path = try rulePath(name)
+    func writeRole(_ vr: VaultRequest, _ name: String, fields: RequestFields? = nil, path fieldPath: ItemPath? = nil,
+                   capability: Capability? = nil, mustExist: Bool = false) async throws -> Response {
+        let f = try fields ?? vr.fields()
+        let path = try fieldPath ?? rulePath(name)
         let existing = try await tessera.access.appRole(named: name)
         var s = existing?.settings ?? AppRoleSettings()
         if let v = try f.bool("bind_secret_id") { s.bindSecretID = v }
@@ -126,9 +175,10 @@ struct VaultAppRoleAPI: Sendable {
             throw TesseraError.badRequest("at least one constraint should be enabled on the role")
         }
         let settings = s
-        let cap: Capability = existing == nil ? .create : .update
+        let cap: Capability = capability ?? (existing == nil ? .create : .update)
         try await tessera.run(vr.pipelineCall(action: existing == nil ? "create_auth_method" : "update_auth_method", auditPath: path.value,
                                               checks: [AccessCheck(cap, .authMethod, path)])) { caller in
+            if mustExist && existing == nil { throw TesseraError.notFound("") }
             // The role's tokens carry these roles: only someone who may grant them names them.
             // A role that does not exist yet is refused unless the writer holds everything: once
             // created, its rules would reach these tokens without anyone's check.

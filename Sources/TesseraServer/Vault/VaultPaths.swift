@@ -335,6 +335,16 @@ enum VaultPaths {
             .init("POST", "A secret id's \(sub.dropFirst(10)) by value (auth-method-rule update on /approle/role/<name>/\(sub)).",
                   fields: [.string("secret_id", required: true, sensitive: true, "The secret id.")]),
         ])
+    } + VaultAppRoleAPI.fieldEndpoints.keys.sorted().map { endpoint in
+        let spec = VaultAppRoleAPI.fieldEndpoints[endpoint]
+        let keys = spec?.keys ?? []
+        return VaultPathSpec(engine: .auth, pattern: "auth/approle/role/{name}/" + endpoint, operations: [
+            .init("GET", "One field of an AppRole role (auth-method-rule read on /approle/role/<name>/\(endpoint))."),
+        ] + (keys.isEmpty ? [] : [
+            .init("POST", "Set that field only (auth-method-rule update on /approle/role/<name>/\(endpoint)).",
+                  fields: keys.map { FieldSpec.any($0, "The new value.") }),
+            .init("DELETE", "Reset that field (auth-method-rule delete on /approle/role/<name>/\(endpoint))."),
+        ]))
     } + ["secret-id-accessor/lookup", "secret-id-accessor/destroy"].map { sub in
         VaultPathSpec(engine: .auth, pattern: "auth/approle/role/{name}/" + sub, operations: [
             .init("POST", "A secret id's \(sub.dropFirst(19)) by accessor (auth-method-rule update on /approle/role/<name>/\(sub)).",

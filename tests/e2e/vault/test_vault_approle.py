@@ -158,3 +158,38 @@ def test_hvac_approle(target, compared, pfx):
         return tr
 
     compared(target, "hvac-approle", scenario)
+
+
+def test_approle_per_field_endpoints(target, compared, pfx):
+    def scenario(t: V.Target) -> V.Transcript:
+        tr = V.Transcript(t, {pfx: "PFX"})
+        r = t.bao("auth", "enable", "approle")
+        assert r.rc == 0 or "path is already in use" in r.stderr, r
+        role = f"{pfx}-pf"
+        base = f"/v1/auth/approle/role/{role}"
+        assert t.http("POST", base, {"token_policies": "default", "secret_id_num_uses": 3}).status == 204
+        for endpoint in ("policies", "secret-id-num-uses", "secret-id-ttl", "token-ttl", "token-max-ttl",
+                         "secret-id-bound-cidrs", "token-bound-cidrs", "period", "token-num-uses", "local-secret-ids"):
+            r = tr.resp(f"read {endpoint}", t.http("GET", f"{base}/{endpoint}"))
+            assert r.status == 200, (endpoint, r)
+        r = tr.resp("set secret-id-num-uses", t.http("POST", f"{base}/secret-id-num-uses", {"secret_id_num_uses": 7}))
+        assert r.status == 204, r
+        r = tr.resp("read it", t.http("GET", f"{base}/secret-id-num-uses"))
+        assert r.json()["data"] == {"secret_id_num_uses": 7}, r
+        r = tr.resp("set token-ttl", t.http("POST", f"{base}/token-ttl", {"token_ttl": "10m"}))
+        assert r.status == 204, r
+        assert t.http("GET", base).json()["data"]["token_ttl"] == 600
+        r = tr.resp("missing field", t.http("POST", f"{base}/token-ttl", {}), compare_err=True)
+        assert r.status == 400 and r.json()["errors"] == ["missing token_ttl"], r
+        r = tr.resp("reset secret-id-num-uses", t.http("DELETE", f"{base}/secret-id-num-uses"))
+        assert r.status == 204, r
+        assert t.http("GET", f"{base}/secret-id-num-uses").json()["data"] == {"secret_id_num_uses": 0}
+        r = tr.resp("set period", t.http("POST", f"{base}/period", {"token_period": "2h"}))
+        assert r.status == 204, r
+        assert t.http("GET", f"{base}/period").json()["data"]["token_period"] == 7200
+        r = tr.resp("missing role", t.http("GET", f"/v1/auth/approle/role/{pfx}-nope/token-ttl"))
+        assert r.status == 404, r
+        assert t.http("DELETE", base).status == 204
+        return tr
+
+    compared(target, "approle-per-field", scenario)

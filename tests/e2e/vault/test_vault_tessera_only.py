@@ -210,3 +210,28 @@ def test_a_mount_enabler_who_cannot_grant_does_not_widen_waiting_policies(tesser
     r = t.http("GET", f"/v1/{mount}/data/s", token=holder)
     assert r.status == 200 and r.json()["data"]["data"] == {"x": "1"}, r
     assert t.http("DELETE", f"/v1/sys/mounts/{mount}").status == 204
+
+
+def test_an_approle_field_endpoint_changes_that_field_only(tessera_target):
+    """The right on one field's endpoint changes that field and nothing else: other fields in
+    the body are ignored, and the policies endpoint needs its own right."""
+    t = tessera_target
+    tok = t.native_token
+    role = V.unique("fieldrole")
+    base = f"/v1/auth/approle/role/{role}"
+    assert t.http("POST", base, {"token_policies": "default", "secret_id_num_uses": 3}).status == 204
+    name = V.unique("fielder")
+    am = t.native("create-auth-method", {"token": tok, "name": name})
+    t.native("create-role", {"token": tok, "name": f"{name}-r"})
+    t.native("set-role-rule", {"token": tok, "role-name": f"{name}-r", "path": f"/approle/role/{role}/secret-id-num-uses",
+                               "capability": ["update", "read"], "rule-type": "auth-method-rule"})
+    t.native("assoc-role-am", {"token": tok, "role-name": f"{name}-r", "am-name": name})
+    vt = f"{am['access_id']}..{am['access_key']}"
+    r = t.http("POST", f"{base}/secret-id-num-uses", {"secret_id_num_uses": 1, "token_policies": "admin", "bind_secret_id": False}, token=vt)
+    assert r.status == 204, r
+    d = t.http("GET", base).json()["data"]
+    assert d["secret_id_num_uses"] == 1 and d["token_policies"] == ["default"] and d["bind_secret_id"] is True, d
+    assert t.http("POST", f"{base}/policies", {"token_policies": "admin"}, token=vt).status == 403
+    assert t.http("DELETE", f"{base}/secret-id-num-uses", token=vt).status == 403
+    assert t.http("GET", f"/v1/auth/approle/role/{V.unique('nope')}/secret-id-num-uses", token=vt).status == 403
+    assert t.http("DELETE", base).status == 204
