@@ -102,7 +102,7 @@ extension AccessEngine {
 
     /// A new secret id for a role: its TTL and uses are the role's unless asked for fewer.
     public func generateSecretID(method: AuthMethod, settings: AppRoleSettings, metadata: [String: String], cidrs: [String],
-                                 ttlSeconds: Int?, numUses: Int?) async throws -> IssuedSecretID {
+                                 ttlSeconds: Int?, numUses: Int?, custom: String? = nil) async throws -> IssuedSecretID {
         for cidr in cidrs { _ = try CIDR(cidr) }
         var ttl = settings.secretIDTTL
         if let asked = ttlSeconds, asked > 0 {
@@ -114,7 +114,16 @@ extension AccessEngine {
             guard uses == 0 || asked <= uses else { throw TesseraError.badRequest("num_uses cannot be higher than the role's secret_id_num_uses") }
             uses = asked
         }
-        let secret = SecureRandom.uuid()
+        // A custom secret id is the caller's choice (Vault's custom-secret-id), stored by hash too.
+        let secret = custom ?? SecureRandom.uuid()
+        if let custom {
+            guard (1...256).contains(custom.utf8.count), custom.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7f }) else {
+                throw TesseraError.badRequest("secret_id must be 1 to 256 printable characters without spaces")
+            }
+            if try await store.secretID(accessId: method.accessId, hash: AccessKeyHasher.tokenHash(custom)) != nil {
+                throw TesseraError.badRequest("failed to store secret_id: SecretID is already registered")
+            }
+        }
         let t = now()
         let record = SecretIDRecord(accessId: method.accessId, secretHash: AccessKeyHasher.tokenHash(secret), accessor: SecureRandom.uuid(),
                                     createdAt: t, expiresAt: ttl > 0 ? t.addingTimeInterval(InputNumber.interval(seconds: ttl)) : nil,

@@ -39,6 +39,7 @@ struct VaultAppRoleAPI: Sendable {
             }
             return VaultResponses.noContent()
         case ("secret-id", .write): return try await generate(vr, name)
+        case ("custom-secret-id", .write): return try await generate(vr, name, custom: true)
         case ("secret-id", .list): return try await listSecretIDs(vr, name)
         case ("secret-id/lookup", .write), ("secret-id-accessor/lookup", .write):
             return try await lookup(vr, name, sub)
@@ -232,8 +233,10 @@ struct VaultAppRoleAPI: Sendable {
         return out
     }
 
-    func generate(_ vr: VaultRequest, _ name: String) async throws -> Response {
+    func generate(_ vr: VaultRequest, _ name: String, custom: Bool = false) async throws -> Response {
         let f = try vr.fields()
+        let chosen = custom ? try f.string("secret_id") : nil
+        if custom && (chosen ?? "").isEmpty { throw TesseraError.badRequest("missing secret_id") }
         let meta = try Self.metadata(f)
         let cidrs = try Self.commaList(f, "cidr_list") ?? []
         if let bound = try Self.commaList(f, "token_bound_cidrs"), !bound.isEmpty {
@@ -241,14 +244,16 @@ struct VaultAppRoleAPI: Sendable {
         }
         let ttl = try f.seconds("ttl")
         let uses = try f.int("num_uses", in: 0...Int(Int32.max))
-        let path = try rulePath(name, "secret-id")
-        let generated = try await tessera.run(vr.pipelineCall(action: "create_secret_id", auditPath: path.value,
-                                                              checks: [AccessCheck(.update, .authMethod, path)])) { caller -> IssuedSecretID? in
+        let path = try rulePath(name, custom ? "custom-secret-id" : "secret-id")
+        var call = vr.pipelineCall(action: "create_secret_id", auditPath: path.value, checks: [AccessCheck(.update, .authMethod, path)])
+        if let chosen { call.sensitive = ["secret_id": chosen] }
+        let generated = try await tessera.run(call) { caller -> IssuedSecretID? in
             guard let (m, s) = try await tessera.access.appRole(named: name) else {
                 caller.notes.setStatus(404)
                 return nil
             }
-            let issued = try await tessera.access.generateSecretID(method: m, settings: s, metadata: meta, cidrs: cidrs, ttlSeconds: ttl, numUses: uses)
+            let issued = try await tessera.access.generateSecretID(method: m, settings: s, metadata: meta, cidrs: cidrs, ttlSeconds: ttl,
+                                                                   numUses: uses, custom: chosen)
             caller.notes.set("secret_id_accessor", issued.record.accessor)
             return issued
         }

@@ -322,6 +322,14 @@ enum VaultPaths {
             .init("GET", "The role's role_id (auth-method-rule read on /approle/role/<name>/role-id)."),
             .init("POST", "Not supported: Tessera assigns the role_id.", fields: [.string("role_id", "Refused.")]),
         ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/approle/role/{name}/custom-secret-id", operations: [
+            .init("POST", "Register a secret id of the caller's choice (auth-method-rule update on /approle/role/<name>/custom-secret-id).", fields: [
+                .string("secret_id", required: true, sensitive: true, "The secret id (1 to 256 printable characters)."),
+                .string("metadata", "A JSON object of strings, copied into the login's token metadata."),
+                .any("cidr_list", "Addresses it may log in from."), .any("token_bound_cidrs", "Refused when set."),
+                .duration("ttl", "At most the role's secret_id_ttl."), .int("num_uses", 0...Int(Int32.max), "At most the role's secret_id_num_uses."),
+            ]),
+        ]),
         VaultPathSpec(engine: .auth, pattern: "auth/approle/role/{name}/secret-id", operations: [
             .init("POST", "Generate a secret id (auth-method-rule update on /approle/role/<name>/secret-id).", fields: [
                 .string("metadata", "A JSON object of strings, copied into the login's token metadata."),

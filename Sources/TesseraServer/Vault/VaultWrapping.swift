@@ -78,7 +78,7 @@ struct VaultWrapping: Sendable {
     /// `auth/approle/role/<name>/secret-id`, where an answer holds a new secret id.
     static func isSecretIDPath(_ path: String) -> Bool {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        return parts.count == 5 && parts[0] == "auth" && parts[1] == "approle" && parts[2] == "role" && parts[4] == "secret-id"
+        return parts.count == 5 && parts[0] == "auth" && parts[1] == "approle" && parts[2] == "role" && (parts[4] == "secret-id" || parts[4] == "custom-secret-id")
     }
 
     /// Answers that are never wrapped, refused before the request runs: streamed or non-JSON
