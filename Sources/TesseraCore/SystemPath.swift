@@ -10,6 +10,8 @@ public enum SystemPath {
     public static let keyStatus = ItemPath.system("key-status")
     /// The background rewrap (the path of its audit events).
     public static let rewrap = ItemPath.system("rewrap")
+    /// The background removal of expired tokens, secret ids and wrapped answers (its audit events).
+    public static let tidy = ItemPath.system("tidy")
     /// Starting, reading and cancelling a rekey of the root key's shares.
     public static let rekey = ItemPath.system("rekey")
     /// The audit devices (`sys/audit`), and one of them.

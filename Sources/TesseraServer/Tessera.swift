@@ -231,6 +231,29 @@ public final class Tessera: Sendable {
         }
     }
 
+    /// Removes what expired and can never be used again: tokens, AppRole secret ids and wrapped
+    /// answers past their expiry (tokens an hour past it, so that a lookup just after expiry still
+    /// finds the record). Each pass that removed something is audited as the `scheduler`.
+    public func runTidyWorker(interval: Duration = .seconds(600)) async {
+        try? await Task.sleep(for: .seconds(60))
+        while !Task.isCancelled {
+            if !seal.isSealed {
+                do {
+                    let t = now()
+                    let removed = try await store.purgeExpiredTokens(before: t.addingTimeInterval(-3600))
+                        + store.purgeExpiredSecretIDs(before: t) + store.purgeExpiredWrappedResponses(before: t)
+                    if removed > 0 {
+                        logger.info("tidy: removed expired tokens, secret ids and wrapped answers", metadata: ["removed": "\(removed)"])
+                        await auditBackground("tidy", SystemPath.tidy, .success(removed), parameter: "removed")
+                    }
+                } catch {
+                    logger.warning("tidy pass failed; it is retried", metadata: ["reason": "\(Tessera.classify(error, logger: logger).message)"])
+                }
+            }
+            try? await Task.sleep(for: interval)
+        }
+    }
+
     /// Runs the rewrap whenever values are sealed under an older key term than the active one:
     /// after a rotation (woken at once), and after a restart that cut a rewrap short.
     public func runRewrapWorker(interval: Duration = .seconds(5)) async {

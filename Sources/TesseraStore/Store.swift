@@ -165,6 +165,8 @@ public protocol AccessRepository: Sendable {
     /// used up (concurrent logins never spend the same last use twice). Returns it after the use.
     func useSecretID(accessId: String, hash: String, now: Date) async throws -> SecretIDRecord?
     func deleteSecretID(accessId: String, accessor: String) async throws -> Bool
+    /// Removes secret ids that expired before `cutoff`; returns how many.
+    func purgeExpiredSecretIDs(before cutoff: Date) async throws -> Int
 
     func createToken(_ token: TokenRecord) async throws
     func token(hash: String) async throws -> TokenRecord?
@@ -306,6 +308,8 @@ public protocol WrappingRepository: Sendable {
     func restoreWrappedResponse(_ wrapped: WrappedResponse) async throws
     /// How many live wrapped responses this creator holds at `now`.
     func liveWrappedResponses(creator: String, now: Date) async throws -> Int
+    /// Removes wrapped responses that expired before `cutoff`; returns how many.
+    func purgeExpiredWrappedResponses(before cutoff: Date) async throws -> Int
 }
 
 /// Token roles (Vault's `auth/token/roles`), by name (case-sensitive, as in Vault).

@@ -48,6 +48,19 @@ extension StoreConformance {
             }
         }
 
+        @Test("purging removes the secret ids that expired before the cutoff; ones without expiry stay", arguments: Engines.all)
+        func purge(engine: any StoreUnderTest) async throws {
+            try await withStore(engine) { s in
+                try await s.store.createAuthMethod(Make.authMethod("/approle/role/ci", accessId: "p-role00000001"))
+                try await s.store.createSecretID(Self.secret("old", accessor: "ao", uses: nil, expires: T.at(10)))
+                try await s.store.createSecretID(Self.secret("new", accessor: "an", uses: nil, expires: T.at(100)))
+                try await s.store.createSecretID(Self.secret("free", accessor: "af", uses: nil))
+                #expect(try await s.store.purgeExpiredSecretIDs(before: T.at(50)) == 1)
+                #expect(try await s.store.purgeExpiredSecretIDs(before: T.at(50)) == 0)
+                #expect(try await s.store.secretIDs(accessId: "p-role00000001").map(\.accessor) == ["af", "an"])
+            }
+        }
+
         @Test("of concurrent logins with a one-use secret id, exactly one spends it", arguments: Engines.all)
         func raced(engine: any StoreUnderTest) async throws {
             try await withStore(engine) { s in

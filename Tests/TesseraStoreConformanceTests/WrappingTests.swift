@@ -95,6 +95,17 @@ extension StoreConformance {
             }
         }
 
+        @Test("purging removes the responses that expired before the cutoff, and counts them", arguments: Engines.all)
+        func purge(engine: any StoreUnderTest) async throws {
+            try await withStore(engine) { s in
+                try await s.store.createWrappedResponse(Self.wrapped("short", ttl: 10), now: T.at(0), maxPerCreator: 10)
+                try await s.store.createWrappedResponse(Self.wrapped("long", ttl: 100), now: T.at(0), maxPerCreator: 10)
+                #expect(try await s.store.purgeExpiredWrappedResponses(before: T.at(50)) == 1)
+                #expect(try await s.store.purgeExpiredWrappedResponses(before: T.at(50)) == 0)
+                #expect(try await s.store.wrappedResponse(hash: "long", now: T.at(50)) != nil)
+            }
+        }
+
         @Test("of concurrent wraps by one creator, no more than the cap are stored", arguments: Engines.all)
         func cappedUnderRace(engine: any StoreUnderTest) async throws {
             try await withStore(engine) { s in

@@ -40,6 +40,7 @@ extension Tessera {
             BackgroundWork(name: "leases") { await self.runLeaseWorker() },
             BackgroundWork(name: "rotations") { await self.runRotationWorker() },
             BackgroundWork(name: "rewrap") { await self.runRewrapWorker() },
+            BackgroundWork(name: "tidy") { await self.runTidyWorker() },
             BackgroundWork(name: "sighup") {
                 for await _ in await UnixSignalsSequence(trapping: .sighup) { await self.reloadOnHangup() }
             },

@@ -614,6 +614,14 @@ public final class PostgresStore: Store {
         try await db.count("DELETE FROM tokens WHERE expires_at < $1 RETURNING 1", [.date(cutoff)])
     }
 
+    public func purgeExpiredSecretIDs(before cutoff: Date) async throws -> Int {
+        try await db.count("DELETE FROM approle_secret_ids WHERE expires_at IS NOT NULL AND expires_at < $1 RETURNING 1", [.date(cutoff)])
+    }
+
+    public func purgeExpiredWrappedResponses(before cutoff: Date) async throws -> Int {
+        try await db.count("DELETE FROM wrapped_responses WHERE expires_at < $1 RETURNING 1", [.date(cutoff)])
+    }
+
     // MARK: Targets and connectors
 
     public func createTarget(_ t: Target) async throws {

@@ -572,6 +572,14 @@ public final class SQLiteStore: Store {
         try await db.write("DELETE FROM tokens WHERE expires_at < ?", [.date(cutoff)])
     }
 
+    public func purgeExpiredSecretIDs(before cutoff: Date) async throws -> Int {
+        try await db.write("DELETE FROM approle_secret_ids WHERE expires_at IS NOT NULL AND expires_at < ?", [.date(cutoff)])
+    }
+
+    public func purgeExpiredWrappedResponses(before cutoff: Date) async throws -> Int {
+        try await db.write("DELETE FROM wrapped_responses WHERE expires_at < ?", [.date(cutoff)])
+    }
+
     // MARK: Targets and connectors
 
     public func createTarget(_ t: Target) async throws {
