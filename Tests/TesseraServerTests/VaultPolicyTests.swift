@@ -114,6 +114,11 @@ import Testing
         #expect(try rules(#"path "sys/storage/raft/snapshot" { capabilities = ["read", "sudo"] }"#) == ["sys-rule /sys/backup read"])
         #expect(try rules(#"path "sys/mounts/*" { capabilities = ["create", "read"] }"#) == ["sys-rule /sys/mounts/* create,read"])
         #expect(try rules(#"path "sys/*" { capabilities = ["read", "list"] }"#).allSatisfy { !$0.hasPrefix("sys-rule") })
+        // `sys` and `sys/` name no operation (hvac's test policy denies `sys`): nothing, no error.
+        for path in ["sys", "sys/", "/sys"] {
+            #expect(try rules("path \"\(path)\" { policy = \"deny\" }").isEmpty)
+            #expect(try rules("path \"\(path)\" { capabilities = [\"read\", \"sudo\"] }").isEmpty)
+        }
     }
 
     @Test func folderFormsAndSudoPathsAreNotWidened() throws {

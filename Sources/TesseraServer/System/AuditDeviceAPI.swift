@@ -68,7 +68,8 @@ extension VaultSysAPI {
         let path = SystemPath.auditDevice(name)
         try await tessera.run(vr.pipelineCall(action: "disable_audit_device", auditPath: path.value,
                                               checks: [AccessCheck(.delete, .system, path)])) { _ in
-            guard let status = tessera.auditDevices.status(name) else { throw TesseraError.notFound("no audit device named \(name)") }
+            // Like Vault, disabling a device that is not enabled succeeds.
+            guard let status = tessera.auditDevices.status(name) else { return }
             guard !status.fromConfig else {
                 throw TesseraError.badRequest("audit device \(name) is declared in the config file; remove it there")
             }
@@ -77,5 +78,20 @@ extension VaultSysAPI {
             _ = try await tessera.store.removeStoredAuditDevice(name)
         }
         return VaultResponses.noContent()
+    }
+
+    /// `sys/audit-hash/<name>`: the HMAC the trail records for `input` (to find a known value in
+    /// it). It confirms guesses of HMAC'd values, so it needs sys-rule update on the path.
+    func auditHash(_ vr: VaultRequest, name: String) async throws -> Response {
+        let f = try vr.fields()
+        let input = try f.string("input") ?? ""
+        let path = (try? ItemPath("/sys/audit-hash/" + name)) ?? SystemPath.auditDevices
+        var call = vr.pipelineCall(action: "audit_hash", auditPath: path.value, checks: [AccessCheck(.update, .system, path)])
+        call.sensitive = ["input": input]
+        let hash = try await tessera.run(call) { _ in
+            guard tessera.auditDevices.status(name) != nil else { throw TesseraError.badRequest("unknown audit backend \"\(name.prefix(128))/\"") }
+            return try tessera.seal.keyring().auditHMAC(input)
+        }
+        return VaultResponses.envelope(data: .obj(("hash", .string(hash))), requestId: vr.context.requestId)
     }
 }

@@ -65,6 +65,11 @@ extension VaultSysAPI {
             if try f.stringList("pgp_keys")?.isEmpty == false {
                 throw TesseraError.badRequest("pgp_keys is not supported: the new shares are returned in clear, once")
             }
+            // Refused rather than ignored: a caller that asked to verify the new shares before they
+            // take effect must not find them in effect unverified.
+            if try f.bool("require_verification") == true {
+                throw TesseraError.badRequest("require_verification is not supported: the new shares take effect when the last old share is given")
+            }
             let progress = try await tessera.run(vr.pipelineCall(action: "rekey_init", auditPath: SystemPath.rekey.value,
                                                                  checks: [AccessCheck(.update, .system, SystemPath.rekey)])) { caller in
                 caller.notes.set("secret_shares", String(shares))

@@ -87,7 +87,8 @@ struct VaultKV: Sendable {
 
     func casOption(_ fields: RequestFields) throws -> Int? {
         guard let options = fields.raw("options"), case .object = options else { return nil }
-        return try RequestFields(options).int("cas", in: 0...Int(Int32.max))
+        // A negative cas never matches a version (Vault's answer is the mismatch, not a range error).
+        return try RequestFields(options).int("cas", in: -Int(Int32.max)...Int(Int32.max))
     }
 
     func store(_ vr: VaultRequest, _ path: ItemPath, value: String, cas: Int?, action: String) async throws -> Response {
@@ -165,7 +166,7 @@ struct VaultKV: Sendable {
                             ("current_metadata_version", .int(1)),
                             ("current_version", .int(Int64(item.lastVersion))),
                             ("custom_metadata", customMetadata(item)),
-                            ("delete_version_after", .string(item.deleteVersionAfter)),
+                            ("delete_version_after", .string(Self.shown(item.deleteVersionAfter))),
                             ("max_versions", .int(Int64(item.maxVersions))),
                             ("metadata_cas_required", .bool(false)),
                             // Vault names the oldest version kept only once older ones were pruned.
@@ -233,7 +234,7 @@ struct VaultKV: Sendable {
         }
         if write { return VaultResponses.noContent() }
         return VaultResponses.envelope(data: .obj(("cas_required", .bool(current.casRequired)),
-                                                  ("delete_version_after", .string(current.deleteVersionAfter)),
+                                                  ("delete_version_after", .string(Self.shown(current.deleteVersionAfter))),
                                                   ("max_versions", .int(Int64(current.maxVersions))),
                                                   ("metadata_cas_required", .bool(false))), requestId: vr.context.requestId)
     }
@@ -348,7 +349,20 @@ struct VaultKV: Sendable {
 
     /// A duration as Vault accepts it: integer seconds or Go-style text (`1h30m`, `45s`), returned as Go text.
     static func duration(_ value: JSON, field: String) throws -> String {
-        let seconds = try RequestFields.seconds(value, field: field) ?? 0
-        return seconds == 0 ? "0s" : "\(seconds)s"
+        goDurationText(try RequestFields.seconds(value, field: field) ?? 0)
+    }
+
+    /// A stored duration (`1800s`, or Go text) as Vault shows it (`30m0s`).
+    static func shown(_ stored: String) -> String {
+        (try? GoDuration.seconds(text: stored, field: "duration")).map(goDurationText) ?? stored
+    }
+
+    /// Whole seconds as Go's `Duration.String` prints them, as Vault shows durations: `0s`, `45s`,
+    /// `30m0s`, `1h0m0s`.
+    static func goDurationText(_ seconds: Int) -> String {
+        let h = seconds / 3600, m = (seconds % 3600) / 60, s = seconds % 60
+        if h > 0 { return "\(h)h\(m)m\(s)s" }
+        if m > 0 { return "\(m)m\(s)s" }
+        return "\(s)s"
     }
 }

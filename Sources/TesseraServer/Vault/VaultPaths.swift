@@ -112,6 +112,15 @@ enum VaultPaths {
             ]),
             .init("DELETE", "Disable an audit device created over the API."),
         ]),
+        VaultPathSpec(engine: .system, pattern: "sys/audit-hash/{name}", operations: [
+            .init("POST", "The HMAC the audit trail records for a value (sys-rule update on /sys/audit-hash/<name>).", fields: [
+                .string("input", sensitive: true, "The value to hash."),
+            ]),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/rekey/backup", operations: [
+            .init("GET", "Always 400: Tessera keeps no PGP-encrypted backups of the shares."),
+            .init("DELETE", "Always 400: there is nothing to delete."),
+        ]),
         VaultPathSpec(engine: .system, pattern: "sys/rotate", operations: [
             .init("POST", "Add a keyring term for new writes; a background rewrap moves stored values to it (sys-rule update on /sys/rotate)."),
         ]),
@@ -130,7 +139,7 @@ enum VaultPaths {
                 .int("secret_shares", 1...255, required: true, "How many new shares."),
                 .int("secret_threshold", 1...255, required: true, "How many new shares unseal."),
                 .list("pgp_keys", "Not supported: refused when given."),
-                .bool("backup", "Ignored."), .bool("require_verification", "Ignored."),
+                .bool("backup", "Ignored."), .bool("require_verification", "Not supported: refused when true."),
             ]),
             .init("DELETE", "Cancel the rekey in progress (sys-rule update on /sys/rekey)."),
         ]),

@@ -261,11 +261,13 @@ struct VaultPolicyTranslator {
             tessera = alias.tessera + tessera.dropFirst(alias.vault.count)
         }
         let unprotected = Self.unprotectedSystem.contains { full == $0 || full.hasPrefix($0 + "/") }
+        // `sys` and `sys/` (and other folder forms) name no operation, in Vault as here: nothing
+        // to translate, and nothing to warn about (Vault takes them silently).
+        if tessera.hasSuffix("/") || tessera == "sys" { return }
         if caps.contains("deny") {
             out.rules.append(Rule(pattern: try PathPattern("/" + tessera), capabilities: [.deny], type: .system))
         } else if caps.contains("sudo") || unprotected {
-            // A folder form (`sys/`) names no operation.
-            guard !generic.isEmpty, !tessera.hasSuffix("/"), tessera != "sys" else { return }
+            guard !generic.isEmpty else { return }
             let granted = generic
             out.rules.append(Rule(pattern: try PathPattern("/" + tessera), capabilities: granted, type: .system))
         }

@@ -33,6 +33,15 @@ struct VaultSysAPI: Sendable {
             return try await enableAuditDevice(vr, name: String(p.dropFirst(10)))
         case (let p, .delete) where p.hasPrefix("sys/audit/") && !p.dropFirst(10).contains("/"):
             return try await disableAuditDevice(vr, name: String(p.dropFirst(10)))
+        case (let p, .write) where p.hasPrefix("sys/audit-hash/") && !p.dropFirst(15).contains("/") && p.count > 15:
+            return try await auditHash(vr, name: String(p.dropFirst(15)))
+        case ("sys/rekey/backup", .read), ("sys/rekey/backup", .delete), ("sys/rekey/recovery-key-backup", .read):
+            // Tessera never keeps PGP-encrypted backups of the shares.
+            try await tessera.run(vr.pipelineCall(action: "rekey_backup", auditPath: SystemPath.rekey.value,
+                                                  checks: [AccessCheck(.read, .system, SystemPath.rekey)])) { _ in
+                throw TesseraError.badRequest("no backed-up keys found")
+            }
+            return VaultResponses.noContent()
         case ("sys/key-status", .read): return try await keyStatus(vr)
         // OpenBao 2 names the rekey `sys/rotate/root/*` (`bao operator rotate-keys`).
         case ("sys/rekey/init", .read), ("sys/rekey/init", .write), ("sys/rekey/init", .delete),
