@@ -20,6 +20,8 @@ public struct AppRoleSettings: Sendable, Equatable {
     public var tokenBoundCIDRs: [String] = []
     public var tokenNoDefaultPolicy = false
     public var tokenPeriod = 0
+    /// A role_id set through `role-id` (Vault's custom role ids); nil: the role's access id.
+    public var customRoleID: String?
 
     public init() {}
 
@@ -38,9 +40,17 @@ public struct AppRoleSettings: Sendable, Equatable {
         tokenBoundCIDRs = strings("token_bound_cidrs")
         tokenNoDefaultPolicy = bool("token_no_default_policy", false)
         tokenPeriod = int("token_period")
+        customRoleID = config["custom_role_id"]?.stringValue
     }
 
-    /// The stored form, and what a role read shows (Vault's shape).
+    /// The stored form: what a role read shows, and the custom role_id.
+    public var stored: JSON {
+        guard let customRoleID, case .object(var pairs) = json else { return json }
+        pairs.append(("custom_role_id", .string(customRoleID)))
+        return .object(pairs)
+    }
+
+    /// What a role read shows (Vault's shape).
     public var json: JSON {
         .obj(("bind_secret_id", .bool(bindSecretID)), ("local_secret_ids", .bool(false)),
              ("secret_id_bound_cidrs", secretIDBoundCIDRs.isEmpty ? .null : JSON.strings(secretIDBoundCIDRs)),
@@ -61,8 +71,30 @@ public struct IssuedSecretID: Sendable {
 extension AccessEngine {
     public static let appRoleType = "approle"
 
-    /// The auth method name of an AppRole role.
-    public static func appRoleMethodName(_ role: String) -> String { "/approle/role/" + role }
+    /// The marker of an AppRole mount enabled at a path other than the built-in `approle/`.
+    public static let appRoleMountType = "approle_mount"
+    public static let builtInAppRoleMount = "approle"
+
+    /// The auth method name of an AppRole role on a mount.
+    public static func appRoleMethodName(_ role: String, mount: String = builtInAppRoleMount) -> String { "/\(mount)/role/" + role }
+
+    /// The role name of an AppRole role's auth method (the part after `/role/`).
+    public static func appRoleName(of method: AuthMethod) -> String {
+        guard let r = method.name.range(of: "/role/", options: .backwards) else { return method.name }
+        return String(method.name[r.upperBound...])
+    }
+
+    /// The mount an AppRole role's auth method belongs to (`approle`, `test-approle`).
+    public static func appRoleMount(of method: AuthMethod) -> String {
+        guard let r = method.name.range(of: "/role/", options: .backwards) else { return builtInAppRoleMount }
+        return String(method.name[method.name.index(after: method.name.startIndex)..<r.lowerBound])
+    }
+
+    /// Whether an AppRole mount is enabled at `mount` (the built-in one always is).
+    public func appRoleMountExists(_ mount: String) async throws -> Bool {
+        if mount == Self.builtInAppRoleMount { return true }
+        return try await store.authMethod(name: "/" + mount)?.type == Self.appRoleMountType
+    }
 
     /// AppRole role names: lower-cased letters, digits, `-`, `_`, `.` and `@`.
     public static func appRoleName(_ raw: String) throws -> String {
@@ -73,29 +105,64 @@ extension AccessEngine {
         return name
     }
 
-    public func appRole(named name: String) async throws -> (method: AuthMethod, settings: AppRoleSettings)? {
-        guard let m = try await store.authMethod(name: Self.appRoleMethodName(name)), m.type == Self.appRoleType else { return nil }
+    public func appRole(named name: String, mount: String = builtInAppRoleMount) async throws -> (method: AuthMethod, settings: AppRoleSettings)? {
+        guard let m = try await store.authMethod(name: Self.appRoleMethodName(name, mount: mount)), m.type == Self.appRoleType else { return nil }
         return (m, AppRoleSettings(config: m.config))
     }
 
-    public func appRoles() async throws -> [String] {
-        try await store.authMethods().filter { $0.type == Self.appRoleType && $0.name.hasPrefix("/approle/role/") }
-            .map { String($0.name.dropFirst("/approle/role/".count)) }
+    public func appRoles(mount: String = builtInAppRoleMount) async throws -> [String] {
+        let prefix = "/\(mount)/role/"
+        return try await store.authMethods().filter { $0.type == Self.appRoleType && $0.name.hasPrefix(prefix) }
+            .map { String($0.name.dropFirst(prefix.count)) }
+            .filter { !$0.contains("/") }
             .sorted { $0.utf8.lexicographicallyPrecedes($1.utf8) }
     }
 
+    /// The role a login's role_id names on `mount`: by its access id, or by the custom role_id
+    /// set through `role-id`. Nil when none (or when the role belongs to another mount).
+    public func appRole(roleID: String, mount: String) async throws -> AuthMethod? {
+        guard roleID.utf8.count <= 256 else { return nil }
+        let prefix = "/\(mount)/role/"
+        if Self.isValidAccessId(roleID), let m = try await store.authMethod(accessId: roleID), m.type == Self.appRoleType {
+            // A role with a custom role_id answers to that one only.
+            return m.name.hasPrefix(prefix) && AppRoleSettings(config: m.config).customRoleID == nil ? m : nil
+        }
+        return try await store.authMethods().first {
+            $0.type == Self.appRoleType && $0.name.hasPrefix(prefix) && AppRoleSettings(config: $0.config).customRoleID == roleID
+        }
+    }
+
+    /// The role_id a role's logins name: its custom one, else its access id.
+    public static func roleID(_ method: AuthMethod) -> String { AppRoleSettings(config: method.config).customRoleID ?? method.accessId }
+
+    /// Enables an AppRole mount at a path other than `approle/` (a marker auth method).
+    public func enableAppRoleMount(_ mount: String, description: String) async throws {
+        if try await store.authMethod(name: "/" + mount) != nil { throw TesseraError.badRequest("path is already in use at \(mount)/") }
+        _ = try await createMethod(name: "/" + mount, type: Self.appRoleMountType, config: .obj(("description", .string(description))),
+                                   tokenTTLMinutes: nil)
+    }
+
+    /// Disables an AppRole mount: its roles go (and with them their secret ids and tokens), then
+    /// the marker. The built-in `approle/` stays enabled, without roles.
+    public func disableAppRoleMount(_ mount: String) async throws {
+        for name in try await appRoles(mount: mount) { _ = try await deleteAuthMethod(named: Self.appRoleMethodName(name, mount: mount)) }
+        if mount != Self.builtInAppRoleMount, try await store.authMethod(name: "/" + mount)?.type == Self.appRoleMountType {
+            _ = try await deleteAuthMethod(named: "/" + mount)
+        }
+    }
+
     /// Creates or replaces an AppRole role's settings. Returns whether it was created.
-    public func putAppRole(named name: String, settings: AppRoleSettings) async throws -> Bool {
+    public func putAppRole(named name: String, mount: String = builtInAppRoleMount, settings: AppRoleSettings) async throws -> Bool {
         for cidr in settings.secretIDBoundCIDRs + settings.tokenBoundCIDRs { _ = try CIDR(cidr) }
         let ttlMinutes = min(max(1, (settings.tokenTTL + 59) / 60), AuthMethod.maxTokenTTLMinutes)
-        if var (m, _) = try await appRole(named: name) {
-            m.config = settings.json
+        if var (m, _) = try await appRole(named: name, mount: mount) {
+            m.config = settings.stored
             m.boundCIDRs = settings.tokenBoundCIDRs
             m.tokenTTLMinutes = ttlMinutes
             try await updateMethod(m)
             return false
         }
-        _ = try await createMethod(name: Self.appRoleMethodName(name), type: Self.appRoleType, config: settings.json,
+        _ = try await createMethod(name: Self.appRoleMethodName(name, mount: mount), type: Self.appRoleType, config: settings.stored,
                                    tokenTTLMinutes: ttlMinutes, boundCIDRs: settings.tokenBoundCIDRs)
         return true
     }
@@ -181,7 +248,7 @@ extension AccessEngine {
                 throw failure
             }
         }
-        let roleName = String(method.name.dropFirst("/approle/role/".count))
+        let roleName = Self.appRoleName(of: method)
         metadata["role_name"] = roleName
         var roles = settings.tokenPolicies.filter { $0 != "default" }
         var shown = Set(roles)
@@ -192,7 +259,7 @@ extension AccessEngine {
         let ttl = [settings.tokenTTL, settings.tokenPeriod].first { $0 > 0 } ?? Self.maxCreatedTokenTTLSeconds
         let maxTTL = [settings.tokenExplicitMaxTTL, settings.tokenMaxTTL].filter { $0 > 0 }.min() ?? 0
         let grant = TokenGrant(roleNames: roles, loginRole: roleName, displayName: "approle", metadata: metadata,
-                               ttlSeconds: maxTTL > 0 ? min(ttl, maxTTL) : ttl, policies: shown.sorted(), path: "auth/approle/login",
+                               ttlSeconds: maxTTL > 0 ? min(ttl, maxTTL) : ttl, policies: shown.sorted(), path: "auth/\(Self.appRoleMount(of: method))/login",
                                explicitMaxTTLSeconds: maxTTL, renewable: true)
         return try await issueToken(method: method, grant: grant, clientAddress: clientAddress)
     }

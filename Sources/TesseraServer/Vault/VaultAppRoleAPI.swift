@@ -12,9 +12,11 @@ import TesseraEngines
 
 struct VaultAppRoleAPI: Sendable {
     let tessera: Tessera
+    /// The mount: the built-in `approle`, or one enabled with `sys/auth/<path>` type approle.
+    var mount = AccessEngine.builtInAppRoleMount
 
     func handle(_ vr: VaultRequest) async throws -> Response {
-        let rest = String(vr.path.dropFirst("auth/approle/".count))
+        let rest = String(vr.path.dropFirst("auth/\(mount)/".count))
         if rest == "login" {
             guard vr.operation == .write else { return VaultResponses.errors([], status: .methodNotAllowed) }
             return try await login(vr)
@@ -32,12 +34,7 @@ struct VaultAppRoleAPI: Sendable {
         case ("", .write): return try await writeRole(vr, name)
         case ("", .delete): return try await deleteRole(vr, name)
         case ("role-id", .read): return try await roleId(vr, name)
-        case ("role-id", .write):
-            try await tessera.run(vr.pipelineCall(action: "update_auth_method", auditPath: rulePath(name, "role-id").value,
-                                                  checks: [AccessCheck(.update, .authMethod, rulePath(name, "role-id"))])) { _ in
-                throw TesseraError.badRequest("custom role ids are not supported: Tessera assigns the role_id")
-            }
-            return VaultResponses.noContent()
+        case ("role-id", .write): return try await setRoleID(vr, name)
         case ("secret-id", .write): return try await generate(vr, name)
         case ("custom-secret-id", .write): return try await generate(vr, name, custom: true)
         case ("secret-id", .list): return try await listSecretIDs(vr, name)
@@ -77,7 +74,7 @@ struct VaultAppRoleAPI: Sendable {
         case .read:
             let settings = try await tessera.run(vr.pipelineCall(action: "get_auth_method", auditPath: path.value,
                                                                  checks: [AccessCheck(.read, .authMethod, path)])) { _ in
-                try await tessera.access.appRole(named: name)?.settings
+                try await tessera.access.appRole(named: name, mount: mount)?.settings
             }
             guard let settings else { throw TesseraError.notFound("") }
             var value = settings.json[spec.field] ?? .null
@@ -104,20 +101,20 @@ struct VaultAppRoleAPI: Sendable {
     }
 
     func rulePath(_ name: String, _ sub: String = "") throws -> ItemPath {
-        try ItemPath(AccessEngine.appRoleMethodName(name) + (sub.isEmpty ? "" : "/" + sub))
+        try ItemPath(AccessEngine.appRoleMethodName(name, mount: mount) + (sub.isEmpty ? "" : "/" + sub))
     }
 
     func existing(_ name: String) async throws -> (method: AuthMethod, settings: AppRoleSettings) {
-        guard let r = try await tessera.access.appRole(named: name) else { throw TesseraError.notFound("role \"\(name)\" does not exist") }
+        guard let r = try await tessera.access.appRole(named: name, mount: mount) else { throw TesseraError.notFound("role \"\(name)\" does not exist") }
         return r
     }
 
     // MARK: Roles
 
     func listRoles(_ vr: VaultRequest) async throws -> Response {
-        let names = try await tessera.run(vr.pipelineCall(action: "list_auth_methods", auditPath: "/approle/role")) { caller -> [String] in
+        let names = try await tessera.run(vr.pipelineCall(action: "list_auth_methods", auditPath: "/\(mount)/role")) { caller -> [String] in
             let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
-            return try await tessera.access.appRoles().filter { name in
+            return try await tessera.access.appRoles(mount: mount).filter { name in
                 guard let p = try? rulePath(name) else { return false }
                 return authorizer.listsAuthMethod(p)
             }
@@ -130,7 +127,7 @@ struct VaultAppRoleAPI: Sendable {
         let path = try rulePath(name)
         let settings = try await tessera.run(vr.pipelineCall(action: "get_auth_method", auditPath: path.value,
                                                              checks: [AccessCheck(.read, .authMethod, path)])) { _ in
-            try await tessera.access.appRole(named: name)?.settings
+            try await tessera.access.appRole(named: name, mount: mount)?.settings
         }
         guard let settings else { throw TesseraError.notFound("") }
         return VaultResponses.envelope(data: settings.json, requestId: vr.context.requestId)
@@ -150,7 +147,7 @@ struct VaultAppRoleAPI: Sendable {
                    capability: Capability? = nil, mustExist: Bool = false) async throws -> Response {
         let f = try fields ?? vr.fields()
         let path = try fieldPath ?? rulePath(name)
-        let existing = try await tessera.access.appRole(named: name)
+        let existing = try await tessera.access.appRole(named: name, mount: mount)
         var s = existing?.settings ?? AppRoleSettings()
         if let v = try f.bool("bind_secret_id") { s.bindSecretID = v }
         if let v = try Self.commaList(f, "secret_id_bound_cidrs", "bound_cidr_list") { s.secretIDBoundCIDRs = v }
@@ -192,7 +189,7 @@ struct VaultAppRoleAPI: Sendable {
                 }
             }
             caller.notes.set("token_policies", settings.tokenPolicies.joined(separator: ","))
-            _ = try await tessera.access.putAppRole(named: name, settings: settings)
+            _ = try await tessera.access.putAppRole(named: name, mount: mount, settings: settings)
         }
         return VaultResponses.noContent()
     }
@@ -201,7 +198,7 @@ struct VaultAppRoleAPI: Sendable {
         let path = try rulePath(name)
         try await tessera.run(vr.pipelineCall(action: "delete_auth_method", auditPath: path.value, checks: [AccessCheck(.delete, .authMethod, path)])) { _ in
             // Like Vault, deleting a role that does not exist succeeds.
-            if let (m, _) = try await tessera.access.appRole(named: name) { _ = try await tessera.access.deleteAuthMethod(named: m.name) }
+            if let (m, _) = try await tessera.access.appRole(named: name, mount: mount) { _ = try await tessera.access.deleteAuthMethod(named: m.name) }
         }
         return VaultResponses.noContent()
     }
@@ -210,10 +207,40 @@ struct VaultAppRoleAPI: Sendable {
         let path = try rulePath(name, "role-id")
         let method = try await tessera.run(vr.pipelineCall(action: "get_auth_method", auditPath: path.value,
                                                            checks: [AccessCheck(.read, .authMethod, path)])) { _ in
-            try await tessera.access.appRole(named: name)?.method
+            try await tessera.access.appRole(named: name, mount: mount)?.method
         }
         guard let method else { throw TesseraError.notFound("") }
-        return VaultResponses.envelope(data: .obj(("role_id", .string(method.accessId))), requestId: vr.context.requestId)
+        return VaultResponses.envelope(data: .obj(("role_id", .string(AccessEngine.roleID(method)))), requestId: vr.context.requestId)
+    }
+
+    /// A custom role_id (Vault's `role-id` write): unique on the mount, printable, and never the
+    /// shape of an access id (which would name another role). The role's access id stays its
+    /// identity in the trail.
+    func setRoleID(_ vr: VaultRequest, _ name: String) async throws -> Response {
+        let roleID = try vr.fields().requiredString("role_id")
+        guard (1...256).contains(roleID.utf8.count), roleID.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7f }) else {
+            throw TesseraError.badRequest("role_id must be 1 to 256 printable characters without spaces")
+        }
+        let path = try rulePath(name, "role-id")
+        var call = vr.pipelineCall(action: "update_auth_method", auditPath: path.value, checks: [AccessCheck(.update, .authMethod, path)])
+        call.sensitive = ["role_id": roleID]
+        try await tessera.run(call) { _ in
+            guard var (m, settings) = try await tessera.access.appRole(named: name, mount: mount) else {
+                throw TesseraError.notFound("role \"\(name)\" does not exist")
+            }
+            if roleID == m.accessId {
+                settings.customRoleID = nil
+            } else {
+                guard !AccessEngine.isValidAccessId(roleID) else { throw TesseraError.badRequest("role_id must not have the shape of an access id") }
+                if let other = try await tessera.access.appRole(roleID: roleID, mount: mount), other.accessId != m.accessId {
+                    throw TesseraError.badRequest("role_id already in use")
+                }
+                settings.customRoleID = roleID
+            }
+            m.config = settings.stored
+            try await tessera.access.updateMethod(m)
+        }
+        return VaultResponses.noContent()
     }
 
     // MARK: Secret ids
@@ -248,7 +275,7 @@ struct VaultAppRoleAPI: Sendable {
         var call = vr.pipelineCall(action: "create_secret_id", auditPath: path.value, checks: [AccessCheck(.update, .authMethod, path)])
         if let chosen { call.sensitive = ["secret_id": chosen] }
         let generated = try await tessera.run(call) { caller -> IssuedSecretID? in
-            guard let (m, s) = try await tessera.access.appRole(named: name) else {
+            guard let (m, s) = try await tessera.access.appRole(named: name, mount: mount) else {
                 caller.notes.setStatus(404)
                 return nil
             }
@@ -334,16 +361,18 @@ struct VaultAppRoleAPI: Sendable {
         let roleId = try fields.requiredString("role_id")
         let secretId = try fields.string("secret_id")
         var call = vr.pipelineCall(action: "auth", auditPath: "", needsIdentity: false)
-        call.claimedAccessId = roleId
-        if let secretId { call.sensitive = ["secret_id": secretId] }
+        // An access id names the role in the trail; a custom role_id is recorded HMAC'd.
+        if AccessEngine.isValidAccessId(roleId) { call.claimedAccessId = roleId } else { call.sensitive["role_id"] = roleId }
+        if let secretId { call.sensitive["secret_id"] = secretId }
         let (issued, principal) = try await tessera.run(call) { caller in
             let address = caller.request.clientAddress
             let issued: IssuedToken
-            if let m = try await tessera.access.authMethod(accessId: roleId), m.type == AccessEngine.appRoleType {
-                caller.notes.set("role_name", String(m.name.dropFirst("/approle/role/".count)))
+            if let m = try await tessera.access.appRole(roleID: roleId, mount: mount) {
+                caller.notes.set("role_name", AccessEngine.appRoleName(of: m))
                 issued = try await tessera.access.appRoleLogin(method: m, secret: secretId, clientAddress: address)
             } else {
-                // An API key: role_id is its access id, secret_id its access key.
+                // An API key: role_id is its access id, secret_id its access key (on approle/ only).
+                guard mount == AccessEngine.builtInAppRoleMount else { throw TesseraError.badRequest("invalid role or secret ID") }
                 // Every failure reads as Vault's (a throttled login stays a 429).
                 guard let secretId else { throw TesseraError.badRequest("invalid role or secret ID") }
                 do {

@@ -45,10 +45,24 @@ struct VaultAuthAPI: Sendable {
         case (let p, _) where p.hasPrefix("auth/approle/"):
             return try await VaultAppRoleAPI(tessera: tessera).handle(vr)
         default:
+            if let mount = try await appRoleMount(of: vr.path) {
+                return try await VaultAppRoleAPI(tessera: tessera, mount: mount).handle(vr)
+            }
             if let response = try await VaultAuthMethods(tessera: tessera).handleAuth(vr) { return response }
             try await tessera.run(vr.pipelineCall(action: "vault_request", auditPath: "/" + vr.path)) { _ in () }
             throw TesseraError.notFound("")
         }
+    }
+
+    /// The AppRole mount (other than `approle/`) that a path `auth/<mount>/…` is under, if any.
+    func appRoleMount(of path: String) async throws -> String? {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        guard segments.count >= 2 else { return nil }
+        for k in 1...min(segments.count - 1, 8) {
+            let candidate = segments.prefix(k).joined(separator: "/")
+            if try await tessera.access.appRoleMountExists(candidate) { return candidate }
+        }
+        return nil
     }
 
     func currentToken(_ vr: VaultRequest) -> String {

@@ -32,6 +32,9 @@ struct VaultAuthMethods: Sendable {
         if rest == "approle" || rest == "token" { return try await builtIn(vr, rest, tune: tune) }
         let mount = try WorkloadIdentityEngine.validateMountPath(rest)
         let methodPath = try ItemPath("/" + mount)
+        if let marker = try? await tessera.access.authMethod(named: methodPath.value), marker.type == AccessEngine.appRoleMountType {
+            return try await appRoleMount(vr, mount, marker, tune: tune)
+        }
         switch (vr.operation, tune) {
         case (.write, false):
             let fields = try vr.fields()
@@ -40,7 +43,11 @@ struct VaultAuthMethods: Sendable {
             try await tessera.run(vr.pipelineCall(action: "create_auth_method", auditPath: methodPath.value,
                                                   checks: [AccessCheck(.create, .authMethod, methodPath)])) { caller in
                 caller.notes.set("type", String(type.prefix(32)))
-                _ = try await tessera.identity.enable(path: mount, vaultType: type, description: description)
+                if type == "approle" {
+                    try await tessera.access.enableAppRoleMount(mount, description: description)
+                } else {
+                    _ = try await tessera.identity.enable(path: mount, vaultType: type, description: description)
+                }
             }
             return VaultResponses.noContent()
         case (.delete, false):
@@ -99,13 +106,64 @@ struct VaultAuthMethods: Sendable {
             try await tessera.run(vr.pipelineCall(action: "update_auth_method", auditPath: path.value, checks: [AccessCheck(.update, .authMethod, path)])) { _ in () }
             return VaultResponses.noContent()
         case .delete:
-            try await tessera.run(vr.pipelineCall(action: "delete_auth_method", auditPath: path.value, checks: [AccessCheck(.delete, .authMethod, path)])) { _ in
-                throw TesseraError.badRequest("\(mount)/ is built into Tessera and cannot be disabled")
+            try await tessera.run(vr.pipelineCall(action: "delete_auth_method", auditPath: path.value, checks: [AccessCheck(.delete, .authMethod, path)])) { caller in
+                // `approle/` is built in: disabling it removes its roles, as in Vault, and it stays
+                // enabled (an API key still logs in there). `token/` cannot be disabled.
+                guard mount == "approle" else { throw TesseraError.badRequest("\(mount)/ is built into Tessera and cannot be disabled") }
+                try await requireMayDisableAppRoles(mount, caller)
+                try await tessera.access.disableAppRoleMount(mount)
             }
             return VaultResponses.noContent()
         default:
             return VaultResponses.errors([], status: .methodNotAllowed)
         }
+    }
+
+    /// `sys/auth/<path>` for an AppRole mount enabled at a path other than `approle/`.
+    func appRoleMount(_ vr: VaultRequest, _ mount: String, _ marker: AuthMethod, tune: Bool) async throws -> Response {
+        let path = try ItemPath("/" + mount)
+        switch (vr.operation, tune) {
+        case (.read, _):
+            try await tessera.run(vr.pipelineCall(action: "get_auth_method", auditPath: path.value, checks: [AccessCheck(.read, .authMethod, path)])) { _ in () }
+            let entry = appRoleEntry(marker)
+            if tune, let config = entry["config"] { return VaultResponses.doubled(config, requestId: vr.context.requestId) }
+            return VaultResponses.doubled(entry, requestId: vr.context.requestId)
+        case (.write, false):
+            try await tessera.run(vr.pipelineCall(action: "create_auth_method", auditPath: path.value, checks: [AccessCheck(.create, .authMethod, path)])) { _ in
+                throw TesseraError.badRequest("path is already in use at \(mount)/")
+            }
+            return VaultResponses.noContent()
+        case (.write, true):
+            try await tessera.run(vr.pipelineCall(action: "update_auth_method", auditPath: path.value, checks: [AccessCheck(.update, .authMethod, path)])) { _ in () }
+            return VaultResponses.noContent()
+        case (.delete, _):
+            try await tessera.run(vr.pipelineCall(action: "delete_auth_method", auditPath: path.value, checks: [AccessCheck(.delete, .authMethod, path)])) { caller in
+                try await requireMayDisableAppRoles(mount, caller)
+                try await tessera.access.disableAppRoleMount(mount)
+            }
+            return VaultResponses.noContent()
+        default:
+            return VaultResponses.errors([], status: .methodNotAllowed)
+        }
+    }
+
+    /// Disabling an AppRole mount deletes its roles: that needs delete on each of them too.
+    func requireMayDisableAppRoles(_ mount: String, _ caller: CallerContext) async throws {
+        let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
+        for name in try await tessera.access.appRoles(mount: mount) {
+            let p = try ItemPath(AccessEngine.appRoleMethodName(name, mount: mount))
+            guard authorizer.check(.delete, on: p, type: .authMethod).isAllowed else {
+                throw TesseraError.forbidden(path: p.value, capability: "delete")
+            }
+        }
+    }
+
+    func appRoleEntry(_ marker: AuthMethod) -> JSON {
+        .obj(("accessor", .string("auth_approle_" + marker.accessId.dropFirst(2).lowercased())), ("config", mountConfig(ttl: 0)),
+             ("description", .string(marker.config["description"]?.stringValue ?? "")), ("external_entropy_access", .bool(false)),
+             ("local", .bool(false)), ("options", .null), ("plugin_version", .string("")),
+             ("running_plugin_version", .string("v\(SystemAPI.version)+builtin.tessera")), ("running_sha256", .string("")),
+             ("seal_wrap", .bool(false)), ("type", .string("approle")), ("uuid", .string(marker.accessId)))
     }
 
     var approleEntry: JSON {
@@ -124,10 +182,10 @@ struct VaultAuthMethods: Sendable {
         let entries = try await tessera.run(vr.pipelineCall(action: "list_auth_methods", auditPath: "/")) { caller -> [(String, JSON)] in
             let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
             var out: [(String, JSON)] = [("approle/", approleEntry), ("token/", tokenEntry)]
-            for m in try await tessera.access.authMethods() where WorkloadIdentityEngine.isWorkloadType(m.type) {
+            for m in try await tessera.access.authMethods() where WorkloadIdentityEngine.isWorkloadType(m.type) || m.type == AccessEngine.appRoleMountType {
                 guard let p = try? ItemPath(m.name), authorizer.check(.list, on: p, type: .authMethod).isAllowed
                         || authorizer.check(.read, on: p, type: .authMethod).isAllowed else { continue }
-                out.append((WorkloadIdentityEngine.mountPath(m) + "/", entryJSON(m)))
+                out.append((WorkloadIdentityEngine.mountPath(m) + "/", m.type == AccessEngine.appRoleMountType ? appRoleEntry(m) : entryJSON(m)))
             }
             return out
         }

@@ -75,10 +75,11 @@ struct VaultWrapping: Sendable {
             && s.utf8.allSatisfy { (UInt8(ascii: "0")...UInt8(ascii: "9")).contains($0) || (UInt8(ascii: "a")...UInt8(ascii: "f")).contains($0) || $0 == UInt8(ascii: "-") }
     }
 
-    /// `auth/approle/role/<name>/secret-id`, where an answer holds a new secret id.
+    /// `auth/<approle mount>/role/<name>/secret-id`, where an answer holds a new secret id.
     static func isSecretIDPath(_ path: String) -> Bool {
         let parts = path.split(separator: "/", omittingEmptySubsequences: false)
-        return parts.count == 5 && parts[0] == "auth" && parts[1] == "approle" && parts[2] == "role" && (parts[4] == "secret-id" || parts[4] == "custom-secret-id")
+        guard parts.count >= 5, parts[0] == "auth", let last = parts.last else { return false }
+        return parts[parts.count - 3] == "role" && (last == "secret-id" || last == "custom-secret-id")
     }
 
     /// Answers that are never wrapped, refused before the request runs: streamed or non-JSON

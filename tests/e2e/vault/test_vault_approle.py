@@ -3,10 +3,11 @@ token_policies, role-id, secret-id, login, use the token), the role's secret_id_
 secret_id_ttl enforced, secret ids looked up and destroyed by value and by accessor, a role
 without bind_secret_id bound to a CIDR, and hvac's AppRole calls.
 
-On Tessera an AppRole role is an auth method (`/approle/role/<name>`) whose access id is the
-role_id; its secret ids are credentials of that method. Deliberate differences, named where
-they are ignored: role_ids are Tessera access ids (`p-…`), not UUIDs; approle/ is always
-enabled and cannot be disabled."""
+On Tessera an AppRole role is an auth method (`/<mount>/role/<name>`) whose access id is the
+role_id unless a custom one is set; its secret ids are credentials of that method. Deliberate
+differences, named where they are ignored: generated role_ids are Tessera access ids (`p-…`),
+not UUIDs; approle/ stays enabled when disabled (its roles are removed), since API keys log in
+there."""
 
 from __future__ import annotations
 
@@ -222,3 +223,39 @@ def test_approle_custom_secret_id(target, compared, pfx):
         return tr
 
     compared(target, "approle-custom-secret-id", scenario)
+
+
+def test_approle_at_another_path_with_a_custom_role_id(target, compared, pfx):
+    """hvac's AppRole tests mount AppRole at their own path and set a custom role_id: enable,
+    roles, role-id read and write, secret ids, login at that mount, list, and disable (which
+    removes the mount's roles)."""
+    def scenario(t: V.Target) -> V.Transcript:
+        tr = V.Transcript(t, {pfx: "PFX"})
+        c = t.hvac()
+        mount, role, role_id = f"{pfx}-approle", f"{pfx}-r", f"{pfx}-custom-role-id"
+        V.hvac_call(tr, "enable approle at a path", lambda: c.sys.enable_auth_method(method_type="approle", path=mount))
+        got = c.sys.list_auth_methods()
+        assert got["data"][f"{mount}/"]["type"] == "approle", got
+        V.hvac_call(tr, "create role", lambda: c.auth.approle.create_or_update_approle(
+            role_name=role, token_policies=["default"], mount_point=mount))
+        V.hvac_call(tr, "custom role id", lambda: c.auth.approle.update_role_id(role_name=role, role_id=role_id, mount_point=mount))
+        got = V.hvac_call(tr, "read role id", lambda: c.auth.approle.read_role_id(role_name=role, mount_point=mount))
+        assert got["data"]["role_id"] == role_id, got
+        got = V.hvac_call(tr, "list roles", lambda: c.auth.approle.list_roles(mount_point=mount))
+        assert got["data"]["keys"] == [role], got
+        got = V.hvac_call(tr, "secret id", lambda: c.auth.approle.generate_secret_id(role_name=role, mount_point=mount))
+        secret = got["data"]["secret_id"]
+        got = V.hvac_call(tr, "login", lambda: t.hvac(None).auth.approle.login(role_id=role_id, secret_id=secret, mount_point=mount),
+                          nullable=LOGIN_NULLABLE + ("$.auth.metadata",))
+        assert got["auth"]["client_token"], got
+        r = tr.resp("login at approle/ with this role id", t.http("POST", "/v1/auth/approle/login",
+                    {"role_id": role_id, "secret_id": secret}, token=None), compare_err=True)
+        assert r.status == 400, r
+        V.hvac_call(tr, "disable", lambda: c.sys.disable_auth_method(path=mount))
+        V.hvac_call(tr, "enable again", lambda: c.sys.enable_auth_method(method_type="approle", path=mount))
+        r = tr.resp("the role is gone", t.http("GET", f"/v1/auth/{mount}/role/{role}"))
+        assert r.status == 404, r
+        V.hvac_call(tr, "disable again", lambda: c.sys.disable_auth_method(path=mount))
+        return tr
+
+    compared(target, "approle-other-path", scenario)

@@ -235,3 +235,35 @@ def test_an_approle_field_endpoint_changes_that_field_only(tessera_target):
     assert t.http("DELETE", f"{base}/secret-id-num-uses", token=vt).status == 403
     assert t.http("GET", f"/v1/auth/approle/role/{V.unique('nope')}/secret-id-num-uses", token=vt).status == 403
     assert t.http("DELETE", base).status == 204
+
+
+def test_approle_mounts_keep_their_roles_apart(tessera_target):
+    """A role on one AppRole mount logs in there only; a custom role_id cannot take the shape of
+    an access id (it would name another role); disabling a mount removes its roles, so it needs
+    delete on each of them."""
+    t = tessera_target
+    tok = t.native_token
+    a, b = V.unique("apa"), V.unique("apb")
+    for m in (a, b):
+        assert t.http("POST", f"/v1/sys/auth/{m}", {"type": "approle"}).status == 204
+    assert t.http("POST", f"/v1/auth/{a}/role/r", {"token_policies": "default"}).status == 204
+    role_id = t.http("GET", f"/v1/auth/{a}/role/r/role-id").json()["data"]["role_id"]
+    secret = t.http("POST", f"/v1/auth/{a}/role/r/secret-id", {}).json()["data"]["secret_id"]
+    assert t.http("POST", f"/v1/auth/{b}/login", {"role_id": role_id, "secret_id": secret}, token=None).status == 400
+    assert t.http("POST", "/v1/auth/approle/login", {"role_id": role_id, "secret_id": secret}, token=None).status == 400
+    assert t.http("POST", f"/v1/auth/{a}/login", {"role_id": role_id, "secret_id": secret}, token=None).status == 200
+    other = t.native("create-auth-method", {"token": tok, "name": V.unique("victim")})
+    r = t.http("POST", f"/v1/auth/{a}/role/r/role-id", {"role_id": other["access_id"]})
+    assert r.status == 400, r
+    # Disabling needs delete on the roles it removes.
+    name = V.unique("disabler")
+    am = t.native("create-auth-method", {"token": tok, "name": name})
+    t.native("create-role", {"token": tok, "name": f"{name}-r"})
+    t.native("set-role-rule", {"token": tok, "role-name": f"{name}-r", "path": f"/{a}", "capability": ["delete"], "rule-type": "auth-method-rule"})
+    t.native("assoc-role-am", {"token": tok, "role-name": f"{name}-r", "am-name": name})
+    r = t.http("DELETE", f"/v1/sys/auth/{a}", token=f"{am['access_id']}..{am['access_key']}")
+    assert r.status == 403, r
+    assert t.http("GET", f"/v1/auth/{a}/role/r").status == 200
+    for m in (a, b):
+        assert t.http("DELETE", f"/v1/sys/auth/{m}").status == 204
+    assert t.http("POST", f"/v1/auth/{a}/login", {"role_id": role_id, "secret_id": secret}, token=None).status in (400, 403, 404, 405)
