@@ -53,10 +53,31 @@ struct VaultLeases: Sendable {
             let inPath = rest == "revoke-prefix" ? nil : String(rest.dropFirst("revoke-prefix/".count))
             guard let prefix = try inPath ?? fields.string("prefix"), !prefix.isEmpty else { throw TesseraError.badRequest("prefix must be specified") }
             return try await revokePrefix(vr, prefix, urlForm: inPath != nil, fields: fields)
+        case .write where rest.hasPrefix("revoke-force/") && rest.count > "revoke-force/".count:
+            return try await revokeForce(vr, String(rest.dropFirst("revoke-force/".count)))
         default:
             try await tessera.run(vr.pipelineCall(action: "vault_request", auditPath: "/" + vr.path)) { _ in () }
             return VaultResponses.errors([VaultResponses.unsupported], status: .methodNotAllowed)
         }
+    }
+
+    /// `sys/leases/revoke-force/<prefix>`: every lease under the prefix is marked revoked even when
+    /// its target cannot remove the credential (which then stays there). Vault's sudo path: the
+    /// force right (sys-rule update on /sys/leases/revoke-force) and delete on each producer.
+    func revokeForce(_ vr: VaultRequest, _ prefix: String) async throws -> Response {
+        let native = nativePrefix(prefix)
+        let path = try ItemPath(folder: "/" + native)
+        let checks = [AccessCheck(.update, .system, SystemPath.revokeForce), AccessCheck(.delete, .item, path)]
+        try await tessera.run(vr.pipelineCall(action: "revoke_lease_force", auditPath: path.value, checks: checks)) { caller in
+            caller.notes.set("prefix", native)
+            let leases = try await tessera.dynamic.revocable(prefix: native)
+            for producer in Set(leases.map(\.producer)) {
+                try caller.require(.delete, on: try ItemPath(producer), type: .item)
+            }
+            for lease in leases { try await tessera.dynamic.revoke(lease.id, force: true) }
+            caller.notes.set("revoked", String(leases.count))
+        }
+        return VaultResponses.noContent()
     }
 
     func leaseId(_ vr: VaultRequest, inPath: String?) throws -> String {

@@ -188,6 +188,9 @@ enum VaultPaths {
             .init("POST", "Revoke every lease under a prefix of whole segments (sys-rule update on /sys/leases/revoke-prefix/<prefix>).",
                   fields: [.bool("sync", "Wait for the revocations."), .string("prefix", "The prefix (when not in the path).")]),
         ]),
+        VaultPathSpec(engine: .system, pattern: "sys/leases/revoke-force/{prefix}", operations: [
+            .init("POST", "Mark every lease under a prefix revoked even where the target cannot remove the credential (sys-rule update on /sys/leases/revoke-force, and delete on each producer)."),
+        ]),
         // ACL policies (Tessera roles) and capabilities
         VaultPathSpec(engine: .system, pattern: "sys/policy", operations: [
             .init("GET", "The policies the caller may list."), .init("LIST", "The policies the caller may list."),

@@ -136,3 +136,23 @@ def test_a_policy_token_on_database_credentials_and_leases(vault_db, postgres, t
     assert bao(env, "secrets", "list").returncode == 2
     assert bao(env, "policy", "list").returncode == 2 or "dbapp" not in bao(env, "policy", "list").stdout.split()
     assert bao(vault_db, "lease", "revoke", theirs["lease_id"]).returncode == 0
+
+
+def test_revoke_force_marks_leases_revoked_and_needs_the_force_right(vault_db, postgres, server, call):
+    """`bao lease revoke -force -prefix`: every lease under the prefix is marked revoked (the
+    target still works here, so its roles go too); a token without the force right is refused."""
+    c = hvac.Client(url=server["base"], token=server["vault_token"])
+    creds = [c.secrets.database.generate_credentials("other", mount_point="vdb") for _ in range(2)]
+    lim = call(server, "create-auth-method", name="vl-forcer").json()
+    call(server, "create-role", name="vl-forcer")
+    call(server, "set-role-rule", role_name="vl-forcer", path="/vdb/*", capability=["delete", "read"])
+    call(server, "assoc-role-am", role_name="vl-forcer", am_name="vl-forcer")
+    r = subprocess.run([bao_bin(), "lease", "revoke", "-force", "-prefix", "vdb/creds/other"],
+                       env=dict(vault_db, VAULT_TOKEN=f"{lim['access_id']}..{lim['access_key']}",
+                                BAO_TOKEN=f"{lim['access_id']}..{lim['access_key']}"), capture_output=True, text=True, timeout=30)
+    assert r.returncode == 2 and "403" in r.stderr, r.stderr
+    assert all(role_exists(postgres, x["data"]["username"]) for x in creds)
+    r = bao(vault_db, "lease", "revoke", "-force", "-prefix", "vdb/creds/other")
+    assert r.returncode == 0, r.stderr
+    for x in creds:
+        assert bao(vault_db, "lease", "lookup", x["lease_id"]).returncode == 2
