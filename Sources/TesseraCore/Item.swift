@@ -24,11 +24,17 @@ public struct Item: Sendable, Equatable {
     public var customMetadata: [String: String]
     public var casRequired: Bool
     public var deleteVersionAfter: String
+    /// Vault KV v2's `current_metadata_version`: how many metadata writes the secret has had.
+    public var metadataVersion: Int
+    /// `max_versions` as a Vault metadata write set it (0: not set; `maxVersions` is what applies).
+    public var vaultMaxVersions: Int
 
     public init(id: Int64 = 0, path: ItemPath, type: ItemType, description: String = "", tags: [String] = [],
                 maxVersions: Int, deleteProtection: Bool = false, lastVersion: Int = 0,
                 createdAt: Date, updatedAt: Date, customMetadata: [String: String] = [:], casRequired: Bool = false,
-                deleteVersionAfter: String = "0s") {
+                deleteVersionAfter: String = "0s", metadataVersion: Int = 0, vaultMaxVersions: Int = 0) {
+        self.metadataVersion = metadataVersion
+        self.vaultMaxVersions = vaultMaxVersions
         self.customMetadata = customMetadata
         self.casRequired = casRequired
         self.deleteVersionAfter = deleteVersionAfter

@@ -90,6 +90,18 @@ extension AccessEngine {
         return String(method.name[method.name.index(after: method.name.startIndex)..<r.lowerBound])
     }
 
+    /// Refuses an auth mount path that is taken, or that is under or above another auth mount
+    /// (or the built-in `approle/` and `token/`), as Vault refuses overlapping mounts.
+    public func requireFreeAuthMountPath(_ mount: String) async throws {
+        var taken = [Self.builtInAppRoleMount, "token"]
+        for m in try await store.authMethods() where m.type == Self.appRoleMountType || WorkloadIdentityEngine.isWorkloadType(m.type) {
+            taken.append(String(m.name.dropFirst()))
+        }
+        for t in taken where mount == t || mount.hasPrefix(t + "/") || t.hasPrefix(mount + "/") {
+            throw TesseraError.badRequest("path is already in use at \(t)/")
+        }
+    }
+
     /// Whether an AppRole mount is enabled at `mount` (the built-in one always is).
     public func appRoleMountExists(_ mount: String) async throws -> Bool {
         if mount == Self.builtInAppRoleMount { return true }
@@ -123,12 +135,14 @@ extension AccessEngine {
     public func appRole(roleID: String, mount: String) async throws -> AuthMethod? {
         guard roleID.utf8.count <= 256 else { return nil }
         let prefix = "/\(mount)/role/"
+        // Exactly this mount's roles: not those of a mount nested below it.
+        let onMount = { (m: AuthMethod) in m.name.hasPrefix(prefix) && !m.name.dropFirst(prefix.count).contains("/") }
         if Self.isValidAccessId(roleID), let m = try await store.authMethod(accessId: roleID), m.type == Self.appRoleType {
             // A role with a custom role_id answers to that one only.
-            return m.name.hasPrefix(prefix) && AppRoleSettings(config: m.config).customRoleID == nil ? m : nil
+            return onMount(m) && AppRoleSettings(config: m.config).customRoleID == nil ? m : nil
         }
         return try await store.authMethods().first {
-            $0.type == Self.appRoleType && $0.name.hasPrefix(prefix) && AppRoleSettings(config: $0.config).customRoleID == roleID
+            $0.type == Self.appRoleType && onMount($0) && AppRoleSettings(config: $0.config).customRoleID == roleID
         }
     }
 
@@ -137,7 +151,9 @@ extension AccessEngine {
 
     /// Enables an AppRole mount at a path other than `approle/` (a marker auth method).
     public func enableAppRoleMount(_ mount: String, description: String) async throws {
-        if try await store.authMethod(name: "/" + mount) != nil { throw TesseraError.badRequest("path is already in use at \(mount)/") }
+        try await requireFreeAuthMountPath(mount)
+        // Roles left under the path (from before this mount) would come back with it.
+        guard try await appRoles(mount: mount).isEmpty else { throw TesseraError.badRequest("path is already in use at \(mount)/") }
         _ = try await createMethod(name: "/" + mount, type: Self.appRoleMountType, config: .obj(("description", .string(description))),
                                    tokenTTLMinutes: nil)
     }
@@ -218,6 +234,16 @@ extension AccessEngine {
 
     public func destroySecretID(method: AuthMethod, accessor: String) async throws -> Bool {
         try await store.deleteSecretID(accessId: method.accessId, accessor: accessor)
+    }
+
+    /// A login whose role_id names no role: the same 400 as any failure, and throttled like one,
+    /// so that role_ids cannot be guessed faster than secret ids.
+    public func appRoleLoginMiss(roleID: String, clientAddress: String) throws -> Never {
+        let t = now()
+        let throttleId = String(roleID.prefix(80))
+        try throttle.check(accessId: throttleId, address: clientAddress, now: t)
+        throttle.recordFailure(accessId: throttleId, address: clientAddress, now: t)
+        throw TesseraError.badRequest("invalid role or secret ID")
     }
 
     /// An AppRole login: every failure is the same 400, throttled per role_id and address.

@@ -113,6 +113,7 @@ extension StaticSecretEngine {
         if var item = try await store.item(at: path) {
             try change(&item)
             item.updatedAt = t
+            item.metadataVersion += 1
             try await store.updateItemMetadata(item)
             return
         }
@@ -120,7 +121,10 @@ extension StaticSecretEngine {
                         maxVersions: mountMaxVersions > 0 ? mountMaxVersions : Item.defaultMaxVersions, lastVersion: 0,
                         createdAt: t, updatedAt: t)
         try change(&item)
+        item.metadataVersion = 1
         try await store.createItem(item, firstVersion: nil)
+        // The creation stores the item's settings; the counters go in with the metadata update.
+        try await store.updateItemMetadata(item)
     }
 
     /// Deletes the item with all its versions; missing items are ignored.

@@ -280,9 +280,12 @@ extension StoreConformance {
                 changed.description = "new description"
                 changed.deleteProtection = true
                 changed.updatedAt = T.at(500)
+                changed.metadataVersion = 3
+                changed.vaultMaxVersions = 20
                 try await s.store.updateItemMetadata(changed)
                 let stored = try await s.store.item(at: item.path)
                 #expect(stored?.maxVersions == 20)
+                #expect(stored?.metadataVersion == 3 && stored?.vaultMaxVersions == 20)
                 #expect(stored?.casRequired == true)
                 #expect(stored?.deleteVersionAfter == "3h0m0s")
                 #expect(stored?.customMetadata == ["owner": "ops", "ticket": "T-1"])

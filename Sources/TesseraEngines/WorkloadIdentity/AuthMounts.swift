@@ -57,6 +57,7 @@ extension WorkloadIdentityEngine {
         }
         let name = "/" + path
         if try await store.authMethod(name: name) != nil { throw TesseraError.badRequest("path is already in use at \(path)/") }
+        try await access.requireFreeAuthMountPath(path)
         return try await access.createMethod(name: name, type: type,
                                              config: .obj(("description", .string(description)), ("vault_type", .string(vaultType))),
                                              tokenTTLMinutes: nil)

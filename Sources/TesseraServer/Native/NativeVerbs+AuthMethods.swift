@@ -42,6 +42,11 @@ extension NativeVerbs {
         let delete: @Sendable (RequestFields) throws -> PreparedVerb = { f in
             let name = try AccessEngine.authMethodName(try f.requiredString("name"))
             return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in
+                // An AppRole mount is disabled with its roles, through sys/auth: deleting only its
+                // marker would leave the roles to come back when the path is enabled again.
+                if (try? await t.access.authMethod(named: name))?.type == AccessEngine.appRoleMountType {
+                    throw TesseraError.badRequest("\(name) is an AppRole mount: disable it with sys/auth/\(name.dropFirst()) (its roles go with it)")
+                }
                 let m = try await t.access.deleteAuthMethod(named: name)
                 return .obj(("name", .string(m.name)))
             }

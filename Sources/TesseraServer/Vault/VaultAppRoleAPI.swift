@@ -372,7 +372,7 @@ struct VaultAppRoleAPI: Sendable {
                 issued = try await tessera.access.appRoleLogin(method: m, secret: secretId, clientAddress: address)
             } else {
                 // An API key: role_id is its access id, secret_id its access key (on approle/ only).
-                guard mount == AccessEngine.builtInAppRoleMount else { throw TesseraError.badRequest("invalid role or secret ID") }
+                guard mount == AccessEngine.builtInAppRoleMount else { try tessera.access.appRoleLoginMiss(roleID: roleId, clientAddress: address) }
                 // Every failure reads as Vault's (a throttled login stays a 429).
                 guard let secretId else { throw TesseraError.badRequest("invalid role or secret ID") }
                 do {

@@ -163,11 +163,11 @@ struct VaultKV: Sendable {
         }
         let data = JSON.obj(("cas_required", .bool(item.casRequired)),
                             ("created_time", .date(item.createdAt)),
-                            ("current_metadata_version", .int(1)),
+                            ("current_metadata_version", .int(Int64(item.metadataVersion))),
                             ("current_version", .int(Int64(item.lastVersion))),
                             ("custom_metadata", customMetadata(item)),
                             ("delete_version_after", .string(Self.shown(item.deleteVersionAfter))),
-                            ("max_versions", .int(Int64(item.maxVersions))),
+                            ("max_versions", .int(Int64(item.vaultMaxVersions))),
                             ("metadata_cas_required", .bool(false)),
                             // Vault names the oldest version kept only once older ones were pruned.
                             ("oldest_version", .int(Int64((versions.first?.version ?? 0) > 1 ? versions.first?.version ?? 0 : 0))),
@@ -193,7 +193,10 @@ struct VaultKV: Sendable {
                                    checks: [AccessCheck(exists ? .update : .create, .item, path)])
         try await tessera.run(call) { _ in
             try await tessera.secrets.updateMetadataKV(path: path, mountMaxVersions: mount.maxVersions) { item in
-                if let maxVersions { item.maxVersions = maxVersions == 0 ? Item.defaultMaxVersions : maxVersions }
+                if let maxVersions {
+                    item.vaultMaxVersions = maxVersions
+                    item.maxVersions = maxVersions == 0 ? (mount.maxVersions > 0 ? mount.maxVersions : Item.defaultMaxVersions) : maxVersions
+                }
                 if let casRequired { item.casRequired = casRequired }
                 if let deleteAfter { item.deleteVersionAfter = deleteAfter }
                 if let custom {

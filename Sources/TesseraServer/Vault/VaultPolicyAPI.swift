@@ -142,6 +142,11 @@ struct VaultPolicyAPI: Sendable {
                 throw TesseraError.forbidden(path: path.value, capability: "administrator")
             }
             let translation = try translator.translate(try VaultPolicy.parse(policyText))
+            // What a pending path grants is checked only when its mount appears, against whoever
+            // enables it; so only an administrator may leave grants pending.
+            if let first = translation.pending.first, caller.principal?.authorizer.holdsEverything != true {
+                throw TesseraError.forbidden(path: "/" + name, capability: "administrator (path \"\(first)\" is on a mount that does not exist yet)")
+            }
             caller.notes.set("rules", String(translation.rules.count))
             let existing = try? await tessera.access.role(named: name)
             try NativeVerbs.requireMayGrant(caller, Role(name: name, rules: translation.rules))

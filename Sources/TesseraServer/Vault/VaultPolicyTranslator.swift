@@ -22,6 +22,9 @@ struct VaultPolicyTranslator {
     struct Translation {
         var rules: [Rule] = []
         var warnings: [String] = []
+        /// Paths that grant something on a mount that does not exist yet (they translate when it
+        /// is enabled).
+        var pending: [String] = []
     }
 
     struct RuleKey: Hashable {
@@ -143,7 +146,8 @@ struct VaultPolicyTranslator {
             }
         }
         if !matched {
-            out.warnings.append("path \"\(shown)\": no mount serves it; write the policy again after enabling the mount")
+            out.warnings.append("path \"\(shown)\": no mount serves it yet; it applies once the mount is enabled")
+            if !caps.subtracting(["deny"]).isEmpty && !caps.contains("deny") { out.pending.append(shown) }
         }
     }
 

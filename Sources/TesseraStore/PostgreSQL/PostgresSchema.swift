@@ -271,6 +271,11 @@ enum PostgresSchema {
             config TEXT NOT NULL
         );
         """,
+        // 9: Vault KV v2 metadata counters: metadata writes, and max_versions as written.
+        """
+        ALTER TABLE items ADD COLUMN metadata_version BIGINT NOT NULL DEFAULT 0;
+        ALTER TABLE items ADD COLUMN vault_max_versions BIGINT NOT NULL DEFAULT 0;
+        """,
     ]
 
     /// Migrations of the "audit" component (the trail, in the same database).

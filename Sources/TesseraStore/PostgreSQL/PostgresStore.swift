@@ -143,7 +143,8 @@ public final class PostgresStore: Store {
                     maxVersions: try c.int("max_versions"), deleteProtection: try c.bool("delete_protection"),
                     lastVersion: try c.int("last_version"), createdAt: try c.date("created_at"), updatedAt: try c.date("updated_at"),
                     customMetadata: try c.json([String: String].self, "custom_metadata"), casRequired: try c.bool("cas_required"),
-                    deleteVersionAfter: try c.string("delete_version_after"))
+                    deleteVersionAfter: try c.string("delete_version_after"), metadataVersion: try c.int("metadata_version"),
+                    vaultMaxVersions: try c.int("vault_max_versions"))
     }
 
     /// The statement that appends a version: the UPDATE of the item's last version is the
@@ -262,7 +263,8 @@ public final class PostgresStore: Store {
         let rows = try await db.query("""
             WITH item AS (
                 UPDATE items SET max_versions = $1, cas_required = $2, delete_version_after = $3, custom_metadata = $4,
-                                 description = $5, tags = $6, delete_protection = $7, updated_at = $8
+                                 description = $5, tags = $6, delete_protection = $7, updated_at = $8, metadata_version = $10,
+                                 vault_max_versions = $11
                 WHERE id = $9 RETURNING id, last_version, max_versions, delete_protection),
             pruned AS (
                 DELETE FROM item_versions v USING item
@@ -270,7 +272,8 @@ public final class PostgresStore: Store {
                 RETURNING 1)
             SELECT (SELECT count(*) FROM item) AS n
             """, [.int(item.maxVersions), .bool(item.casRequired), .text(item.deleteVersionAfter), try .json(item.customMetadata),
-                  .text(item.description), try .json(item.tags), .bool(item.deleteProtection), .date(item.updatedAt), .int(item.id)])
+                  .text(item.description), try .json(item.tags), .bool(item.deleteProtection), .date(item.updatedAt), .int(item.id),
+                  .int(Int64(item.metadataVersion)), .int(Int64(item.vaultMaxVersions))])
         guard try Self.appended(rows) else { throw TesseraError.notFound("item \(item.path) not found") }
     }
 

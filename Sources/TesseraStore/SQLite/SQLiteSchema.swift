@@ -328,6 +328,11 @@ enum SQLiteSchema {
             config TEXT NOT NULL
         );
         """,
+        // 18: Vault KV v2 metadata counters: metadata writes, and max_versions as written.
+        """
+        ALTER TABLE items ADD COLUMN metadata_version INTEGER NOT NULL DEFAULT 0;
+        ALTER TABLE items ADD COLUMN vault_max_versions INTEGER NOT NULL DEFAULT 0;
+        """,
     ]
 
     static let auditMigrations: [String] = [

@@ -119,7 +119,8 @@ public final class SQLiteStore: Store {
                     maxVersions: try c.int("max_versions"), deleteProtection: try c.bool("delete_protection"),
                     lastVersion: try c.int("last_version"), createdAt: try c.date("created_at"), updatedAt: try c.date("updated_at"),
                     customMetadata: try c.json([String: String].self, "custom_metadata"), casRequired: try c.bool("cas_required"),
-                    deleteVersionAfter: try c.string("delete_version_after"))
+                    deleteVersionAfter: try c.string("delete_version_after"), metadataVersion: try c.int("metadata_version"),
+                    vaultMaxVersions: try c.int("vault_max_versions"))
     }
 
     /// Appends a version in one statement (the `version_appends` trigger): fails with a conflict
@@ -227,10 +228,11 @@ public final class SQLiteStore: Store {
         try await db.transaction { tx in
             let n = try await tx.execute("""
                 UPDATE items SET max_versions = ?, cas_required = ?, delete_version_after = ?, custom_metadata = ?, description = ?,
-                                 tags = ?, delete_protection = ?, updated_at = ?
+                                 tags = ?, delete_protection = ?, updated_at = ?, metadata_version = ?, vault_max_versions = ?
                 WHERE id = ?
                 """, [.int(item.maxVersions), .bool(item.casRequired), .text(item.deleteVersionAfter), try .json(item.customMetadata),
-                      .text(item.description), try .json(item.tags), .bool(item.deleteProtection), .date(item.updatedAt), .int64(item.id)])
+                      .text(item.description), try .json(item.tags), .bool(item.deleteProtection), .date(item.updatedAt),
+                      .int(item.metadataVersion), .int(item.vaultMaxVersions), .int64(item.id)])
             guard n == 1 else { throw TesseraError.notFound("item \(item.path) not found") }
             // Delete protection keeps every version (see `Store`). Pruning counts from the stored
             // last version: a version appended since the caller read the item counts too.

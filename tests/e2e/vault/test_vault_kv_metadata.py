@@ -101,3 +101,28 @@ def test_delete_version_after_on_reads(target, compared, pfx):
         return tr
 
     compared(target, "kv-delete-version-after", scenario)
+
+
+def test_metadata_version_and_max_versions_as_written(target, compared, pfx):
+    """`current_metadata_version` counts metadata writes (data writes do not), and `max_versions`
+    reads back as written: 0 when unset or set to 0 (hvac's update_metadata test)."""
+    def scenario(t: V.Target) -> V.Transcript:
+        tr = V.Transcript(t, {pfx: "PFX"})
+        d, m = f"/v1/{t.kv2}/data/{pfx}", f"/v1/{t.kv2}/metadata/{pfx}"
+        assert t.http("POST", f"{d}/mv", {"data": {"a": "1"}}).status == 200
+        md = tr.resp("after a data write", t.http("GET", f"{m}/mv")).json()["data"]
+        assert md["current_metadata_version"] == 0 and md["max_versions"] == 0, md
+        assert t.http("POST", f"{m}/mv", {"max_versions": 0}).status == 204
+        md = tr.resp("max_versions 0", t.http("GET", f"{m}/mv")).json()["data"]
+        assert md["current_metadata_version"] == 1 and md["max_versions"] == 0, md
+        assert t.http("POST", f"{m}/mv", {"max_versions": 3}).status == 204
+        assert t.http("POST", f"{m}/mv", {"custom_metadata": {"a": "b"}}).status == 204
+        assert t.http("POST", f"{d}/mv", {"data": {"a": "2"}}).status == 200
+        md = tr.resp("after more writes", t.http("GET", f"{m}/mv")).json()["data"]
+        assert md["current_metadata_version"] == 3 and md["max_versions"] == 3, md
+        assert t.http("POST", f"{m}/fresh", {"max_versions": 5}).status == 204
+        md = tr.resp("created by metadata", t.http("GET", f"{m}/fresh")).json()["data"]
+        assert md["current_metadata_version"] == 1 and md["max_versions"] == 5, md
+        return tr
+
+    compared(target, "kv-metadata-counters", scenario)

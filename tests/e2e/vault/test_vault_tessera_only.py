@@ -267,3 +267,38 @@ def test_approle_mounts_keep_their_roles_apart(tessera_target):
     for m in (a, b):
         assert t.http("DELETE", f"/v1/sys/auth/{m}").status == 204
     assert t.http("POST", f"/v1/auth/{a}/login", {"role_id": role_id, "secret_id": secret}, token=None).status in (400, 403, 404, 405)
+
+
+def test_pending_policies_and_overlapping_auth_mounts(tessera_target):
+    """Only an administrator may write a policy that grants on a mount that does not exist yet
+    (its rules are never checked against the writer otherwise), and an auth mount may not sit
+    above or below another one."""
+    t = tessera_target
+    tok = t.native_token
+    name = V.unique("polwriter")
+    am = t.native("create-auth-method", {"token": tok, "name": name})
+    t.native("create-role", {"token": tok, "name": f"{name}-r"})
+    t.native("set-role-rule", {"token": tok, "role-name": f"{name}-r", "path": f"/{name}-pol", "capability": ["create", "update", "read"],
+                               "rule-type": "role-rule"})
+    t.native("assoc-role-am", {"token": tok, "role-name": f"{name}-r", "am-name": name})
+    vt = f"{am['access_id']}..{am['access_key']}"
+    future = V.unique("futurekv")
+    r = t.http("PUT", f"/v1/sys/policies/acl/{name}-pol", {"policy": f'path "{future}/data/*" {{ capabilities = ["read"] }}'}, token=vt)
+    assert r.status == 403, r
+    r = t.http("PUT", f"/v1/sys/policies/acl/{name}-pol", {"policy": f'path "{future}/data/*" {{ capabilities = ["deny"] }}'}, token=vt)
+    assert r.status in (200, 204), r
+    # Overlapping auth mounts are refused, whichever comes first.
+    base = V.unique("am")
+    assert t.http("POST", f"/v1/sys/auth/{base}", {"type": "approle"}).status == 204
+    for path, typ in ((f"{base}/role/x", "approle"), (f"{base}/inner", "jwt"), ("approle/sub", "approle"), ("token/x", "approle")):
+        r = t.http("POST", f"/v1/sys/auth/{path}", {"type": typ})
+        assert r.status == 400 and "already in use" in r.json()["errors"][0], (path, r)
+    jwt = V.unique("jw")
+    assert t.http("POST", f"/v1/sys/auth/{jwt}/b", {"type": "jwt"}).status == 204
+    r = t.http("POST", f"/v1/sys/auth/{jwt}", {"type": "approle"})
+    assert r.status == 400, r
+    # The native API does not delete an AppRole mount's marker alone.
+    r = requests_post(t, "/api/v2/delete-auth-method", {"token": t.native_token, "name": f"/{base}"})
+    assert r.status_code == 400 and "AppRole mount" in r.text, r.text
+    for p in (base, f"{jwt}/b"):
+        assert t.http("DELETE", f"/v1/sys/auth/{p}").status == 204
