@@ -146,6 +146,12 @@ extension AccessEngine {
         }
     }
 
+    /// A caller-chosen AppRole id (custom role_id or secret id): 1 to 256 bytes, no spaces or
+    /// control characters.
+    public static func isValidChosenID(_ s: String) -> Bool {
+        (1...256).contains(s.utf8.count) && s.unicodeScalars.allSatisfy { $0.value > 0x20 && $0.value != 0x7f }
+    }
+
     /// The role_id a role's logins name: its custom one, else its access id.
     public static func roleID(_ method: AuthMethod) -> String { AppRoleSettings(config: method.config).customRoleID ?? method.accessId }
 
@@ -200,7 +206,7 @@ extension AccessEngine {
         // A custom secret id is the caller's choice (Vault's custom-secret-id), stored by hash too.
         let secret = custom ?? SecureRandom.uuid()
         if let custom {
-            guard (1...256).contains(custom.utf8.count), custom.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7f }) else {
+            guard Self.isValidChosenID(custom) else {
                 throw TesseraError.badRequest("secret_id must be 1 to 256 printable characters without spaces")
             }
             if try await store.secretID(accessId: method.accessId, hash: AccessKeyHasher.tokenHash(custom)) != nil {

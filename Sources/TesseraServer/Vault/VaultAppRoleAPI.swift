@@ -218,7 +218,7 @@ struct VaultAppRoleAPI: Sendable {
     /// identity in the trail.
     func setRoleID(_ vr: VaultRequest, _ name: String) async throws -> Response {
         let roleID = try vr.fields().requiredString("role_id")
-        guard (1...256).contains(roleID.utf8.count), roleID.unicodeScalars.allSatisfy({ $0.value > 0x20 && $0.value != 0x7f }) else {
+        guard AccessEngine.isValidChosenID(roleID) else {
             throw TesseraError.badRequest("role_id must be 1 to 256 printable characters without spaces")
         }
         let path = try rulePath(name, "role-id")

@@ -311,6 +311,9 @@ struct VaultKV: Sendable {
     /// `delete_version_after` (the shorter of the secret's and the mount's; 0 is never).
     func deletionTime(_ v: ItemVersion, item: Item) -> Date? {
         if let d = v.deletedAt { return d }
+        // The common case (no automatic deletion) parses nothing: this runs on every KV read.
+        let unset = { (text: String) in text == "0s" || text.isEmpty }
+        if unset(item.deleteVersionAfter) && unset(mount.deleteVersionAfter) { return nil }
         let after = [item.deleteVersionAfter, mount.deleteVersionAfter]
             .map { (try? GoDuration.seconds(text: $0, field: "delete_version_after")) ?? 0 }.filter { $0 > 0 }.min() ?? 0
         return after > 0 && !v.destroyed ? v.createdAt.addingTimeInterval(InputNumber.interval(seconds: after)) : nil
