@@ -19,6 +19,8 @@ public enum SystemPath {
     public static func auditDevice(_ name: String) -> ItemPath {
         (try? ItemPath("/sys/audit/" + name)) ?? auditDevices
     }
+    /// Moving a mount to another path (`sys/remount`).
+    public static let remount = ItemPath.system("remount")
     /// Sealing the server.
     public static let seal = ItemPath.system("seal")
     /// Reading the metrics (`/metrics`, `/v1/sys/metrics`).

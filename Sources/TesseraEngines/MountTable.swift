@@ -66,6 +66,66 @@ public final class MountTable: Sendable {
         try await load()
     }
 
+    /// A finished move (`sys/remount`), kept for `sys/remount/status/<id>`.
+    public struct Move: Sendable {
+        public let id: String
+        public let from: String
+        public let to: String
+    }
+
+    private let moves = Mutex<[Move]>([])
+
+    /// Moves a mount to a new path (`sys/remount`). A mount that owns its items takes them to the
+    /// folder of the new path, which must hold nothing; a mount declared over a native folder or a
+    /// connector keeps its folder and only changes its path. `authorize` sees each item that
+    /// moves, with its new path, before anything changes.
+    public func move(from raw: String, to rawTo: String,
+                     authorize: @Sendable ([Item], ItemPath, ItemPath) throws -> Void) async throws -> Move {
+        let from = try VaultMount.normalizePath(raw)
+        let to = try VaultMount.normalizePath(rawTo)
+        guard var m = all.first(where: { $0.path == from }) else { throw TesseraError.badRequest("no matching mount at \"\(from)\"") }
+        func nested(_ a: String, _ b: String) -> Bool { ItemPath.bytes(a, haveprefix: b) || ItemPath.bytes(b, haveprefix: a) }
+        let overlaps = nested(from, to) || all.contains { $0.path != from && nested($0.path, to) }
+        if overlaps { throw TesseraError.badRequest("path already in use at \"\(to)\"") }
+        let oldFolder = m.folder
+        var itemsFrom: ItemPath?
+        m.path = to
+        if m.ownsData && m.uscName == nil {
+            guard m.kind != .database else { throw TesseraError.badRequest("a database mount cannot be moved") }
+            let newFolder = try ItemPath(folder: "/" + String(to.dropLast()))
+            let shared = all.contains { $0.path != from && (ItemPath.bytes($0.folder.folderPrefix, haveprefix: newFolder.folderPrefix)
+                || ItemPath.bytes(newFolder.folderPrefix, haveprefix: $0.folder.folderPrefix)) }
+            let held = try await store.items(withPrefix: newFolder.folderPrefix, limit: 1)
+            let atFolder = try await store.item(at: newFolder)
+            guard !shared, held.isEmpty, atFolder == nil else {
+                throw TesseraError.badRequest("path already in use at \"\(to)\": items are stored under \(newFolder.value)")
+            }
+            let limit = 100_000
+            var items = try await store.items(withPrefix: oldFolder.folderPrefix, limit: limit + 1)
+            if let own = try await store.item(at: oldFolder) { items.append(own) }
+            guard items.count <= limit else { throw TesseraError.badRequest("the mount holds more than \(limit) items: it cannot be moved") }
+            if let other = items.first(where: { $0.type != .staticSecret }) {
+                throw TesseraError.badRequest("the mount holds \(other.path.value), which is not a static secret: it cannot be moved")
+            }
+            try authorize(items, oldFolder, newFolder)
+            m.folder = newFolder
+            itemsFrom = oldFolder
+        } else {
+            try authorize([], oldFolder, oldFolder)
+        }
+        try await store.moveMount(from: from, to: m, itemsFrom: itemsFrom)
+        try await load()
+        let move = Move(id: UUID().uuidString.lowercased(), from: from, to: to)
+        moves.withLock {
+            $0.append(move)
+            if $0.count > 100 { $0.removeFirst($0.count - 100) }
+        }
+        return move
+    }
+
+    /// A move made by this node, by its id.
+    public func move(id: String) -> Move? { moves.withLock { $0.first { $0.id == id } } }
+
     public func delete(path raw: String) async throws -> VaultMount {
         let path = try VaultMount.normalizePath(raw)
         guard let m = all.first(where: { $0.path == path }) else { throw TesseraError.notFound("no mount at \(path)") }

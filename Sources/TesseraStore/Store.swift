@@ -122,6 +122,10 @@ public protocol MountRepository: Sendable {
     func mounts() async throws -> [VaultMount]
     func updateMount(_ mount: VaultMount) async throws
     func deleteMount(path: String) async throws -> Bool
+    /// Moves the mount at `path` to `mount.path` and `mount.folder`, keeping its settings. With
+    /// `itemsFrom`, every item at that folder or under it moves to the same place under
+    /// `mount.folder`, in the same transaction: all of it happens, or (on a conflict) none.
+    func moveMount(from path: String, to mount: VaultMount, itemsFrom folder: ItemPath?) async throws
 }
 
 /// Auth methods, roles, associations and tokens.

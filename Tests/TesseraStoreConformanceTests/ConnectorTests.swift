@@ -155,5 +155,57 @@ extension StoreConformance {
                 #expect(try await s.store.mounts().isEmpty)
             }
         }
+
+        @Test("moving a mount takes the items under its folder (and only those) to the new folder, with their versions",
+              arguments: Engines.all)
+        func moveMountWithItems(engine: any StoreUnderTest) async throws {
+            try await withStore(engine) { s in
+                let m = try Make.mount("secret/", folder: "/secret")
+                try await s.store.createMount(m)
+                let moving = ["/secret", "/secret/a", "/secret/b/c", "/secret/é/😀"]
+                let staying = ["/secretx", "/secret-y", "/other/secret/a"]
+                var ids: [String: Int64] = [:]
+                for p in moving + staying { ids[p] = try await s.store.createItem(p).id }
+                _ = try await s.store.item(at: ItemPath("/secret/a"))   // cached, where an engine caches
+                var moved = m
+                moved.path = "new/"
+                moved.folder = try ItemPath(folder: "/new")
+                try await s.store.moveMount(from: "secret/", to: moved, itemsFrom: m.folder)
+                #expect(try await s.store.mounts() == [moved])
+                for p in moving {
+                    let to = "/new" + p.dropFirst("/secret".count)
+                    let item = try await s.store.item(at: ItemPath(to))
+                    #expect(item?.id == ids[p])
+                    #expect(try await s.store.item(at: ItemPath(p)) == nil)
+                    if let item { #expect(try await s.store.version(itemId: item.id, number: 1) != nil) }
+                }
+                for p in staying { #expect(try await s.store.item(at: ItemPath(p))?.id == ids[p]) }
+            }
+        }
+
+        @Test("a move onto a path that holds an item changes nothing; a move without items changes only the mount",
+              arguments: Engines.all)
+        func moveMountConflict(engine: any StoreUnderTest) async throws {
+            try await withStore(engine) { s in
+                let m = try Make.mount("secret/", folder: "/secret")
+                try await s.store.createMount(m)
+                _ = try await s.store.createItem("/secret/a")
+                _ = try await s.store.createItem("/secret/b")
+                _ = try await s.store.createItem("/new/b")
+                var moved = m
+                moved.path = "new/"
+                moved.folder = try ItemPath(folder: "/new")
+                #expect(await outcome { try await s.store.moveMount(from: "secret/", to: moved, itemsFrom: m.folder) } == .conflict)
+                #expect(try await s.store.mounts() == [m])
+                #expect(try await s.store.item(at: ItemPath("/secret/a")) != nil)
+                #expect(try await s.store.item(at: ItemPath("/new/a")) == nil)
+                var renamed = m
+                renamed.path = "view/"
+                try await s.store.moveMount(from: "secret/", to: renamed, itemsFrom: nil)
+                #expect(try await s.store.mounts() == [renamed])
+                #expect(try await s.store.item(at: ItemPath("/secret/a")) != nil)
+                #expect(await outcome { try await s.store.moveMount(from: "secret/", to: moved, itemsFrom: nil) } == .notFound)
+            }
+        }
     }
 }

@@ -65,7 +65,7 @@ extension WorkloadIdentityEngine {
 
     /// Keys that a `config` write (which replaces the configuration) leaves in place.
     static let preservedKeys = ["vault_type", "description", "audience", "unique_identifier", "bound_client_ids", "k8s_auth_configs",
-                                "bound_namespaces", "bound_sa_names", "bound_pod_names"]
+                                "bound_namespaces", "bound_sa_names", "bound_pod_names", "tune_default_lease_ttl", "tune_max_lease_ttl"]
 
     static func preserving(_ fresh: JSON, from old: JSON) -> JSON {
         guard case .object(var pairs) = fresh else { return fresh }
@@ -99,9 +99,15 @@ extension WorkloadIdentityEngine {
         try await access.updateMethod(m)
     }
 
-    /// `auth/<path>/config` read.
-    public func vaultConfigView(_ method: AuthMethod) -> JSON {
-        switch method.type {
+    /// `auth/<path>/config` read; nil for a JWT/OIDC or Kubernetes mount that was enabled and
+    /// never configured (Vault answers 404 there).
+    public func vaultConfigView(_ method: AuthMethod) -> JSON? {
+        let setUpKeys: Set<String> = ["description", "vault_type", "tune_default_lease_ttl", "tune_max_lease_ttl"]
+        if method.type == Self.jwtType || method.type == Self.kubernetesType, case .object(let pairs) = method.config,
+           pairs.allSatisfy({ setUpKeys.contains($0.0) }) {
+            return nil
+        }
+        return switch method.type {
         case Self.jwtType: JWTSettings.vaultView(method.config)
         case Self.kubernetesType: KubernetesSettings.vaultView(method.config)
         case Self.certType: .obj(("disable_binding", method.config["disable_binding"] ?? .bool(false)),

@@ -56,7 +56,10 @@ public final class IdentityHTTP: Sendable {
         if let caPEM, !caPEM.isEmpty {
             var tls = TLSConfiguration.makeClientConfiguration()
             tls.minimumTLSVersion = .tlsv12
-            tls.trustRoots = .certificates(try NIOSSLCertificate.fromPEMBytes(Array(caPEM.utf8)))
+            guard let roots = try? NIOSSLCertificate.fromPEMBytes(Array(caPEM.utf8)), !roots.isEmpty else {
+                throw TesseraError.badGateway("the CA certificate configured for \(Self.hostOf(url)) is not a valid PEM certificate")
+            }
+            tls.trustRoots = .certificates(roots)
             request.tlsConfiguration = tls
         }
         request.headers.add(name: "Accept", value: "application/json")

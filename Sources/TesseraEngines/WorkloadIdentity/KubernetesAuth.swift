@@ -44,7 +44,9 @@ enum KubernetesSettings {
         if !host.isEmpty { try IdentityHTTP.validateURL(normalizedHost(host), field: "kubernetes_host") }
         if !jwksURL.isEmpty { try IdentityHTTP.validateURL(jwksURL, field: "jwks_url") }
         let ca = try FieldValues.string(body["kubernetes_ca_cert"], "kubernetes_ca_cert") ?? ""
-        if !ca.isEmpty { try IdentityHTTP.validateCA(ca, field: "kubernetes_ca_cert") }
+        // Like Vault, a CA that does not parse is stored (a login then fails with a clear error),
+        // but it must at least be PEM-armored.
+        if !ca.isEmpty, !ca.contains("-----BEGIN CERTIFICATE-----") { try IdentityHTTP.validateCA(ca, field: "kubernetes_ca_cert") }
         let jwksCA = try FieldValues.string(body["jwks_ca_pem"], "jwks_ca_pem") ?? ""
         if !jwksCA.isEmpty { try IdentityHTTP.validateCA(jwksCA, field: "jwks_ca_pem") }
         let disableLocal = try FieldValues.bool(body["disable_local_ca_jwt"], "disable_local_ca_jwt") ?? false

@@ -84,7 +84,7 @@ struct VaultAPI: Sendable {
             // Like Vault: a caller without a valid identity learns nothing about the mount table.
             let call = vr.pipelineCall(action: "vault_request", auditPath: "/" + path)
             try await tessera.run(call) { _ in () }
-            throw TesseraError.notFound("")
+            return VaultResponses.errors(["no handler for route \"\(path.prefix(256))\". route entry not found."], status: .notFound)
         }
         if let usc = mount.uscName {
             vr.declaredAt = (.kvV2, rest)

@@ -16,8 +16,10 @@ struct VaultAuthMethods: Sendable {
 
     // MARK: sys/auth
 
-    func handleSys(_ vr: VaultRequest) async throws -> Response? {
-        let path = vr.path
+    /// `path` overrides the request's: `sys/mounts/auth/<path>/tune` (what `bao auth tune` calls)
+    /// is the auth mount's tune.
+    func handleSys(_ vr: VaultRequest, path override: String? = nil) async throws -> Response? {
+        let path = override ?? vr.path
         if path == "sys/auth" {
             guard vr.operation == .read || vr.operation == .list else { return VaultResponses.errors([], status: .methodNotAllowed) }
             return try await list(vr)
@@ -68,15 +70,13 @@ struct VaultAuthMethods: Sendable {
             if tune { return VaultResponses.doubled(tuneJSON(m), requestId: vr.context.requestId) }
             return VaultResponses.doubled(entryJSON(m), requestId: vr.context.requestId)
         case (.write, true):
-            let fields = try vr.fields()
-            let ttl = try fields.seconds("default_lease_ttl")
+            let tune = try AuthMountTune(vr.fields(), mount: mount)
             try await tessera.run(vr.pipelineCall(action: "update_auth_method", auditPath: methodPath.value,
                                                   checks: [AccessCheck(.update, .authMethod, methodPath)])) { _ in
                 guard var m = try await workloadMethod(mount) else { throw TesseraError.badRequest("No auth engine at \(mount)/") }
-                if let ttl, ttl > 0 {
-                    m.tokenTTLMinutes = min(max(1, ttl / 60), AuthMethod.maxTokenTTLMinutes)
-                    try await tessera.access.updateMethod(m)
-                }
+                try tune.apply(to: &m)
+                if let ttl = tune.defaultTTL, ttl > 0 { m.tokenTTLMinutes = min(max(1, ttl / 60), AuthMethod.maxTokenTTLMinutes) }
+                try await tessera.access.updateMethod(m)
             }
             return VaultResponses.noContent()
         default:
@@ -126,7 +126,7 @@ struct VaultAuthMethods: Sendable {
         case (.read, _):
             try await tessera.run(vr.pipelineCall(action: "get_auth_method", auditPath: path.value, checks: [AccessCheck(.read, .authMethod, path)])) { _ in () }
             let entry = appRoleEntry(marker)
-            if tune, let config = entry["config"] { return VaultResponses.doubled(config, requestId: vr.context.requestId) }
+            if tune { return VaultResponses.doubled(tuneJSON(marker, defaultTTL: 0), requestId: vr.context.requestId) }
             return VaultResponses.doubled(entry, requestId: vr.context.requestId)
         case (.write, false):
             try await tessera.run(vr.pipelineCall(action: "create_auth_method", auditPath: path.value, checks: [AccessCheck(.create, .authMethod, path)])) { _ in
@@ -134,7 +134,13 @@ struct VaultAuthMethods: Sendable {
             }
             return VaultResponses.noContent()
         case (.write, true):
-            try await tessera.run(vr.pipelineCall(action: "update_auth_method", auditPath: path.value, checks: [AccessCheck(.update, .authMethod, path)])) { _ in () }
+            let tune = try AuthMountTune(vr.fields(), mount: mount)
+            try await tessera.run(vr.pipelineCall(action: "update_auth_method", auditPath: path.value, checks: [AccessCheck(.update, .authMethod, path)])) { _ in
+                var m = try await tessera.access.authMethod(named: marker.name)
+                guard m.type == AccessEngine.appRoleMountType else { throw TesseraError.badRequest("No auth engine at \(mount)/") }
+                try tune.apply(to: &m)
+                try await tessera.access.updateMethod(m)
+            }
             return VaultResponses.noContent()
         case (.delete, _):
             try await tessera.run(vr.pipelineCall(action: "delete_auth_method", auditPath: path.value, checks: [AccessCheck(.delete, .authMethod, path)])) { caller in
@@ -159,7 +165,8 @@ struct VaultAuthMethods: Sendable {
     }
 
     func appRoleEntry(_ marker: AuthMethod) -> JSON {
-        .obj(("accessor", .string("auth_approle_" + marker.accessId.dropFirst(2).lowercased())), ("config", mountConfig(ttl: 0)),
+        .obj(("accessor", .string("auth_approle_" + marker.accessId.dropFirst(2).lowercased())), ("config", mountConfig(marker, ttl: 0)),
+             ("deprecation_status", .string("supported")),
              ("description", .string(marker.config["description"]?.stringValue ?? "")), ("external_entropy_access", .bool(false)),
              ("local", .bool(false)), ("options", .null), ("plugin_version", .string("")),
              ("running_plugin_version", .string("v\(SystemAPI.version)+builtin.tessera")), ("running_sha256", .string("")),
@@ -168,7 +175,7 @@ struct VaultAuthMethods: Sendable {
 
     var approleEntry: JSON {
         .obj(("accessor", .string("auth_approle_tessera")), ("config", mountConfig(ttl: 0)),
-             ("description", .string("")), ("external_entropy_access", .bool(false)), ("local", .bool(false)),
+             ("deprecation_status", .string("supported")), ("description", .string("")), ("external_entropy_access", .bool(false)), ("local", .bool(false)),
              ("options", .null), ("plugin_version", .string("")), ("running_plugin_version", .string("v\(SystemAPI.version)+builtin.tessera")),
              ("running_sha256", .string("")), ("seal_wrap", .bool(false)), ("type", .string("approle")), ("uuid", .string("tessera-approle")))
     }
@@ -204,20 +211,29 @@ struct VaultAuthMethods: Sendable {
              ("token_type", .string("default-service")))
     }
 
+    /// The `config` of a mount entry, with the TTLs tuned on the mount's record.
+    func mountConfig(_ m: AuthMethod, ttl: Int) -> JSON {
+        let (defaultTTL, maxTTL) = AuthMountTune.ttls(m, defaultTTL: ttl)
+        return .obj(("default_lease_ttl", .int(Int64(defaultTTL))), ("force_no_cache", .bool(false)), ("max_lease_ttl", .int(Int64(maxTTL))),
+                    ("token_type", .string("default-service")))
+    }
+
     func entryJSON(_ m: AuthMethod) -> JSON {
         let type = WorkloadIdentityEngine.vaultType(m)
         return .obj(("accessor", .string("auth_\(type)_" + m.accessId.dropFirst(2).lowercased())),
-                    ("config", mountConfig(ttl: m.tokenTTLMinutes * 60)),
+                    ("config", mountConfig(m, ttl: m.tokenTTLMinutes * 60)),
+                    ("deprecation_status", .string("supported")),
                     ("description", .string(m.config["description"]?.stringValue ?? "")), ("external_entropy_access", .bool(false)),
                     ("local", .bool(false)), ("options", .null), ("plugin_version", .string("")),
                     ("running_plugin_version", .string("v\(SystemAPI.version)+builtin.tessera")), ("running_sha256", .string("")),
                     ("seal_wrap", .bool(false)), ("type", .string(type)), ("uuid", .string(m.accessId)))
     }
 
-    func tuneJSON(_ m: AuthMethod) -> JSON {
-        .obj(("default_lease_ttl", .int(Int64(m.tokenTTLMinutes * 60))), ("description", .string(m.config["description"]?.stringValue ?? "")),
-             ("force_no_cache", .bool(false)), ("max_lease_ttl", .int(Int64(AuthMethod.maxTokenTTLMinutes * 60))),
-             ("token_type", .string("default-service")))
+    func tuneJSON(_ m: AuthMethod, defaultTTL fallback: Int? = nil) -> JSON {
+        let (defaultTTL, maxTTL) = AuthMountTune.ttls(m, defaultTTL: fallback ?? m.tokenTTLMinutes * 60)
+        return .obj(("default_lease_ttl", .int(Int64(defaultTTL))), ("description", .string(m.config["description"]?.stringValue ?? "")),
+                    ("force_no_cache", .bool(false)), ("max_lease_ttl", .int(Int64(maxTTL))),
+                    ("token_type", .string("default-service")))
     }
 
     // MARK: auth/<path>/…
@@ -272,6 +288,7 @@ struct VaultAuthMethods: Sendable {
                                                              checks: [AccessCheck(.read, .authMethod, methodPath)])) { _ in
                 tessera.identity.vaultConfigView(try await tessera.access.authMethod(named: method.name))
             }
+            guard let view else { throw TesseraError.notFound("") }
             return VaultResponses.envelope(data: view, requestId: requestId)
         case (.roles, .list):
             let names = try await tessera.run(vr.pipelineCall(action: "list_auth_method_roles", auditPath: methodPath.value,

@@ -165,12 +165,20 @@ enum VaultPaths {
         VaultPathSpec(engine: .system, pattern: "sys/mounts/{path}", operations: [
             .init("GET", "A mount's entry (sys-rule read on /sys/mounts/<path>)."),
             .init("POST", "Enable a secrets engine (sys-rule create on /sys/mounts/<path>).", fields: [
-                .string("type", required: true, "kv, kv-v2 or kv-v1."), .string("description", "A description."),
+                .string("type", required: true, "kv, kv-v2, kv-v1 or generic (KV version 1)."), .string("description", "A description."),
                 .object("options", "Engine options, e.g. {\"version\":\"2\"}."), .object("config", "Ignored."),
                 .bool("local", "Ignored."), .bool("seal_wrap", "Ignored."), .bool("external_entropy_access", "Ignored."),
                 .string("plugin_name", "Ignored."), .string("plugin_version", "Ignored."),
             ]),
             .init("DELETE", "Disable a secrets engine (sys-rule delete on /sys/mounts/<path>)."),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/remount", operations: [
+            .init("POST", "Move a mount (bao secrets move): sys-rule update on /sys/remount, delete on the old mount, create on the new one, and for a mount that owns its items delete on each and create at its new path. Done before the answer.", fields: [
+                .string("from", required: true, "The mount's path."), .string("to", required: true, "Its new path."),
+            ]),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/remount/status/{migration_id}", operations: [
+            .init("GET", "The status of a move made by this node (always a success once known)."),
         ]),
         VaultPathSpec(engine: .system, pattern: "sys/internal/ui/mounts/{path}", operations: [.init("GET", "The KV preflight of the CLI.")]),
         VaultPathSpec(engine: .system, pattern: "sys/leases/lookup", operations: [
@@ -382,6 +390,12 @@ enum VaultPaths {
                 .bool("external_entropy_access", "Accepted."), .object("options", "Accepted."), .string("plugin_name", "Accepted."),
             ]),
             .init("DELETE", "Disable an auth method; its roles and tokens go with it."),
+        ]),
+        VaultPathSpec(engine: .system, pattern: "sys/auth/{path}/tune", operations: [
+            .init("GET", "An auth mount's tuned settings (also at sys/mounts/auth/<path>/tune)."),
+            .init("POST", "Tune an AppRole, JWT/OIDC, Kubernetes or certificate mount: description and lease TTLs, kept and shown (also at sys/mounts/auth/<path>/tune).", fields: [
+                .string("description", "A description."), .string("default_lease_ttl", "A duration."), .string("max_lease_ttl", "A duration."),
+            ]),
         ]),
         VaultPathSpec(engine: .auth, pattern: "auth/{mount}/config", operations: [
             .init("GET", "The method's settings (never a reviewer JWT or client secret)."),

@@ -54,6 +54,10 @@ struct VaultSysAPI: Sendable {
             try await tessera.run(vr.pipelineCall(action: "list_mounts", auditPath: Self.mountsPath.value,
                                                   checks: [AccessCheck(anyOf: [.read, .list], .system, Self.mountsPath)])) { _ in () }
             return VaultResponses.doubled(.object(tessera.mounts.all.map { ($0.path, $0.entryJSON) }), requestId: vr.context.requestId)
+        case (let p, _) where p.hasPrefix("sys/mounts/auth/") && p.hasSuffix("/tune"):
+            let authPath = "sys/auth/" + p.dropFirst("sys/mounts/auth/".count)
+            if let response = try await VaultAuthMethods(tessera: tessera).handleSys(vr, path: authPath) { return response }
+            throw TesseraError.notFound("")
         case (let p, .read) where p.hasPrefix("sys/mounts/") && p.hasSuffix("/tune"):
             return try await readTune(vr, String(p.dropFirst("sys/mounts/".count).dropLast("/tune".count)))
         case (let p, .write) where p.hasPrefix("sys/mounts/") && p.hasSuffix("/tune"):
@@ -81,6 +85,9 @@ struct VaultSysAPI: Sendable {
                 _ = try? await tessera.mounts.delete(path: mountPath)
             }
             return VaultResponses.noContent()
+        case ("sys/remount", .write): return try await remount(vr)
+        case (let p, .read) where p.hasPrefix("sys/remount/status/"):
+            return try await remountStatus(vr, String(p.dropFirst("sys/remount/status/".count)))
         case (let p, _) where p == "sys/auth" || p.hasPrefix("sys/auth/"):
             if let response = try await VaultAuthMethods(tessera: tessera).handleSys(vr) { return response }
             throw TesseraError.notFound("")
@@ -118,8 +125,9 @@ struct VaultSysAPI: Sendable {
         let path = tunePath(mountPath)
         let f = try vr.fields()
         let description = try f.string("description")
-        let defaultTTL = try f.seconds("default_lease_ttl")
-        let maxTTL = try f.seconds("max_lease_ttl")
+        // The CLI sends an empty string for a TTL it leaves alone.
+        let defaultTTL = f.raw("default_lease_ttl") == .string("") ? nil : try f.seconds("default_lease_ttl")
+        let maxTTL = f.raw("max_lease_ttl") == .string("") ? nil : try f.seconds("max_lease_ttl")
         var version: String?
         if let options = f.raw("options"), case .object = options {
             let o = try RequestFields(options)
@@ -159,6 +167,65 @@ struct VaultSysAPI: Sendable {
         }
         for item in items { try await tessera.secrets.deleteAllKV(path: item.path) }
         return items.count
+    }
+
+    /// `sys/remount` (`bao secrets move`): authorized as disabling the old mount and enabling the
+    /// new one, and, for a mount that owns its items, as deleting each item and creating it at its
+    /// new path. Done before the answer, which carries the migration id Vault's clients expect.
+    func remount(_ vr: VaultRequest) async throws -> Response {
+        let f = try vr.fields()
+        guard let from = try? f.string("from"), let to = try? f.string("to") else {
+            throw TesseraError.badRequest("both 'from' and 'to' path must be specified as a string")
+        }
+        for p in [from, to] where p.hasPrefix("auth/") || p.hasPrefix("/auth/") {
+            throw TesseraError.badRequest("moving an auth method is not supported: enable it at the new path and copy its roles")
+        }
+        let trimmedTo = to.split(separator: "/").joined(separator: "/")
+        if let first = trimmedTo.split(separator: "/").first, ["sys", "identity", "cubbyhole"].contains(String(first)) {
+            throw TesseraError.badRequest("cannot remount to destination \(trimmedTo)/")
+        }
+        let auditPath = SystemPath.remount
+        let move = try await tessera.run(vr.pipelineCall(action: "move_mount", auditPath: auditPath.value,
+                                                         checks: [AccessCheck(.update, .system, auditPath),
+                                                                  AccessCheck(.delete, .system, SystemPath.mount(from)),
+                                                                  AccessCheck(.create, .system, SystemPath.mount(to))])) { caller in
+            let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
+            let move = try await tessera.mounts.move(from: from, to: to) { items, oldFolder, newFolder in
+                for item in items {
+                    guard authorizer.check(.delete, on: item.path, type: .item).isAllowed else {
+                        throw TesseraError.forbidden(path: item.path.value, capability: "delete")
+                    }
+                    let moved = try ItemPath.bytes(item.path.value, droppingPrefix: oldFolder.folderPrefix).map(newFolder.appending) ?? newFolder
+                    guard authorizer.check(.create, on: moved, type: .item).isAllowed else {
+                        throw TesseraError.forbidden(path: moved.value, capability: "create")
+                    }
+                }
+                caller.notes.set("moved_items", String(items.count))
+            }
+            caller.notes.set("from", move.from)
+            caller.notes.set("to", move.to)
+            return move
+        }
+        // Vault also puts the id at the top level of this answer.
+        return Responses.json(.obj(("migration_id", .string(move.id)), ("request_id", .string(vr.context.requestId)), ("lease_id", .string("")),
+                                   ("renewable", .bool(false)), ("lease_duration", .int(0)), ("data", .obj(("migration_id", .string(move.id)))),
+                                   ("wrap_info", .null),
+                                   ("warnings", .strings(["Mount move has been queued. Progress will be reported in OpenBao's server log, tagged with the returned migration_id"])),
+                                   ("auth", .null)))
+    }
+
+    /// `sys/remount/status/<id>`: moves finish before `sys/remount` answers, so a known id is a success.
+    func remountStatus(_ vr: VaultRequest, _ id: String) async throws -> Response {
+        let auditPath = SystemPath.remount
+        let move = try await tessera.run(vr.pipelineCall(action: "move_mount_status", auditPath: auditPath.value,
+                                                         checks: [AccessCheck(anyOf: [.read, .update], .system, auditPath)])) { _ in
+            tessera.mounts.move(id: id)
+        }
+        guard let move else { throw TesseraError.notFound("") }
+        return VaultResponses.envelope(data: .obj(("migration_id", .string(move.id)),
+                                                  ("migration_info", .obj(("source_mount", .string(move.from)), ("target_mount", .string(move.to)),
+                                                                          ("status", .string("success"))))),
+                                       requestId: vr.context.requestId)
     }
 
     /// `operator backup` (and `bao operator raft snapshot save`): an online snapshot, streamed
@@ -220,7 +287,8 @@ struct VaultSysAPI: Sendable {
         let kind: VaultMount.Kind
         switch (type, version) {
         case ("kv-v2", _), ("kv", "2"): kind = .kvV2
-        case ("kv", _), ("kv-v1", _): kind = .kvV1
+        // `generic` is Vault's old name for KV version 1.
+        case ("kv", _), ("kv-v1", _), ("generic", _): kind = .kvV1
         default: throw TesseraError.badRequest("plugin not found in the catalog: \(type)")
         }
         let description = try fields.string("description") ?? ""

@@ -319,6 +319,27 @@ public final class PostgresStore: Store {
         try await write(.mounts, "DELETE FROM vault_mounts WHERE path = $1 RETURNING 1", [.text(path)]) > 0
     }
 
+    public func moveMount(from path: String, to m: VaultMount, itemsFrom folder: ItemPath?) async throws {
+        do {
+            try await db.transaction { tx in
+                guard try await tx.count("UPDATE vault_mounts SET path = $1, folder = $2 WHERE path = $3 RETURNING 1",
+                                         [.text(m.path), .text(m.folder.value), .text(path)]) > 0 else {
+                    throw TesseraError.notFound("no mount at \(path)")
+                }
+                if let folder {
+                    let old = folder.folderPrefix
+                    // substr counts characters from 1: the rest of the path after the old prefix.
+                    try await tx.query("UPDATE items SET path = $1 || substr(path, $2::int) WHERE path >= $3 AND path < $4",
+                                       [.text(m.folder.folderPrefix), .int(old.unicodeScalars.count + 1), .text(old), .text(old + "\u{10FFFF}")])
+                    try await tx.query("UPDATE items SET path = $1 WHERE path = $2", [.text(m.folder.value), .text(folder.value)])
+                }
+                try await Self.announce(.mounts, tx)
+            }
+        } catch TesseraError.conflict {
+            throw TesseraError.conflict("path is already in use at \(m.path)")
+        }
+    }
+
     // MARK: Auth methods
 
     /// Moves the access generation on, in the transaction that changed access data. The row lock

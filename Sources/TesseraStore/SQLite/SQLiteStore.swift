@@ -283,6 +283,26 @@ public final class SQLiteStore: Store {
         try await db.write("DELETE FROM vault_mounts WHERE path = ?", [.text(path)]) > 0
     }
 
+    public func moveMount(from path: String, to m: VaultMount, itemsFrom folder: ItemPath?) async throws {
+        defer { if folder != nil { cache.invalidateAll() } }
+        do {
+            try await db.transaction { tx in
+                guard try await tx.execute("UPDATE vault_mounts SET path = ?, folder = ? WHERE path = ?",
+                                           [.text(m.path), .text(m.folder.value), .text(path)]) > 0 else {
+                    throw TesseraError.notFound("no mount at \(path)")
+                }
+                guard let folder else { return }
+                let old = folder.folderPrefix
+                // substr counts characters from 1: the rest of the path after the old prefix.
+                try await tx.execute("UPDATE items SET path = ? || substr(path, ?) WHERE path >= ? AND path < ?",
+                                     [.text(m.folder.folderPrefix), .int(old.unicodeScalars.count + 1), .text(old), .text(old + "\u{10FFFF}")])
+                try await tx.execute("UPDATE items SET path = ? WHERE path = ?", [.text(m.folder.value), .text(folder.value)])
+            }
+        } catch TesseraError.conflict {
+            throw TesseraError.conflict("path is already in use at \(m.path)")
+        }
+    }
+
     // MARK: Auth methods
 
     public func createAuthMethod(_ m: AuthMethod) async throws {
