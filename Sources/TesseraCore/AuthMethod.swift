@@ -88,10 +88,13 @@ public struct TokenGrant: Sendable, Equatable, Codable {
     public var renewable: Bool?
     /// The period of a periodic token (shown in lookups; its TTL is the period).
     public var periodSeconds: Int?
+    /// Vault's `num_uses`: the number of requests the token may make (nil or 0: no limit).
+    public var numUses: Int?
 
     public init(roleNames: [String], loginRole: String, displayName: String, metadata: [String: String], ttlSeconds: Int,
                 policies: [String]? = nil, path: String? = nil, explicitMaxTTLSeconds: Int? = nil, renewable: Bool? = nil,
-                periodSeconds: Int? = nil) {
+                periodSeconds: Int? = nil, numUses: Int? = nil) {
+        self.numUses = numUses
         self.roleNames = roleNames
         self.loginRole = loginRole
         self.displayName = displayName
@@ -127,13 +130,17 @@ public struct TokenRecord: Sendable, Equatable {
     /// The hash of the token that created this one (`auth/token/create`); empty for a login's
     /// token and for orphans. Revoking the parent revokes this token.
     public var parentHash: String
+    /// The requests a token limited by use count may still make (nil: no limit). Each request
+    /// spends one before it is served; the one that spends the last revokes the token.
+    public var usesLeft: Int?
 
     /// Vault's accessor: the first 24 hex digits of the token's hash, which names the token
     /// without being it.
     public var accessor: String { String(tokenHash.prefix(24)) }
 
     public init(tokenHash: String, accessId: String, issuedAt: Date, expiresAt: Date, revoked: Bool = false, clientAddress: String = "",
-                grant: TokenGrant? = nil, parentHash: String = "") {
+                grant: TokenGrant? = nil, parentHash: String = "", usesLeft: Int? = nil) {
+        self.usesLeft = usesLeft
         self.parentHash = parentHash
         self.tokenHash = tokenHash
         self.accessId = accessId
@@ -142,5 +149,17 @@ public struct TokenRecord: Sendable, Equatable {
         self.revoked = revoked
         self.clientAddress = clientAddress
         self.grant = grant
+    }
+}
+
+extension AuthMethod {
+    /// Keys of an auth mount's `config` that hold its tuned lease TTLs (`sys/auth/<path>/tune`).
+    public static let tunedDefaultLeaseTTLKey = "tune_default_lease_ttl"
+    public static let tunedMaxLeaseTTLKey = "tune_max_lease_ttl"
+
+    /// The tuned maximum lifetime of the tokens its logins issue, if one was set.
+    public var tunedMaxLeaseTTL: Int? {
+        if case .int(let v)? = config[Self.tunedMaxLeaseTTLKey], v > 0 { return Int(exactly: v) }
+        return nil
     }
 }

@@ -13,6 +13,9 @@ public struct RequestContext: Sendable {
     public var edge: EdgeReadHint?
     /// Set when the answer is to be wrapped (Vault's `X-Vault-Wrap-TTL`).
     public var wrap: WrapIntent?
+    /// A request spends at most one use of a token limited by use count, however many pipeline
+    /// calls it makes.
+    public let tokenUse = OnceFlag()
 
     public init(requestId: String = RequestContext.newRequestId(), interface: Interface, clientAddress: String, startedAt: Date = Date()) {
         self.requestId = requestId
@@ -34,6 +37,18 @@ public struct RequestContext: Sendable {
         bytes[6] = (bytes[6] & 0x0F) | 0x40
         bytes[8] = (bytes[8] & 0x3F) | 0x80
         return [bytes[0..<4], bytes[4..<6], bytes[6..<8], bytes[8..<10], bytes[10..<16]].map(\.hexString).joined(separator: "-")
+    }
+}
+
+/// True the first time it is claimed, false after; shared by the copies of one request's context.
+public final class OnceFlag: Sendable {
+    private let claimed = Mutex(false)
+    public init() {}
+    public func claim() -> Bool {
+        claimed.withLock { was in
+            defer { was = true }
+            return !was
+        }
     }
 }
 

@@ -16,6 +16,8 @@ public struct TokenRole: Sendable, Equatable {
     public var explicitMaxTTL = 0
     public var period = 0
     public var noDefaultPolicy = false
+    /// Requests each of its tokens may make (0: no limit).
+    public var numUses = 0
 
     public init(name: String) { self.name = name }
 
@@ -34,16 +36,23 @@ public struct TokenRole: Sendable, Equatable {
         explicitMaxTTL = int("token_explicit_max_ttl")
         period = int("token_period")
         noDefaultPolicy = bool("token_no_default_policy", false)
+        numUses = int("token_num_uses")
     }
 
-    /// The stored form, and what a role read shows (OpenBao's shape and order).
+    /// The stored form, in OpenBao's shape and order.
     public var json: JSON {
         .obj(("allowed_entity_aliases", .null), ("allowed_policies", JSON.strings(allowedPolicies)),
              ("allowed_policies_glob", JSON.strings(allowedPoliciesGlob)), ("disallowed_policies", JSON.strings(disallowedPolicies)),
              ("disallowed_policies_glob", JSON.strings(disallowedPoliciesGlob)), ("explicit_max_ttl", .int(0)), ("name", .string(name)),
              ("orphan", .bool(orphan)), ("path_suffix", .string(pathSuffix)), ("period", .int(0)), ("renewable", .bool(renewable)),
              ("token_explicit_max_ttl", .int(Int64(explicitMaxTTL))), ("token_no_default_policy", .bool(noDefaultPolicy)),
-             ("token_period", .int(Int64(period))), ("token_type", .string("default-service")))
+             ("token_num_uses", .int(Int64(numUses))), ("token_period", .int(Int64(period))), ("token_type", .string("default-service")))
+    }
+
+    /// What a role read shows: OpenBao lists `token_num_uses` only when it is set.
+    public var shown: JSON {
+        guard numUses == 0, case .object(let pairs) = json else { return json }
+        return .object(pairs.filter { $0.0 != "token_num_uses" })
     }
 
     /// Vault's name rule for token roles and path suffixes: word characters, with `-` and `.`

@@ -42,16 +42,23 @@ public enum ClientCertificates {
         return false
     }
 
-    public static func hasClientAuthUsage(_ c: Certificate) -> Bool {
-        guard let eku = try? c.extensions.extendedKeyUsage else { return false }
-        return eku.contains(.clientAuth) || eku.contains(.any)
+    /// Whether a certificate may serve for TLS client authentication, as Go's verifier (and so
+    /// Vault) decides: it lists no extended key usages, or lists client auth or any. A usage
+    /// extension that does not parse allows nothing.
+    public static func allowsClientAuth(_ c: Certificate) -> Bool {
+        do {
+            guard let eku = try c.extensions.extendedKeyUsage else { return true }
+            return eku.contains(.clientAuth) || eku.contains(.any)
+        } catch {
+            return false
+        }
     }
 
     /// Whether `leaf` (with the intermediates the client sent) is trusted by `trusted` at `now`.
     public static func isTrusted(leaf: Certificate, intermediates: [Certificate] = [], by trusted: Certificate, now: Date) async -> Bool {
         guard leaf.notValidBefore <= now, now <= leaf.notValidAfter else { return false }
         // As Go's verifier with ExtKeyUsageClientAuth: a leaf that lists usages must list client auth.
-        if let eku = try? leaf.extensions.extendedKeyUsage, !(eku.contains(.clientAuth) || eku.contains(.any)) { return false }
+        guard allowsClientAuth(leaf) else { return false }
         if !isCA(trusted) {
             // A pinned leaf: the very key, and the certificate itself must be the trusted one.
             return leaf.publicKey == trusted.publicKey && leaf == trusted

@@ -169,10 +169,13 @@ public struct AccessEngine: Sendable {
             throw TesseraError.unauthorized("authentication failed: the auth method's access has expired")
         }
         let token = SecureRandom.token()
-        var expires = t.addingTimeInterval(InputNumber.interval(seconds: min(max(grant.ttlSeconds, 1), AuthMethod.maxTokenTTLMinutes * 60)))
+        // The mount's tuned max lease TTL caps its logins' tokens.
+        let longest = min(method.tunedMaxLeaseTTL ?? Int.max, AuthMethod.maxTokenTTLMinutes * 60)
+        var expires = t.addingTimeInterval(InputNumber.interval(seconds: min(max(grant.ttlSeconds, 1), longest)))
         if let limit = method.accessExpires { expires = min(expires, limit) }
         let record = TokenRecord(tokenHash: AccessKeyHasher.tokenHash(token), accessId: method.accessId, issuedAt: t,
-                                 expiresAt: expires, clientAddress: clientAddress, grant: grant)
+                                 expiresAt: expires, clientAddress: clientAddress, grant: grant,
+                                 usesLeft: grant.numUses.flatMap { $0 > 0 ? $0 : nil })
         try await store.createToken(record)
         return IssuedToken(token: token, record: record)
     }
@@ -255,7 +258,9 @@ public struct AccessEngine: Sendable {
     /// The token dies with its auth method: when the method is deleted (or replaced by a new one
     /// with the same access id), or its `access-expires` passes. The method's bound CIDRs apply to
     /// every request the token makes, not only to the login.
-    public func principal(token: String, clientAddress: String) async throws -> Principal {
+    /// A token limited by use count spends one use here, unless `spendingUse` is false (a
+    /// second look at the token within the request that spent it, or a check that is no use).
+    public func principal(token: String, clientAddress: String, spendingUse: Bool = true) async throws -> Principal {
         let invalid = TesseraError.unauthorized("invalid, expired or revoked token")
         guard token.hasPrefix("t-"), token.utf8.count <= 256 else { throw invalid }
         let hash = AccessKeyHasher.tokenHash(token)
@@ -265,13 +270,22 @@ public struct AccessEngine: Sendable {
             guard cached.admits(clientAddress: clientAddress, now: t) else { throw invalid }
             return cached
         }
-        guard let record = try await store.token(hash: hash), !record.revoked, record.expiresAt > t else { throw invalid }
+        guard var record = try await store.token(hash: hash), !record.revoked, record.expiresAt > t else { throw invalid }
         guard let method = try await store.authMethod(accessId: record.accessId),
               record.issuedAt.addingTimeInterval(0.001) >= method.createdAt else { throw invalid }
         var p = try await principal(method: method, grant: record.grant)
         p.identity.tokenHash = hash
         p.token = record
         guard p.admits(clientAddress: clientAddress, now: t) else { throw invalid }
+        if record.usesLeft != nil {
+            guard spendingUse else { return p }
+            // Limited by use count: never cached, and this request spends a use before it is
+            // served (the last one revokes the token).
+            guard let left = try await store.spendTokenUse(hash: hash) else { throw invalid }
+            record.usesLeft = left
+            p.token = record
+            return p
+        }
         cache.put(hash, p, now: t, generation: generation)
         return p
     }
@@ -320,7 +334,7 @@ public struct AccessEngine: Sendable {
     /// Extends a token by its auth method's TTL from now, but never beyond `maxTokenLifetime` after
     /// it was issued, nor beyond the method's `access-expires`.
     public func renew(token: String, clientAddress: String) async throws -> TokenRecord {
-        let p = try await principal(token: token, clientAddress: clientAddress)
+        let p = try await principal(token: token, clientAddress: clientAddress, spendingUse: false)
         guard let record = p.token else { throw TesseraError.unauthorized("invalid, expired or revoked token") }
         return try await renew(record: record)
     }
@@ -336,6 +350,7 @@ public struct AccessEngine: Sendable {
             ?? Self.tokenTTL(method)
         var expires = min(now().addingTimeInterval(ttl), record.issuedAt.addingTimeInterval(Self.maxTokenLifetime))
         if let limit = method.accessExpires { expires = min(expires, limit) }
+        if let tuned = method.tunedMaxLeaseTTL { expires = min(expires, record.issuedAt.addingTimeInterval(InputNumber.interval(seconds: tuned))) }
         if let explicit = record.grant?.explicitMaxTTLSeconds, explicit > 0 {
             expires = min(expires, record.issuedAt.addingTimeInterval(InputNumber.interval(seconds: explicit)))
         }

@@ -20,6 +20,8 @@ public struct AppRoleSettings: Sendable, Equatable {
     public var tokenBoundCIDRs: [String] = []
     public var tokenNoDefaultPolicy = false
     public var tokenPeriod = 0
+    /// Requests each login's token may make (0: no limit).
+    public var tokenNumUses = 0
     /// A role_id set through `role-id` (Vault's custom role ids); nil: the role's access id.
     public var customRoleID: String?
 
@@ -40,6 +42,7 @@ public struct AppRoleSettings: Sendable, Equatable {
         tokenBoundCIDRs = strings("token_bound_cidrs")
         tokenNoDefaultPolicy = bool("token_no_default_policy", false)
         tokenPeriod = int("token_period")
+        tokenNumUses = int("token_num_uses")
         customRoleID = config["custom_role_id"]?.stringValue
     }
 
@@ -57,7 +60,7 @@ public struct AppRoleSettings: Sendable, Equatable {
              ("secret_id_num_uses", .int(Int64(secretIDNumUses))), ("secret_id_ttl", .int(Int64(secretIDTTL))),
              ("token_bound_cidrs", JSON.strings(tokenBoundCIDRs)), ("token_explicit_max_ttl", .int(Int64(tokenExplicitMaxTTL))),
              ("token_max_ttl", .int(Int64(tokenMaxTTL))), ("token_no_default_policy", .bool(tokenNoDefaultPolicy)),
-             ("token_num_uses", .int(0)), ("token_period", .int(Int64(tokenPeriod))), ("token_policies", JSON.strings(tokenPolicies)),
+             ("token_num_uses", .int(Int64(tokenNumUses))), ("token_period", .int(Int64(tokenPeriod))), ("token_policies", JSON.strings(tokenPolicies)),
              ("token_strictly_bind_ip", .bool(false)), ("token_ttl", .int(Int64(tokenTTL))), ("token_type", .string("default")))
     }
 }
@@ -292,7 +295,7 @@ extension AccessEngine {
         let maxTTL = [settings.tokenExplicitMaxTTL, settings.tokenMaxTTL].filter { $0 > 0 }.min() ?? 0
         let grant = TokenGrant(roleNames: roles, loginRole: roleName, displayName: "approle", metadata: metadata,
                                ttlSeconds: maxTTL > 0 ? min(ttl, maxTTL) : ttl, policies: shown.sorted(), path: "auth/\(Self.appRoleMount(of: method))/login",
-                               explicitMaxTTLSeconds: maxTTL, renewable: true)
+                               explicitMaxTTLSeconds: maxTTL, renewable: true, numUses: settings.tokenNumUses > 0 ? settings.tokenNumUses : nil)
         return try await issueToken(method: method, grant: grant, clientAddress: clientAddress)
     }
 }

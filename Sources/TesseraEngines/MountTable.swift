@@ -78,7 +78,9 @@ public final class MountTable: Sendable {
     /// Moves a mount to a new path (`sys/remount`). A mount that owns its items takes them to the
     /// folder of the new path, which must hold nothing; a mount declared over a native folder or a
     /// connector keeps its folder and only changes its path. `authorize` sees each item that
-    /// moves, with its new path, before anything changes.
+    /// moves, with its new path, before anything changes; if the items change in between, the
+    /// move fails with a conflict and changes nothing. (The overlap with other mounts is checked
+    /// against this node's mount table.)
     public func move(from raw: String, to rawTo: String,
                      authorize: @Sendable ([Item], ItemPath, ItemPath) throws -> Void) async throws -> Move {
         let from = try VaultMount.normalizePath(raw)
@@ -89,6 +91,7 @@ public final class MountTable: Sendable {
         if overlaps { throw TesseraError.badRequest("path already in use at \"\(to)\"") }
         let oldFolder = m.folder
         var itemsFrom: ItemPath?
+        var expected = 0
         m.path = to
         if m.ownsData && m.uscName == nil {
             guard m.kind != .database else { throw TesseraError.badRequest("a database mount cannot be moved") }
@@ -104,16 +107,17 @@ public final class MountTable: Sendable {
             var items = try await store.items(withPrefix: oldFolder.folderPrefix, limit: limit + 1)
             if let own = try await store.item(at: oldFolder) { items.append(own) }
             guard items.count <= limit else { throw TesseraError.badRequest("the mount holds more than \(limit) items: it cannot be moved") }
-            if let other = items.first(where: { $0.type != .staticSecret }) {
-                throw TesseraError.badRequest("the mount holds \(other.path.value), which is not a static secret: it cannot be moved")
-            }
             try authorize(items, oldFolder, newFolder)
+            if items.contains(where: { $0.type != .staticSecret }) {
+                throw TesseraError.badRequest("the mount holds items that are not static secrets (rotated or dynamic): it cannot be moved")
+            }
+            expected = items.count
             m.folder = newFolder
             itemsFrom = oldFolder
         } else {
             try authorize([], oldFolder, oldFolder)
         }
-        try await store.moveMount(from: from, to: m, itemsFrom: itemsFrom)
+        try await store.moveMount(from: from, to: m, itemsFrom: itemsFrom, expectedItems: expected)
         try await load()
         let move = Move(id: UUID().uuidString.lowercased(), from: from, to: to)
         moves.withLock {

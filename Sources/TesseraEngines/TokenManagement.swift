@@ -22,10 +22,13 @@ public struct TokenRequest: Sendable {
     public var tokenRole: String
     /// Set for a periodic token (its TTL is then the period).
     public var periodSeconds: Int?
+    /// Vault's `num_uses` (0: no limit).
+    public var numUses: Int
 
     public init(roleNames: [String], policies: [String], ttlSeconds: Int?, explicitMaxTTLSeconds: Int, displayName: String,
                 metadata: [String: String], orphan: Bool, renewable: Bool, path: String, tokenRole: String = "",
-                periodSeconds: Int? = nil) {
+                periodSeconds: Int? = nil, numUses: Int = 0) {
+        self.numUses = numUses
         self.roleNames = roleNames
         self.policies = policies
         self.ttlSeconds = ttlSeconds
@@ -56,6 +59,8 @@ extension AccessEngine {
         if request.explicitMaxTTLSeconds > 0 { ttl = min(ttl, request.explicitMaxTTLSeconds) }
         var expires = t.addingTimeInterval(InputNumber.interval(seconds: max(ttl, 1)))
         if let limit = method.accessExpires { expires = min(expires, limit) }
+        // A token limited by use count would escape its limit through children.
+        if parent.token?.usesLeft != nil { throw TesseraError.badRequest("restricted use token cannot generate child tokens") }
         let parentHash = request.orphan ? "" : (parent.token?.tokenHash ?? "")
         // The parent as stored now, not as cached: a revoked parent makes no children.
         if !parentHash.isEmpty {
@@ -67,10 +72,11 @@ extension AccessEngine {
         let grant = TokenGrant(roleNames: request.roleNames, loginRole: request.tokenRole, displayName: request.displayName, metadata: request.metadata,
                                ttlSeconds: max(ttl, 1), policies: request.policies, path: request.path,
                                explicitMaxTTLSeconds: request.explicitMaxTTLSeconds, renewable: request.renewable,
-                               periodSeconds: request.periodSeconds)
+                               periodSeconds: request.periodSeconds, numUses: request.numUses > 0 ? request.numUses : nil)
         let token = SecureRandom.token()
         let record = TokenRecord(tokenHash: AccessKeyHasher.tokenHash(token), accessId: method.accessId, issuedAt: t, expiresAt: expires,
-                                 clientAddress: clientAddress, grant: grant, parentHash: parentHash)
+                                 clientAddress: clientAddress, grant: grant, parentHash: parentHash,
+                                 usesLeft: request.numUses > 0 ? request.numUses : nil)
         try await store.createToken(record)
         // A revocation of the parent that ran between the check and the insert did not see this
         // child: look again, and take the child back if so.

@@ -124,8 +124,10 @@ public protocol MountRepository: Sendable {
     func deleteMount(path: String) async throws -> Bool
     /// Moves the mount at `path` to `mount.path` and `mount.folder`, keeping its settings. With
     /// `itemsFrom`, every item at that folder or under it moves to the same place under
-    /// `mount.folder`, in the same transaction: all of it happens, or (on a conflict) none.
-    func moveMount(from path: String, to mount: VaultMount, itemsFrom folder: ItemPath?) async throws
+    /// `mount.folder`, in the same transaction: all of it happens, or none. It is a conflict when
+    /// `mount.folder` holds anything, or the items that move are not `expectedItems` many (they
+    /// changed after the caller authorized them).
+    func moveMount(from path: String, to mount: VaultMount, itemsFrom folder: ItemPath?, expectedItems: Int) async throws
 }
 
 /// Auth methods, roles, associations and tokens.
@@ -181,6 +183,9 @@ public protocol AccessRepository: Sendable {
     func childTokens(parentHash: String) async throws -> [String]
     func revokeToken(hash: String) async throws -> Bool
     /// Moves a live token's expiry; returns false if it is unknown or revoked.
+    /// Spends one use of a token limited by use count, atomically: the uses left after it, or nil
+    /// when the token has none left, is revoked, or has no limit. Spending the last use revokes it.
+    func spendTokenUse(hash: String) async throws -> Int?
     func renewToken(hash: String, expiresAt: Date) async throws -> Bool
     func revokeTokens(accessId: String) async throws
     /// Removes tokens that expired before `cutoff`; returns how many.

@@ -170,7 +170,7 @@ extension StoreConformance {
                 var moved = m
                 moved.path = "new/"
                 moved.folder = try ItemPath(folder: "/new")
-                try await s.store.moveMount(from: "secret/", to: moved, itemsFrom: m.folder)
+                try await s.store.moveMount(from: "secret/", to: moved, itemsFrom: m.folder, expectedItems: moving.count)
                 #expect(try await s.store.mounts() == [moved])
                 for p in moving {
                     let to = "/new" + p.dropFirst("/secret".count)
@@ -183,7 +183,7 @@ extension StoreConformance {
             }
         }
 
-        @Test("a move onto a path that holds an item changes nothing; a move without items changes only the mount",
+        @Test("a move onto a folder that holds an item, or of other items than authorized, changes nothing; a move without items changes only the mount",
               arguments: Engines.all)
         func moveMountConflict(engine: any StoreUnderTest) async throws {
             try await withStore(engine) { s in
@@ -195,16 +195,23 @@ extension StoreConformance {
                 var moved = m
                 moved.path = "new/"
                 moved.folder = try ItemPath(folder: "/new")
-                #expect(await outcome { try await s.store.moveMount(from: "secret/", to: moved, itemsFrom: m.folder) } == .conflict)
+                #expect(await outcome { try await s.store.moveMount(from: "secret/", to: moved, itemsFrom: m.folder, expectedItems: 2) } == .conflict)
                 #expect(try await s.store.mounts() == [m])
                 #expect(try await s.store.item(at: ItemPath("/secret/a")) != nil)
                 #expect(try await s.store.item(at: ItemPath("/new/a")) == nil)
                 var renamed = m
                 renamed.path = "view/"
-                try await s.store.moveMount(from: "secret/", to: renamed, itemsFrom: nil)
+                // Items that are not the ones the caller authorized (one more appeared): nothing moves.
+                var other = m
+                other.path = "other/"
+                other.folder = try ItemPath(folder: "/other")
+                #expect(await outcome { try await s.store.moveMount(from: "secret/", to: other, itemsFrom: m.folder, expectedItems: 1) } == .conflict)
+                #expect(try await s.store.item(at: ItemPath("/secret/b")) != nil)
+                #expect(try await s.store.mounts() == [m])
+                try await s.store.moveMount(from: "secret/", to: renamed, itemsFrom: nil, expectedItems: 0)
                 #expect(try await s.store.mounts() == [renamed])
                 #expect(try await s.store.item(at: ItemPath("/secret/a")) != nil)
-                #expect(await outcome { try await s.store.moveMount(from: "secret/", to: moved, itemsFrom: nil) } == .notFound)
+                #expect(await outcome { try await s.store.moveMount(from: "secret/", to: moved, itemsFrom: nil, expectedItems: 0) } == .notFound)
             }
         }
     }

@@ -22,7 +22,7 @@ enum CertSettings {
         let certs: [Certificate]
         do { certs = try ClientCertificates.certificates(pemBundle: pem) } catch { throw TesseraError.badRequest("failed to parse certificate") }
         guard !certs.isEmpty else { throw TesseraError.badRequest("failed to parse certificate") }
-        for c in certs where !ClientCertificates.isCA(c) && !ClientCertificates.hasClientAuthUsage(c) {
+        for c in certs where !ClientCertificates.isCA(c) && !ClientCertificates.allowsClientAuth(c) {
             throw TesseraError.badRequest("nonCA certificates should have TLS client authentication set as an extended key usage")
         }
         var out: [(String, JSON)] = [("certificate", .string(pem))]
@@ -162,7 +162,8 @@ extension WorkloadIdentityEngine {
                         "subject_key_id": names.subjectKeyId, "authority_key_id": names.authorityKeyId]
         let grant = TokenGrant(roleNames: Array(Set(tokens.policies + associated)).sorted(), loginRole: role.name,
                                displayName: role.config["display_name"]?.stringValue ?? role.name, metadata: metadata,
-                               ttlSeconds: tokens.lifetime(methodDefaultSeconds: method.tokenTTLMinutes * 60))
+                               ttlSeconds: tokens.lifetime(methodDefaultSeconds: method.tokenTTLMinutes * 60),
+                               numUses: tokens.numUses > 0 ? tokens.numUses : nil)
         let issued = try await access.issueToken(method: method, grant: grant, clientAddress: clientAddress)
         return WorkloadLogin(method: method, issued: issued, policies: tokens.shownPolicies(extra: associated), metadata: metadata)
     }

@@ -300,7 +300,8 @@ extension WorkloadIdentityEngine {
                         "service_account_secret_name": account.secretName, "service_account_uid": account.uid]
         let grant = TokenGrant(roleNames: Array(Set(tokens.policies + associated)).sorted(), loginRole: name,
                                displayName: account.namespace + "-" + account.name, metadata: metadata,
-                               ttlSeconds: tokens.lifetime(methodDefaultSeconds: method.tokenTTLMinutes * 60))
+                               ttlSeconds: tokens.lifetime(methodDefaultSeconds: method.tokenTTLMinutes * 60),
+                               numUses: tokens.numUses > 0 ? tokens.numUses : nil)
         let issued = try await access.issueToken(method: method, grant: grant, clientAddress: clientAddress)
         return WorkloadLogin(method: method, issued: issued, policies: tokens.shownPolicies(extra: associated), metadata: metadata)
     }

@@ -183,7 +183,8 @@ public struct WorkloadIdentityEngine: Sendable {
         let associated = try await associatedRoles(method, claims: claims)
         let grant = TokenGrant(roleNames: Array(Set(tokens.policies + associated)).sorted(), loginRole: name,
                                displayName: Self.mountPath(method).replacingOccurrences(of: "/", with: "-") + "-" + user,
-                               metadata: metadata, ttlSeconds: tokens.lifetime(methodDefaultSeconds: method.tokenTTLMinutes * 60))
+                               metadata: metadata, ttlSeconds: tokens.lifetime(methodDefaultSeconds: method.tokenTTLMinutes * 60),
+                               numUses: tokens.numUses > 0 ? tokens.numUses : nil)
         let issued = try await access.issueToken(method: method, grant: grant, clientAddress: clientAddress)
         return WorkloadLogin(method: method, issued: issued, policies: tokens.shownPolicies(extra: associated), metadata: metadata)
     }

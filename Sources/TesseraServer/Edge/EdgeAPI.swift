@@ -88,7 +88,7 @@ struct EdgeAPI: Sendable {
         "update_auth_method_role", "delete_auth_method_role", "set_policy",
     ]
     /// A mount table change remaps Vault paths onto items: every cached Vault answer goes.
-    static let mountActions: Set<String> = ["create_mount", "delete_mount"]
+    static let mountActions: Set<String> = ["create_mount", "delete_mount", "move_mount"]
     static let readActions: Set<String> = [
         "audit_query", "audit_verify", "auth", "explain", "ha_status", "key_status", "lookup_lease", "mount_preflight",
         "read_metrics", "rekey_status", "token_lookup_self", "token_renew_self", "validate_token", "renew_lease",
@@ -154,7 +154,7 @@ struct EdgeAPI: Sendable {
     static func mayFollow(_ t: Tessera, _ credentials: Credentials, client: String) async -> Bool {
         let principal: Principal?
         switch credentials {
-        case .token(let token): principal = try? await t.access.principal(token: token, clientAddress: client)
+        case .token(let token): principal = try? await t.access.principal(token: token, clientAddress: client, spendingUse: false)
         case .accessKey(let id, let key): principal = try? await t.access.principal(accessId: id, accessKey: key, clientAddress: client)
         case .none: principal = nil
         }

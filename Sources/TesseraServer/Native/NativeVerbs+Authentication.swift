@@ -78,7 +78,7 @@ extension NativeVerbs {
             let token = try f.string("token") ?? ""
             return PreparedVerb(auditPath: "") { t, caller in
                 do {
-                    let p = try await t.access.principal(token: token, clientAddress: caller.request.clientAddress)
+                    let p = try await t.access.principal(token: token, clientAddress: caller.request.clientAddress, spendingUse: false)
                     let expires = p.token?.expiresAt ?? t.now()
                     return .obj(("is_valid", .bool(true)), ("expiration", .string(akeylessExpiration(expires))),
                                 ("ttl", .int(InputNumber.int64(max(0, expires.timeIntervalSince(t.now()))))), ("reason", .string("")))

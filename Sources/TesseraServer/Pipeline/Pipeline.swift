@@ -60,6 +60,9 @@ public struct PipelineCall: Sendable {
     /// A read of stored values (static or rotated) that an edge agent may cache: on success the
     /// checked item paths are named to the agent (`RequestContext.edge`).
     public var edgeCacheable = false
+    /// Whether the request spends a use of a token limited by use count. Vault's KV preflight
+    /// (`sys/internal/ui/mounts/<path>`), which the CLI sends before a KV request, does not.
+    public var spendsTokenUse = true
 
     public init(context: RequestContext, action: String, auditPath: String = "", credentials: Credentials,
                 needsIdentity: Bool = true, checks: [AccessCheck] = [], listing: (folder: ItemPath, type: RuleType)? = nil,
@@ -131,7 +134,7 @@ extension Tessera {
             if !call.allowedWhileSealed && seal.isSealed { throw TesseraError.sealed }
             var principal: Principal?
             if call.needsIdentity {
-                let p = try await authenticate(call.credentials, event: &event)
+                let p = try await authenticate(call.credentials, event: &event, spendingUse: call.spendsTokenUse && ctx.tokenUse.claim())
                 principal = p
                 try authorize(call, p.authorizer, notes: notes)
                 // A wrapped answer that could not be stored would leave what the request did
@@ -190,14 +193,14 @@ extension Tessera {
         return try outcome.get()
     }
 
-    func authenticate(_ credentials: Credentials, event: inout AuditEvent) async throws -> Principal {
+    func authenticate(_ credentials: Credentials, event: inout AuditEvent, spendingUse: Bool = true) async throws -> Principal {
         do {
             let principal: Principal
             switch credentials {
             case .none:
                 throw TesseraError.unauthorized("a token is required")
             case .token(let t):
-                principal = try await access.principal(token: t, clientAddress: event.clientAddress)
+                principal = try await access.principal(token: t, clientAddress: event.clientAddress, spendingUse: spendingUse)
             case .accessKey(let id, let key):
                 event.accessId = String(id.prefix(80))
                 event.authMethodType = "api_key"

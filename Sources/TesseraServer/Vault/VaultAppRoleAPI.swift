@@ -160,9 +160,7 @@ struct VaultAppRoleAPI: Sendable {
         if let v = try Self.commaList(f, "token_policies", "policies") { s.tokenPolicies = Array(Set(v.map { $0.lowercased() })).sorted() }
         if let v = try Self.commaList(f, "token_bound_cidrs") { s.tokenBoundCIDRs = v }
         if let v = try f.bool("token_no_default_policy") { s.tokenNoDefaultPolicy = v }
-        if let uses = try f.int("token_num_uses", in: 0...Int(Int32.max)), uses > 0 {
-            throw TesseraError.badRequest("token_num_uses is not supported: Tessera tokens are not limited by use count")
-        }
+        if let v = try f.int("token_num_uses", in: 0...Int(Int32.max)) { s.tokenNumUses = v }
         if let type = try f.string("token_type"), !["", "default", "service"].contains(type) {
             throw TesseraError.badRequest("token type \"\(type.prefix(16))\" is not supported; Tessera issues service tokens")
         }
@@ -381,7 +379,7 @@ struct VaultAppRoleAPI: Sendable {
                     throw TesseraError.badRequest("invalid role or secret ID")
                 }
             }
-            return (issued, try await tessera.access.principal(token: issued.token, clientAddress: address))
+            return (issued, try await tessera.access.principal(token: issued.token, clientAddress: address, spendingUse: false))
         }
         return VaultResponses.envelope(data: nil, auth: VaultAuthAPI(tessera: tessera).authBlock(principal, token: issued.token),
                                        requestId: vr.context.requestId)

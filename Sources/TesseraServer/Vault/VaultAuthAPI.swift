@@ -84,7 +84,7 @@ struct VaultAuthAPI: Sendable {
                 ("creation_ttl", .int(Int64(grant.ttlSeconds))), ("display_name", .string(grant.displayName)),
                 ("entity_id", .string("")), ("expire_time", .date(t.expiresAt)), ("explicit_max_ttl", .int(Int64(grant.explicitMaxTTLSeconds ?? 0))),
                 ("id", .string(id)), ("issue_time", .date(t.issuedAt)),
-                ("meta", grant.metadata.isEmpty && grant.path != nil ? .null : JSON.stringMap(grant.metadata)), ("num_uses", .int(0)),
+                ("meta", grant.metadata.isEmpty && grant.path != nil ? .null : JSON.stringMap(grant.metadata)), ("num_uses", .int(Int64(t.usesLeft ?? 0))),
                 ("orphan", .bool(t.parentHash.isEmpty)),
                 ("path", .string(grant.path ?? ("auth" + p.identity.authMethodName + "/login"))),
             ]
@@ -130,6 +130,6 @@ struct VaultAuthAPI: Sendable {
                     ("policies", policies), ("token_policies", policies),
                     ("metadata", metadata), ("lease_duration", .int(ttl)),
                     ("renewable", .bool(p.token != nil)), ("entity_id", .string("")), ("token_type", .string("service")),
-                    ("orphan", .bool(p.token?.parentHash.isEmpty ?? true)), ("mfa_requirement", .null), ("num_uses", .int(0)))
+                    ("orphan", .bool(p.token?.parentHash.isEmpty ?? true)), ("mfa_requirement", .null), ("num_uses", .int(Int64(p.token?.usesLeft ?? 0))))
     }
 }

@@ -74,7 +74,7 @@ struct VaultAuthMethods: Sendable {
             try await tessera.run(vr.pipelineCall(action: "update_auth_method", auditPath: methodPath.value,
                                                   checks: [AccessCheck(.update, .authMethod, methodPath)])) { _ in
                 guard var m = try await workloadMethod(mount) else { throw TesseraError.badRequest("No auth engine at \(mount)/") }
-                try tune.apply(to: &m)
+                try tune.apply(to: &m, defaultTTL: m.tokenTTLMinutes * 60)
                 if let ttl = tune.defaultTTL, ttl > 0 { m.tokenTTLMinutes = min(max(1, ttl / 60), AuthMethod.maxTokenTTLMinutes) }
                 try await tessera.access.updateMethod(m)
             }
@@ -138,7 +138,7 @@ struct VaultAuthMethods: Sendable {
             try await tessera.run(vr.pipelineCall(action: "update_auth_method", auditPath: path.value, checks: [AccessCheck(.update, .authMethod, path)])) { _ in
                 var m = try await tessera.access.authMethod(named: marker.name)
                 guard m.type == AccessEngine.appRoleMountType else { throw TesseraError.badRequest("No auth engine at \(mount)/") }
-                try tune.apply(to: &m)
+                try tune.apply(to: &m, defaultTTL: 0)
                 try await tessera.access.updateMethod(m)
             }
             return VaultResponses.noContent()
@@ -393,6 +393,6 @@ struct VaultAuthMethods: Sendable {
                     ("policies", .strings(login.policies)), ("token_policies", .strings(login.policies)),
                     ("metadata", JSON.stringMap(login.metadata)), ("lease_duration", .int(ttl)), ("renewable", .bool(true)),
                     ("entity_id", .string("")), ("token_type", .string("service")), ("orphan", .bool(true)),
-                    ("mfa_requirement", .null), ("num_uses", .int(0)))
+                    ("mfa_requirement", .null), ("num_uses", .int(Int64(record.usesLeft ?? 0))))
     }
 }

@@ -4,8 +4,8 @@
 import TesseraCore
 
 struct AuthMountTune: Sendable {
-    static let defaultKey = "tune_default_lease_ttl"
-    static let maxKey = "tune_max_lease_ttl"
+    static let defaultKey = AuthMethod.tunedDefaultLeaseTTLKey
+    static let maxKey = AuthMethod.tunedMaxLeaseTTLKey
 
     let mount: String
     let description: String?
@@ -32,9 +32,10 @@ struct AuthMountTune: Sendable {
     }
 
     /// Writes the settings into the record; a default above the maximum changes nothing.
-    func apply(to m: inout AuthMethod) throws {
+    /// `defaultTTL` is the mount's default when none was tuned.
+    func apply(to m: inout AuthMethod, defaultTTL fallback: Int) throws {
         guard case .object(var pairs) = m.config else { throw TesseraError.badRequest("No auth engine at \(mount)/") }
-        let current = Self.ttls(m, defaultTTL: 0)
+        let current = Self.ttls(m, defaultTTL: fallback)
         let newDefault = defaultTTL ?? current.defaultTTL
         let newMax = maxTTL ?? current.maxTTL
         if newMax > 0 && newDefault > newMax {

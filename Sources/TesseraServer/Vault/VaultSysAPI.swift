@@ -54,10 +54,13 @@ struct VaultSysAPI: Sendable {
             try await tessera.run(vr.pipelineCall(action: "list_mounts", auditPath: Self.mountsPath.value,
                                                   checks: [AccessCheck(anyOf: [.read, .list], .system, Self.mountsPath)])) { _ in () }
             return VaultResponses.doubled(.object(tessera.mounts.all.map { ($0.path, $0.entryJSON) }), requestId: vr.context.requestId)
-        case (let p, _) where p.hasPrefix("sys/mounts/auth/") && p.hasSuffix("/tune"):
+        case (let p, let op) where p.hasPrefix("sys/mounts/auth/") && p.hasSuffix("/tune") && p.count > "sys/mounts/auth//tune".count
+                                   && (op == .read || op == .write):
             let authPath = "sys/auth/" + p.dropFirst("sys/mounts/auth/".count)
             if let response = try await VaultAuthMethods(tessera: tessera).handleSys(vr, path: authPath) { return response }
             throw TesseraError.notFound("")
+        case (let p, .delete) where p.hasPrefix("sys/mounts/") && p.hasSuffix("/tune"):
+            return VaultResponses.errors([], status: .methodNotAllowed)
         case (let p, .read) where p.hasPrefix("sys/mounts/") && p.hasSuffix("/tune"):
             return try await readTune(vr, String(p.dropFirst("sys/mounts/".count).dropLast("/tune".count)))
         case (let p, .write) where p.hasPrefix("sys/mounts/") && p.hasSuffix("/tune"):
@@ -182,19 +185,24 @@ struct VaultSysAPI: Sendable {
         }
         let trimmedTo = to.split(separator: "/").joined(separator: "/")
         if let first = trimmedTo.split(separator: "/").first, ["sys", "identity", "cubbyhole"].contains(String(first)) {
-            throw TesseraError.badRequest("cannot remount to destination \(trimmedTo)/")
+            throw TesseraError.badRequest("cannot remount to destination \(trimmedTo.prefix(256))/")
         }
+        // The paths checked are the paths acted on: normalized first, as the move normalizes them.
+        let fromPath = try VaultMount.normalizePath(from), toPath = try VaultMount.normalizePath(to)
         let auditPath = SystemPath.remount
-        let move = try await tessera.run(vr.pipelineCall(action: "move_mount", auditPath: auditPath.value,
-                                                         checks: [AccessCheck(.update, .system, auditPath),
-                                                                  AccessCheck(.delete, .system, SystemPath.mount(from)),
-                                                                  AccessCheck(.create, .system, SystemPath.mount(to))])) { caller in
+        let (move, warnings) = try await tessera.run(vr.pipelineCall(action: "move_mount", auditPath: auditPath.value,
+                                                                     checks: [AccessCheck(.update, .system, auditPath),
+                                                                              AccessCheck(.delete, .system, SystemPath.mount(fromPath)),
+                                                                              AccessCheck(.create, .system, SystemPath.mount(toPath))])) { caller in
             let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
-            let move = try await tessera.mounts.move(from: from, to: to) { items, oldFolder, newFolder in
+            let move = try await tessera.mounts.move(from: fromPath, to: toPath) { items, oldFolder, newFolder in
+                // Moving an item hands it to whoever the new path's rules reach: the mover must be
+                // able to read it and delete it where it is, and create it where it goes.
                 for item in items {
-                    guard authorizer.check(.delete, on: item.path, type: .item).isAllowed else {
-                        throw TesseraError.forbidden(path: item.path.value, capability: "delete")
+                    for capability in [Capability.read, .delete] where !authorizer.check(capability, on: item.path, type: .item).isAllowed {
+                        throw TesseraError.forbidden(path: item.path.value, capability: capability.rawValue)
                     }
+                    if item.deleteProtection { throw TesseraError.conflict("item \(item.path.value) has delete protection enabled") }
                     let moved = try ItemPath.bytes(item.path.value, droppingPrefix: oldFolder.folderPrefix).map(newFolder.appending) ?? newFolder
                     guard authorizer.check(.create, on: moved, type: .item).isAllowed else {
                         throw TesseraError.forbidden(path: moved.value, capability: "create")
@@ -204,13 +212,14 @@ struct VaultSysAPI: Sendable {
             }
             caller.notes.set("from", move.from)
             caller.notes.set("to", move.to)
-            return move
+            // Policies naming either path translate through the moved mount now.
+            return (move, try await VaultPolicyAPI(tessera: tessera).retranslate(caller))
         }
         // Vault also puts the id at the top level of this answer.
         return Responses.json(.obj(("migration_id", .string(move.id)), ("request_id", .string(vr.context.requestId)), ("lease_id", .string("")),
                                    ("renewable", .bool(false)), ("lease_duration", .int(0)), ("data", .obj(("migration_id", .string(move.id)))),
                                    ("wrap_info", .null),
-                                   ("warnings", .strings(["Mount move has been queued. Progress will be reported in OpenBao's server log, tagged with the returned migration_id"])),
+                                   ("warnings", .strings(["Mount move has been queued. Progress will be reported in OpenBao's server log, tagged with the returned migration_id"] + warnings)),
                                    ("auth", .null)))
     }
 
@@ -309,7 +318,8 @@ struct VaultSysAPI: Sendable {
             return VaultResponses.envelope(data: .obj(("auth", .obj()), ("secret", .obj())), requestId: vr.context.requestId)
         }
         let resolved = tessera.mounts.resolve(target)
-        let call = vr.pipelineCall(action: "mount_preflight", auditPath: resolved.map { $0.mount.folder.value } ?? "/" + target)
+        var call = vr.pipelineCall(action: "mount_preflight", auditPath: resolved.map { $0.mount.folder.value } ?? "/" + target)
+        call.spendsTokenUse = false
         let allowed = try await tessera.run(call) { caller -> Bool in
             guard let resolved, let authorizer = caller.principal?.authorizer else { return false }
             return authorizer.hasGrant(within: resolved.mount.folder)

@@ -60,12 +60,12 @@ struct VaultTokenAPI: Sendable {
         let call = vr.pipelineCall(action: "create_token", auditPath: rulePath.value, checks: [AccessCheck(anyOf: [.create, .update], .authMethod, rulePath)])
         let (issued, warnings) = try await tessera.run(call) { caller -> (IssuedToken, [String]) in
             guard let parent = caller.principal else { throw TesseraError.unauthorized("") }
-            guard numUses == 0 else { throw TesseraError.badRequest("num_uses is not supported: Tessera tokens are not limited by use count") }
             if let roleName {
                 guard let role = try await tessera.access.tokenRole(named: roleName) else { throw TesseraError.badRequest("unknown role \(roleName)") }
                 caller.notes.set("token_role", roleName)
                 return try await createFromRole(role, parent: parent, caller: caller, requested: requested ?? [], noDefault: noDefault,
-                                                ttl: ttl, period: period, explicitMax: explicitMax, renewable: renewable, displayName: displayName, meta: meta)
+                                                ttl: ttl, period: period, explicitMax: explicitMax, renewable: renewable, displayName: displayName, meta: meta,
+                                                numUses: numUses)
             }
             // `no_parent` on `create` needs the orphan right as well (Vault: root or sudo).
             if noParent && !orphanPath {
@@ -105,7 +105,7 @@ struct VaultTokenAPI: Sendable {
             let request = TokenRequest(roleNames: roleNames, policies: shown.sorted(), ttlSeconds: ttl.map { max($0, 1) },
                                        explicitMaxTTLSeconds: explicitMax, displayName: "token" + (displayName.isEmpty ? "" : "-" + displayName),
                                        metadata: meta, orphan: orphan, renewable: renewable, path: orphanPath ? "auth/token/create-orphan" : "auth/token/create",
-                                       periodSeconds: period)
+                                       periodSeconds: period, numUses: numUses)
             let issued = try await tessera.access.createToken(parent: parent, request: request, clientAddress: caller.request.clientAddress)
             caller.notes.set("child_accessor", issued.record.accessor)
             caller.notes.set("parent_accessor", issued.record.parentHash.isEmpty ? "" : String(issued.record.parentHash.prefix(24)))
@@ -119,7 +119,7 @@ struct VaultTokenAPI: Sendable {
                             ("policies", policies), ("token_policies", policies),
                             ("metadata", meta.isEmpty ? .null : JSON.stringMap(meta)), ("lease_duration", .int(ttlLeft)),
                             ("renewable", .bool(record.grant?.renewable ?? renewable)), ("entity_id", .string("")), ("token_type", .string("service")),
-                            ("orphan", .bool(record.parentHash.isEmpty)), ("mfa_requirement", .null), ("num_uses", .int(0)))
+                            ("orphan", .bool(record.parentHash.isEmpty)), ("mfa_requirement", .null), ("num_uses", .int(Int64(record.usesLeft ?? 0))))
         return VaultResponses.envelope(data: nil, warnings: warnings.isEmpty ? nil : warnings, auth: auth, requestId: vr.context.requestId)
     }
 

@@ -48,7 +48,7 @@ extension VaultTokenAPI {
             try await tessera.access.tokenRole(named: name)
         }
         guard let role else { throw TesseraError.notFound("") }
-        return VaultResponses.envelope(data: role.json, requestId: vr.context.requestId)
+        return VaultResponses.envelope(data: role.shown, requestId: vr.context.requestId)
     }
 
     /// A policy list field: a list or a comma-separated string, lower-cased, bounded.
@@ -84,9 +84,7 @@ extension VaultTokenAPI {
         if let type = try f.string("token_type"), !["", "default", "default-service", "service"].contains(type) {
             throw TesseraError.badRequest("token type \"\(type.prefix(16))\" is not supported; Tessera issues service tokens")
         }
-        if let uses = try f.int("token_num_uses", in: 0...Int(Int32.max)), uses > 0 {
-            throw TesseraError.badRequest("token_num_uses is not supported: Tessera tokens are not limited by use count")
-        }
+        if let uses = try f.int("token_num_uses", in: 0...Int(Int32.max)) { r.numUses = uses }
         if let cidrs = try VaultAppRoleAPI.commaList(f, "token_bound_cidrs"), !cidrs.isEmpty {
             throw TesseraError.badRequest("token_bound_cidrs on a token role is not supported")
         }
@@ -158,7 +156,8 @@ extension VaultTokenAPI {
     /// A token from `role`, with the policies Vault's rules give it (`TokenRole.policies`): bounded
     /// by the role when it names any, else by the parent as an ordinary child is.
     func createFromRole(_ role: TokenRole, parent: Principal, caller: CallerContext, requested: [String], noDefault: Bool, ttl: Int?,
-                        period: Int?, explicitMax: Int, renewable: Bool, displayName: String, meta: [String: String]) async throws -> (IssuedToken, [String]) {
+                        period: Int?, explicitMax: Int, renewable: Bool, displayName: String, meta: [String: String],
+                        numUses: Int) async throws -> (IssuedToken, [String]) {
         guard requested.count <= Self.maxRolePolicies else { throw TesseraError.badRequest("too many policies requested") }
         let admin = AccessEngine.adminRoleName
         // The parent's roles by the lower-cased name Vault's rules compare (admin is root).
@@ -200,7 +199,8 @@ extension VaultTokenAPI {
                                    explicitMaxTTLSeconds: maxTTL, displayName: "token" + (displayName.isEmpty ? "" : "-" + displayName),
                                    metadata: meta, orphan: role.orphan, renewable: renewable && role.renewable,
                                    path: "auth/token/create/" + role.name + (role.pathSuffix.isEmpty ? "" : "/" + role.pathSuffix),
-                                   tokenRole: role.name, periodSeconds: periodSeconds)
+                                   tokenRole: role.name, periodSeconds: periodSeconds,
+                                   numUses: role.numUses > 0 && (numUses == 0 || role.numUses < numUses) ? role.numUses : numUses)
         let issued = try await tessera.access.createToken(parent: parent, request: request, clientAddress: caller.request.clientAddress)
         caller.notes.set("child_accessor", issued.record.accessor)
         caller.notes.set("parent_accessor", issued.record.parentHash.isEmpty ? "" : String(issued.record.parentHash.prefix(24)))

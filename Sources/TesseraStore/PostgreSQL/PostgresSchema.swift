@@ -276,6 +276,10 @@ enum PostgresSchema {
         ALTER TABLE items ADD COLUMN metadata_version BIGINT NOT NULL DEFAULT 0;
         ALTER TABLE items ADD COLUMN vault_max_versions BIGINT NOT NULL DEFAULT 0;
         """,
+        // 10: tokens limited by use count (Vault's num_uses): the uses left, NULL for no limit.
+        """
+        ALTER TABLE tokens ADD COLUMN uses_left BIGINT;
+        """,
     ]
 
     /// Migrations of the "audit" component (the trail, in the same database).

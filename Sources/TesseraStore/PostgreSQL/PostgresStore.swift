@@ -319,7 +319,7 @@ public final class PostgresStore: Store {
         try await write(.mounts, "DELETE FROM vault_mounts WHERE path = $1 RETURNING 1", [.text(path)]) > 0
     }
 
-    public func moveMount(from path: String, to m: VaultMount, itemsFrom folder: ItemPath?) async throws {
+    public func moveMount(from path: String, to m: VaultMount, itemsFrom folder: ItemPath?, expectedItems: Int) async throws {
         do {
             try await db.transaction { tx in
                 guard try await tx.count("UPDATE vault_mounts SET path = $1, folder = $2 WHERE path = $3 RETURNING 1",
@@ -327,11 +327,15 @@ public final class PostgresStore: Store {
                     throw TesseraError.notFound("no mount at \(path)")
                 }
                 if let folder {
-                    let old = folder.folderPrefix
+                    let old = folder.folderPrefix, new = m.folder.folderPrefix
+                    let occupied = try await tx.query("SELECT 1 FROM items WHERE path = $1 OR (path >= $2 AND path < $3) LIMIT 1",
+                                                      [.text(m.folder.value), .text(new), .text(new + "\u{10FFFF}")])
+                    guard occupied.isEmpty else { throw TesseraError.conflict("items are stored under \(m.folder.value)") }
                     // substr counts characters from 1: the rest of the path after the old prefix.
-                    try await tx.query("UPDATE items SET path = $1 || substr(path, $2::int) WHERE path >= $3 AND path < $4",
-                                       [.text(m.folder.folderPrefix), .int(old.unicodeScalars.count + 1), .text(old), .text(old + "\u{10FFFF}")])
-                    try await tx.query("UPDATE items SET path = $1 WHERE path = $2", [.text(m.folder.value), .text(folder.value)])
+                    var moved = try await tx.count("UPDATE items SET path = $1 || substr(path, $2::int) WHERE path >= $3 AND path < $4 RETURNING 1",
+                                                   [.text(new), .int(old.unicodeScalars.count + 1), .text(old), .text(old + "\u{10FFFF}")])
+                    moved += try await tx.count("UPDATE items SET path = $1 WHERE path = $2 RETURNING 1", [.text(m.folder.value), .text(folder.value)])
+                    guard moved == expectedItems else { throw TesseraError.conflict("the mount's items changed while it was being moved") }
                 }
                 try await Self.announce(.mounts, tx)
             }
@@ -589,9 +593,9 @@ public final class PostgresStore: Store {
     // MARK: Tokens
 
     public func createToken(_ t: TokenRecord) async throws {
-        try await db.query("INSERT INTO tokens (token_hash, access_id, issued_at, expires_at, revoked, client_address, grant_info, parent_hash) VALUES ($1, $2, $3, $4, $5, $6, $7, $8)",
+        try await db.query("INSERT INTO tokens (token_hash, access_id, issued_at, expires_at, revoked, client_address, grant_info, parent_hash, uses_left) VALUES ($1, $2, $3, $4, $5, $6, $7, $8, $9)",
                            [.text(t.tokenHash), .text(t.accessId), .date(t.issuedAt), .date(t.expiresAt), .bool(t.revoked), .text(t.clientAddress),
-                            .text(try TokenGrant.storedText(t.grant)), .text(t.parentHash)])
+                            .text(try TokenGrant.storedText(t.grant)), .text(t.parentHash), .int(t.usesLeft.map { Int64($0) })])
     }
 
     public func token(hash: String) async throws -> TokenRecord? {
@@ -618,7 +622,17 @@ public final class PostgresStore: Store {
         return TokenRecord(tokenHash: try c.string("token_hash"), accessId: try c.string("access_id"),
                            issuedAt: try c.date("issued_at"), expiresAt: try c.date("expires_at"),
                            revoked: try c.bool("revoked"), clientAddress: try c.string("client_address"),
-                           grant: try TokenGrant.fromStoredText(try c.string("grant_info")), parentHash: try c.string("parent_hash"))
+                           grant: try TokenGrant.fromStoredText(try c.string("grant_info")), parentHash: try c.string("parent_hash"),
+                           usesLeft: try c.optionalInt("uses_left"))
+    }
+
+    public func spendTokenUse(hash: String) async throws -> Int? {
+        // The last use revokes the token in the same statement; no node caches a limited token.
+        let rows = try await db.query("""
+            UPDATE tokens SET uses_left = uses_left - 1, revoked = (uses_left <= 1)
+            WHERE token_hash = $1 AND NOT revoked AND uses_left > 0 RETURNING uses_left
+            """, [.text(hash)])
+        return try rows.first.flatMap { try PGColumns($0).optionalInt("uses_left") }
     }
 
     public func revokeToken(hash: String) async throws -> Bool {

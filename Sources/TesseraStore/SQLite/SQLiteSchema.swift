@@ -333,6 +333,10 @@ enum SQLiteSchema {
         ALTER TABLE items ADD COLUMN metadata_version INTEGER NOT NULL DEFAULT 0;
         ALTER TABLE items ADD COLUMN vault_max_versions INTEGER NOT NULL DEFAULT 0;
         """,
+        // 19: tokens limited by use count (Vault's num_uses): the uses left, NULL for no limit.
+        """
+        ALTER TABLE tokens ADD COLUMN uses_left INTEGER;
+        """,
     ]
 
     static let auditMigrations: [String] = [

@@ -283,7 +283,7 @@ public final class SQLiteStore: Store {
         try await db.write("DELETE FROM vault_mounts WHERE path = ?", [.text(path)]) > 0
     }
 
-    public func moveMount(from path: String, to m: VaultMount, itemsFrom folder: ItemPath?) async throws {
+    public func moveMount(from path: String, to m: VaultMount, itemsFrom folder: ItemPath?, expectedItems: Int) async throws {
         defer { if folder != nil { cache.invalidateAll() } }
         do {
             try await db.transaction { tx in
@@ -292,11 +292,15 @@ public final class SQLiteStore: Store {
                     throw TesseraError.notFound("no mount at \(path)")
                 }
                 guard let folder else { return }
-                let old = folder.folderPrefix
+                let old = folder.folderPrefix, new = m.folder.folderPrefix
+                let occupied = try await tx.query("SELECT 1 FROM items WHERE path = ? OR (path >= ? AND path < ?) LIMIT 1",
+                                                  [.text(m.folder.value), .text(new), .text(new + "\u{10FFFF}")])
+                guard occupied.isEmpty else { throw TesseraError.conflict("items are stored under \(m.folder.value)") }
                 // substr counts characters from 1: the rest of the path after the old prefix.
-                try await tx.execute("UPDATE items SET path = ? || substr(path, ?) WHERE path >= ? AND path < ?",
-                                     [.text(m.folder.folderPrefix), .int(old.unicodeScalars.count + 1), .text(old), .text(old + "\u{10FFFF}")])
-                try await tx.execute("UPDATE items SET path = ? WHERE path = ?", [.text(m.folder.value), .text(folder.value)])
+                var moved = try await tx.execute("UPDATE items SET path = ? || substr(path, ?) WHERE path >= ? AND path < ?",
+                                                 [.text(new), .int(old.unicodeScalars.count + 1), .text(old), .text(old + "\u{10FFFF}")])
+                moved += try await tx.execute("UPDATE items SET path = ? WHERE path = ?", [.text(m.folder.value), .text(folder.value)])
+                guard moved == expectedItems else { throw TesseraError.conflict("the mount's items changed while it was being moved") }
             }
         } catch TesseraError.conflict {
             throw TesseraError.conflict("path is already in use at \(m.path)")
@@ -546,9 +550,9 @@ public final class SQLiteStore: Store {
     // MARK: Tokens
 
     public func createToken(_ t: TokenRecord) async throws {
-        try await db.write("INSERT INTO tokens (token_hash, access_id, issued_at, expires_at, revoked, client_address, grant_info, parent_hash) VALUES (?, ?, ?, ?, ?, ?, ?, ?)",
+        try await db.write("INSERT INTO tokens (token_hash, access_id, issued_at, expires_at, revoked, client_address, grant_info, parent_hash, uses_left) VALUES (?, ?, ?, ?, ?, ?, ?, ?, ?)",
                            [.text(t.tokenHash), .text(t.accessId), .date(t.issuedAt), .date(t.expiresAt), .bool(t.revoked), .text(t.clientAddress),
-                            .text(try TokenGrant.storedText(t.grant)), .text(t.parentHash)])
+                            .text(try TokenGrant.storedText(t.grant)), .text(t.parentHash), t.usesLeft.map { .int($0) } ?? .null])
     }
 
     public func token(hash: String) async throws -> TokenRecord? {
@@ -575,11 +579,22 @@ public final class SQLiteStore: Store {
         return TokenRecord(tokenHash: try c.string("token_hash"), accessId: try c.string("access_id"),
                            issuedAt: try c.date("issued_at"), expiresAt: try c.date("expires_at"),
                            revoked: try c.bool("revoked"), clientAddress: try c.string("client_address"),
-                           grant: try TokenGrant.fromStoredText(try c.string("grant_info")), parentHash: try c.string("parent_hash"))
+                           grant: try TokenGrant.fromStoredText(try c.string("grant_info")), parentHash: try c.string("parent_hash"),
+                           usesLeft: row.column("uses_left")?.integer)
     }
 
     public func revokeToken(hash: String) async throws -> Bool {
         try await db.write("UPDATE tokens SET revoked = 1 WHERE token_hash = ? AND revoked = 0", [.text(hash)]) > 0
+    }
+
+    public func spendTokenUse(hash: String) async throws -> Int? {
+        try await db.transaction { tx in
+            guard try await tx.execute("""
+                UPDATE tokens SET uses_left = uses_left - 1, revoked = CASE WHEN uses_left <= 1 THEN 1 ELSE revoked END
+                WHERE token_hash = ? AND revoked = 0 AND uses_left > 0
+                """, [.text(hash)]) > 0 else { return nil }
+            return try await tx.query("SELECT uses_left FROM tokens WHERE token_hash = ?", [.text(hash)]).first?.column("uses_left")?.integer
+        }
     }
 
     public func renewToken(hash: String, expiresAt: Date) async throws -> Bool {

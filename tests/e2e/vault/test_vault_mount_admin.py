@@ -147,7 +147,13 @@ def test_a_move_needs_the_rights_of_a_disable_and_an_enable(real_tessera):
     assert r.status == 403, r
     t.native("set-role-rule", {"token": tok, "role-name": f"{name}-r", "path": f"/{src}/*", "capability": ["delete"]})
     r = t.http("POST", "/v1/sys/remount", {"from": src, "to": f"{src}-to"}, token=vt)
+    assert r.status == 403, r   # it may not read them: a move would hand them to rules it chooses
+    t.native("set-role-rule", {"token": tok, "role-name": f"{name}-r", "path": f"/{src}/*", "capability": ["delete", "read"]})
+    r = t.http("POST", "/v1/sys/remount", {"from": src, "to": f"{src}-to"}, token=vt)
     assert r.status == 403, r   # still no create at the new paths
+    # A padded path names the same mount, and is checked as that mount.
+    r = t.http("POST", "/v1/sys/remount", {"from": f" {src}", "to": f"{src}-other"}, token=vt)
+    assert r.status == 403, r
     t.native("set-role-rule", {"token": tok, "role-name": f"{name}-r", "path": f"/{src}-to/*", "capability": ["create"]})
     r = t.http("POST", "/v1/sys/remount", {"from": src, "to": f"{src}-to"}, token=vt)
     assert r.status == 200, r
@@ -169,5 +175,13 @@ def test_a_move_needs_the_rights_of_a_disable_and_an_enable(real_tessera):
     assert json.loads(got[f"/{folder}/keep"]) == {"k": "v"}, got
     r = t.http("POST", "/v1/sys/remount", {"from": "auth/approle", "to": "auth/approle2"})
     assert r.status == 400, r
+    # The auth-tune alias takes reads and writes only: a DELETE there disables nothing.
+    am2 = V.unique("arm")
+    assert t.http("POST", f"/v1/sys/auth/{am2}", {"type": "approle"}).status == 204
+    assert t.http("POST", f"/v1/auth/{am2}/role/keep", {"token_policies": "default"}).status == 204
+    r = t.http("DELETE", f"/v1/sys/mounts/auth/{am2}/tune")
+    assert r.status in (404, 405), r
+    assert t.http("GET", f"/v1/auth/{am2}/role/keep").status == 200
+    assert t.http("DELETE", f"/v1/sys/auth/{am2}").status == 204
     for m in (src, f"{src}-to", f"{folder}-view"):
         assert t.http("DELETE", f"/v1/sys/mounts/{m}").status == 204

@@ -252,7 +252,7 @@ def test_wrapping_is_audited_and_the_answer_is_sealed(real_tessera, pfx):
     r = t.http("POST", "/v1/sys/wrapping/unwrap", token=w)
     assert r.status == 200 and r.json()["data"]["data"] == {"v": marker}, r
 
-    events = t.native("audit-query", {"token": t.native_token, "path": f"/{t.kv2}/{pfx}/sealed"})["events"]
+    events = t.native("audit-query", {"token": t.native_token, "path-prefix": f"/{t.kv2}/{pfx}/sealed"})["events"]
     read = [e for e in events if e.get("request_parameters", {}).get("wrap_accessor") == accessor]
     assert read and read[0]["result"] == "allowed", json.dumps(events)[:3000]
     events = t.native("audit-query", {"token": t.native_token, "action": "unwrap"})["events"]
