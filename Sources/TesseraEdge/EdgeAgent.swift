@@ -485,7 +485,9 @@ public final class EdgeAgent: Sendable {
         if response.status == 200, !items.isEmpty, response.header("X-Tessera-Warnings") == nil {
             let hash = AccessKeyHasher.tokenHash(token)
             if identityIfUsable(hash, online: true) == nil {
-                if let id = try? await central.resolve(token: token) { cache.remember(id, tokenHash: hash, since: accessSince) }
+                if let id = try? await central.resolve(token: token), id.usesLimited != true {
+                    cache.remember(id, tokenHash: hash, since: accessSince)
+                }
             }
             _ = try? cache.store(key: key, items: items, status: 200, contentType: response.header("Content-Type") ?? "application/json",
                              body: Array(response.body.readableBytesView), at: Date(), since: since)
@@ -519,6 +521,11 @@ public final class EdgeAgent: Sendable {
                     metrics.denied.increment()
                     // The central server audited the refused token itself.
                     return AgentResponses.error(call.interface, status: 403, "permission denied")
+                }
+                if id.usesLimited == true {
+                    // Each read of a use-limited token is the central server's to count.
+                    return await fetch(call, key: answer.key, token: token)
+                        ?? AgentResponses.error(call.interface, status: 503, "the central server is unreachable, and this token's uses are counted there")
                 }
                 cache.remember(id, tokenHash: hash, since: accessSince)
                 identity = id

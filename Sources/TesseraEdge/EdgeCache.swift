@@ -19,6 +19,9 @@ struct ResolvedIdentity: Sendable, Codable {
     var isRoot: Bool
     var expiresAt: Date?
     var resolvedAt: Date
+    /// A token limited by use count: never remembered, and its reads are always forwarded, so
+    /// that each one spends a use on the central server.
+    var usesLimited: Bool?
 
     init(json: Data) throws {
         guard let o = try JSONSerialization.jsonObject(with: json) as? [String: Any] else {
@@ -32,6 +35,7 @@ struct ResolvedIdentity: Sendable, Codable {
         isRoot = o["is_root"] as? Bool ?? false
         expiresAt = (o["expires_at_us"] as? NSNumber).map { Date(timeIntervalSince1970: $0.doubleValue / 1_000_000) }
         resolvedAt = Date()
+        usesLimited = o["uses_limited"] as? Bool ?? false
         rules = try (o["rules"] as? [[String: Any]] ?? []).map { r in
             guard let type = RuleType(rawValue: r["type"] as? String ?? ""), let path = r["path"] as? String else {
                 throw AgentFailure(status: 502, message: "the central server's identity answer has a malformed rule")

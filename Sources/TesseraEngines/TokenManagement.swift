@@ -97,6 +97,11 @@ extension AccessEngine {
     }
     public func deleteTokenRole(named name: String) async throws -> Bool { try await store.deleteTokenRole(named: name) }
 
+    /// The accessors of live tokens (`auth/token/accessors`), at most `limit`.
+    public func liveTokenAccessors(limit: Int) async throws -> [String] {
+        try await store.liveTokenHashes(now: now(), limit: limit).map { String($0.prefix(24)) }
+    }
+
     /// A live token by its accessor, or nil. Accessors are 24 lower-case hex digits.
     public func token(accessor: String) async throws -> TokenRecord? {
         guard Self.isAccessor(accessor), let record = try await store.token(hashPrefix: accessor),

@@ -120,6 +120,8 @@ extension ItemRepository {
 public protocol MountRepository: Sendable {
     func createMount(_ mount: VaultMount) async throws
     func mounts() async throws -> [VaultMount]
+    /// Changes a mount's description, KV settings, lease TTLs and kind (a KV v1 mount upgraded
+    /// to v2); its path, folder and ownership stay.
     func updateMount(_ mount: VaultMount) async throws
     func deleteMount(path: String) async throws -> Bool
     /// Moves the mount at `path` to `mount.path` and `mount.folder`, keeping its settings. With
@@ -181,6 +183,8 @@ public protocol AccessRepository: Sendable {
     func token(hashPrefix: String) async throws -> TokenRecord?
     /// The hashes of the live tokens created by the token with this hash.
     func childTokens(parentHash: String) async throws -> [String]
+    /// The hashes of tokens neither revoked nor expired at `now`, in hash order, at most `limit`.
+    func liveTokenHashes(now: Date, limit: Int) async throws -> [String]
     func revokeToken(hash: String) async throws -> Bool
     /// Moves a live token's expiry; returns false if it is unknown or revoked.
     /// Spends one use of a token limited by use count, atomically: the uses left after it, or nil

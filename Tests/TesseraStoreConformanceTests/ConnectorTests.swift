@@ -137,7 +137,7 @@ extension StoreConformance {
             }
         }
 
-        @Test("updating a mount changes its description and KV settings only; deleting reports whether it existed",
+        @Test("updating a mount changes its description, KV settings and kind only; deleting reports whether it existed",
               arguments: Engines.all)
         func updateAndDeleteMount(engine: any StoreUnderTest) async throws {
             try await withStore(engine) { s in
@@ -148,6 +148,7 @@ extension StoreConformance {
                 changed.maxVersions = 9
                 changed.casRequired = false
                 changed.deleteVersionAfter = "10m0s"
+                changed.kind = .kvV1
                 try await s.store.updateMount(changed)
                 #expect(try await s.store.mounts() == [changed])
                 #expect(try await s.store.deleteMount(path: "secret/"))

@@ -53,7 +53,9 @@ struct EdgeAPI: Sendable {
     /// The caller's identity, rules and token expiry. Any identity may read its own: it is what
     /// `explain` and `sys/capabilities-self` already answer piecemeal.
     func identity(_ vr: VaultRequest) async throws -> Response {
-        let call = vr.pipelineCall(action: "edge_resolve_identity", auditPath: "/sys/edge/self")
+        var call = vr.pipelineCall(action: "edge_resolve_identity", auditPath: "/sys/edge/self")
+        // The agent asks on its client's behalf, after forwarding the read that spent a use.
+        call.spendsTokenUse = false
         let principal = try await tessera.run(call) { caller in caller.principal }
         guard let principal else { throw TesseraError.unauthorized("a token is required") }
         let a = principal.authorizer
@@ -69,7 +71,8 @@ struct EdgeAPI: Sendable {
             ("auth_method_type", .string(id.authMethodType)), ("access_id", .string(id.accessId)),
             ("auth_method_name", .string(id.authMethodName)), ("roles", .strings(id.roleNames)),
             ("rules", .array(rules)), ("rule_roles", .strings(a.ruleRoles)), ("is_root", .bool(a.isRoot)),
-            ("expires_at_us", expiry.min().map { .int(Int64(InputNumber.micros($0))) } ?? .null)))
+            ("expires_at_us", expiry.min().map { .int(Int64(InputNumber.micros($0))) } ?? .null),
+            ("uses_limited", .bool(principal.token?.usesLeft != nil))))
     }
 
     // MARK: the change stream

@@ -58,6 +58,10 @@ extension NativeVerbs {
                 throw TesseraError.badRequest("version must be 0 (latest) or a positive version number")
             }
             return PreparedVerb(paths: paths, parameters: version.map { ["version": String($0)] } ?? [:]) { t, caller in
+                // A token limited by use count spends one use per request: it reads one secret at a time.
+                if names.count > 1, caller.principal?.token?.usesLeft != nil {
+                    throw TesseraError.badRequest("a token limited by use count reads one secret per request")
+                }
                 var out: [(String, JSON)] = []
                 for (name, path) in zip(names, paths) {
                     let v = try await t.secrets.read(path: path, version: version)

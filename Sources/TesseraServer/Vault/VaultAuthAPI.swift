@@ -19,7 +19,10 @@ struct VaultAuthAPI: Sendable {
         case ("auth/token/renew-self", .write):
             let renewed = try await tessera.run(vr.pipelineCall(action: "token_renew_self", auditPath: "")) { c -> Principal? in
                 guard var p = c.principal else { return nil }
-                if case .token(let t) = vr.credentials { p.token = try await tessera.access.renew(token: t, clientAddress: c.request.clientAddress) }
+                // A request that spent a token's last use revoked it: nothing is left to renew.
+                if case .token(let t) = vr.credentials, p.token?.usesLeft != 0 {
+                    p.token = try await tessera.access.renew(token: t, clientAddress: c.request.clientAddress)
+                }
                 return p
             }
             guard let renewed else { throw TesseraError.unauthorized("") }
@@ -32,7 +35,9 @@ struct VaultAuthAPI: Sendable {
                 }
                 return VaultResponses.noContent()
             }
-            try await tessera.run(vr.pipelineCall(action: "token_revoke_self", auditPath: "")) { _ in
+            try await tessera.run(vr.pipelineCall(action: "token_revoke_self", auditPath: "")) { c in
+                // Spending its last use on this request revoked it already.
+                guard c.principal?.token?.usesLeft != 0 else { return }
                 try await tessera.access.revoke(token: t)
             }
             return VaultResponses.noContent()

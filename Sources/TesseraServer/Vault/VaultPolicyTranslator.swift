@@ -123,8 +123,8 @@ struct VaultPolicyTranslator {
         if let rest = Self.rest(of: path, below: "auth/") {
             matched = true
             let generic = Self.generic(caps)
-            // Orphan tokens are Vault's sudo paths.
-            let sudoOnly = ["token/create-orphan", "token/revoke-orphan"].contains(rest)
+            // Orphan tokens and the accessor list are Vault's sudo paths.
+            let sudoOnly = ["token/create-orphan", "token/revoke-orphan", "token/accessors"].contains(rest)
             if !generic.isEmpty && !rest.isEmpty && !rest.hasSuffix("/") && (!sudoOnly || caps.contains("sudo") || caps.contains("deny")) {
                 out.rules.append(Rule(pattern: try PathPattern("/" + rest), capabilities: generic, type: .authMethod))
                 if caps.contains("sudo"), rest == "token/create" {

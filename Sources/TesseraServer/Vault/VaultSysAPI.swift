@@ -136,12 +136,23 @@ struct VaultSysAPI: Sendable {
             let o = try RequestFields(options)
             version = try (try? o.string("version")) ?? o.int("version", in: 0...2).map(String.init)
         }
-        try await tessera.run(vr.pipelineCall(action: "update_mount_config", auditPath: path.value, checks: [AccessCheck(.update, .system, path)])) { _ in
+        let warnings = try await tessera.run(vr.pipelineCall(action: "update_mount_config", auditPath: path.value,
+                                                             checks: [AccessCheck(.update, .system, path)])) { caller -> [String] in
             guard var m = tessera.mounts.all.first(where: { $0.path == (try? VaultMount.normalizePath(mountPath)) }) else {
-                throw TesseraError.badRequest("tune of path \"\(mountPath)/\" failed: no mount entry found")
+                throw TesseraError.badRequest("tune of path \"\(mountPath.prefix(256))/\" failed: no mount entry found")
             }
-            if let version, m.kind != .database, version != (m.kind == .kvV2 ? "2" : "1") {
-                throw TesseraError.badRequest("changing the KV version of a mount is not supported: enable a new mount and copy the secrets")
+            var upgraded = false
+            if let version, m.kind != .database, m.uscName == nil {
+                switch (m.kind, version) {
+                case (.kvV2, "1"): throw TesseraError.badRequest("cannot downgrade mount from version 2")
+                case (.kvV1, "2"):
+                    // `bao kv enable-versioning`: Tessera's items are versioned already, so the
+                    // upgrade is immediate; each secret keeps the versions it has.
+                    m.kind = .kvV2
+                    upgraded = true
+                case (_, "1"), (_, "2"), (_, "0"), (_, ""): break
+                default: throw TesseraError.badRequest("invalid KV version \"\(version.prefix(16))\"")
+                }
             }
             if let description { m.description = description }
             if let defaultTTL { m.defaultLeaseTTL = defaultTTL }
@@ -150,8 +161,14 @@ struct VaultSysAPI: Sendable {
                 throw TesseraError.badRequest("tune of path \"\(mountPath)/\" failed: default lease TTL exceeds max lease TTL")
             }
             try await tessera.mounts.update(m)
+            guard upgraded else { return [] }
+            caller.notes.set("upgraded_to", "kv-v2")
+            // Policy paths translate through a version 2 mount now (`<mount>/data/…`).
+            let retranslated = try await VaultPolicyAPI(tessera: tessera).retranslate(caller)
+            return ["Upgrading mount from version 1 to version 2. This mount will be unavailable for a brief period and will resume service shortly."] + retranslated
         }
-        return VaultResponses.noContent()
+        if warnings.isEmpty { return VaultResponses.noContent() }
+        return VaultResponses.envelope(data: nil, warnings: warnings, requestId: vr.context.requestId)
     }
 
     /// Disabling a mount that owns its items removes them, as Vault does — all or nothing: the

@@ -23,6 +23,10 @@ struct VaultTokenAPI: Sendable {
             guard TokenRole.isValidName(name) else { return nil }
             return try await create(vr, orphanPath: false, roleName: name)
         }
+        if operation == "accessors" {
+            guard vr.operation == .list else { return VaultResponses.errors([VaultResponses.unsupported], status: .methodNotAllowed) }
+            return try await accessors(vr)
+        }
         guard Self.operations.contains(operation) else { return nil }
         guard vr.operation == .write || (vr.operation == .read && operation == "lookup") else {
             return VaultResponses.errors([], status: .methodNotAllowed)
@@ -145,6 +149,23 @@ struct VaultTokenAPI: Sendable {
             out[k] = s
         }
         return out
+    }
+
+    // MARK: Accessors
+
+    /// `LIST auth/token/accessors` (`bao list auth/token/accessors`): the accessors of every live
+    /// token, a sudo path in Vault (list on the auth-method rule `/token/accessors`).
+    func accessors(_ vr: VaultRequest) async throws -> Response {
+        let path = try ItemPath("/token/accessors")
+        let limit = 100_000
+        let keys = try await tessera.run(vr.pipelineCall(action: "list_token_accessors", auditPath: path.value,
+                                                         checks: [AccessCheck(.list, .authMethod, path)])) { caller in
+            let keys = try await tessera.access.liveTokenAccessors(limit: limit + 1)
+            caller.notes.set("count", String(min(keys.count, limit)))
+            return keys
+        }
+        let warnings = keys.count > limit ? ["only the first \(limit) accessors are listed"] : nil
+        return VaultResponses.envelope(data: .obj(("keys", .strings(Array(keys.prefix(limit))))), warnings: warnings, requestId: vr.context.requestId)
     }
 
     // MARK: Lookup, renew, revoke

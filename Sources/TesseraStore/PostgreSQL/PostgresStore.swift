@@ -310,9 +310,9 @@ public final class PostgresStore: Store {
     }
 
     public func updateMount(_ m: VaultMount) async throws {
-        try await write(.mounts, "UPDATE vault_mounts SET description = $1, max_versions = $2, cas_required = $3, delete_version_after = $4, default_lease_ttl = $5, max_lease_ttl = $6 WHERE path = $7 RETURNING 1",
+        try await write(.mounts, "UPDATE vault_mounts SET description = $1, max_versions = $2, cas_required = $3, delete_version_after = $4, default_lease_ttl = $5, max_lease_ttl = $6, kind = $7 WHERE path = $8 RETURNING 1",
                            [.text(m.description), .int(m.maxVersions), .bool(m.casRequired), .text(m.deleteVersionAfter),
-                            .int(m.defaultLeaseTTL), .int(m.maxLeaseTTL), .text(m.path)])
+                            .int(m.defaultLeaseTTL), .int(m.maxLeaseTTL), .text(m.kind.rawValue), .text(m.path)])
     }
 
     public func deleteMount(path: String) async throws -> Bool {
@@ -609,6 +609,11 @@ public final class PostgresStore: Store {
                                       [.text(hashPrefix), .text(hashPrefix + "~")])
         guard rows.count == 1, let row = rows.first else { return nil }
         return try Self.token(row)
+    }
+
+    public func liveTokenHashes(now: Date, limit: Int) async throws -> [String] {
+        try await db.query("SELECT token_hash FROM tokens WHERE NOT revoked AND expires_at > $1 ORDER BY token_hash LIMIT $2", [.date(now), .int(limit)])
+            .map { try PGColumns($0).string("token_hash") }
     }
 
     public func childTokens(parentHash: String) async throws -> [String] {

@@ -274,9 +274,9 @@ public final class SQLiteStore: Store {
     }
 
     public func updateMount(_ m: VaultMount) async throws {
-        try await db.write("UPDATE vault_mounts SET description = ?, max_versions = ?, cas_required = ?, delete_version_after = ?, default_lease_ttl = ?, max_lease_ttl = ? WHERE path = ?",
+        try await db.write("UPDATE vault_mounts SET description = ?, max_versions = ?, cas_required = ?, delete_version_after = ?, default_lease_ttl = ?, max_lease_ttl = ?, kind = ? WHERE path = ?",
                            [.text(m.description), .int(m.maxVersions), .bool(m.casRequired), .text(m.deleteVersionAfter),
-                            .int(m.defaultLeaseTTL), .int(m.maxLeaseTTL), .text(m.path)])
+                            .int(m.defaultLeaseTTL), .int(m.maxLeaseTTL), .text(m.kind.rawValue), .text(m.path)])
     }
 
     public func deleteMount(path: String) async throws -> Bool {
@@ -566,6 +566,11 @@ public final class SQLiteStore: Store {
                                      [.text(hashPrefix), .text(hashPrefix + "~")])
         guard rows.count == 1, let row = rows.first else { return nil }
         return try Self.token(row)
+    }
+
+    public func liveTokenHashes(now: Date, limit: Int) async throws -> [String] {
+        try await db.read("SELECT token_hash FROM tokens WHERE revoked = 0 AND expires_at > ? ORDER BY token_hash LIMIT ?", [.date(now), .int(limit)])
+            .map { try Columns(row: $0).string("token_hash") }
     }
 
     public func childTokens(parentHash: String) async throws -> [String] {

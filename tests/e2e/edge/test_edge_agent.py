@@ -243,3 +243,28 @@ def test_a_removed_grant_or_a_sealed_server_stops_the_cache(central, tmp_path):
         assert r.status_code == 200 and r.headers.get("X-Cache") != "HIT"
     finally:
         agent.stop()
+
+
+def test_a_use_limited_token_spends_every_read_through_the_agent(central, tmp_path):
+    """A token limited by use count is never answered from the agent's cache: each read is
+    forwarded and spends a use on the central server, and once they are spent the agent refuses."""
+    agent_id, agent_key, (app_id, app), _ = setup_world(central)
+    kv_put(central, "limited")
+    r = requests.put(central.base + "/v1/sys/policies/acl/edge-limited",
+                     json={"policy": 'path "kv/data/*" { capabilities = ["read"] }'}, headers={"X-Vault-Token": central.token}, timeout=30)
+    assert r.status_code == 204, r.text
+    r = requests.post(central.base + "/v1/auth/token/create", json={"policies": ["edge-limited"], "num_uses": 3},
+                      headers={"X-Vault-Token": central.token}, timeout=30)
+    assert r.status_code == 200, r.text
+    limited = r.json()["auth"]["client_token"]
+    agent = Agent(tmp_path, central.base, agent_id, agent_key).start()
+    try:
+        agent.wait_metric("tessera_edge_change_stream_live", lambda v: v == 1)
+        assert agent.kv(app).status_code == 200   # the answer is in the cache now
+        for i in range(3):
+            r = agent.kv(limited)
+            assert r.status_code == 200 and r.headers.get("X-Cache") != "HIT", (i, r.status_code, r.headers)
+        r = agent.kv(limited)
+        assert r.status_code == 403, (r.status_code, r.text)
+    finally:
+        agent.stop()

@@ -185,3 +185,47 @@ def test_a_move_needs_the_rights_of_a_disable_and_an_enable(real_tessera):
     assert t.http("DELETE", f"/v1/sys/auth/{am2}").status == 204
     for m in (src, f"{src}-to", f"{folder}-view"):
         assert t.http("DELETE", f"/v1/sys/mounts/{m}").status == 204
+
+
+def test_kv_upgrade_and_token_accessors(target, compared, pfx):
+    def scenario(t: V.Target) -> V.Transcript:
+        tr = V.Transcript(t, {pfx: "PFX"})
+        mount = f"{pfx}up"
+        assert t.http("POST", f"/v1/sys/mounts/{mount}", {"type": "kv", "options": {"version": "1"}}).status == 204
+        assert t.bao("kv", "put", f"{mount}/app", "password=s3cret").rc == 0
+        r = tr.cli("kv enable-versioning", t.bao("kv", "enable-versioning", f"{mount}/"))
+        assert r.rc == 0, r
+        for _ in range(50):   # OpenBao upgrades in the background
+            r = t.http("GET", f"/v1/{mount}/data/app")
+            if r.status == 200:
+                break
+            time.sleep(0.1)
+        r = tr.resp("read through data/", r, ignore=("$.data.metadata.created_time", "$.data.metadata.version"))
+        assert r.json()["data"]["data"] == {"password": "s3cret"}, r
+        r = tr.resp("tune shows version 2", t.http("GET", f"/v1/sys/mounts/{mount}/tune"))
+        assert r.json()["data"]["options"] == {"version": "2"}, r
+        r = tr.cli("kv put after the upgrade", t.bao("kv", "put", f"{mount}/app", "password=next"))
+        assert r.rc == 0, r
+        r = tr.resp("downgrade", t.http("POST", f"/v1/sys/mounts/{mount}/tune", {"options": {"version": "1"}}), compare_err=True)
+        assert r.status == 400, r
+        assert t.http("DELETE", f"/v1/sys/mounts/{mount}").status == 204
+
+        r = tr.cli("token create", t.bao("token", "create", "-format=json", "-policy=default"))
+        accessor = r.json()["auth"]["accessor"]
+        r = tr.cli("list auth/token/accessors", t.bao("list", "-format=json", "auth/token/accessors"))
+        assert r.rc == 0 and accessor in r.json(), r
+        r = tr.resp("accessors by GET is not a list", t.http("GET", "/v1/auth/token/accessors"))
+        assert r.status == 405, r
+        # A sudo path: list alone is not enough.
+        for name, caps in ((f"{pfx}-acc-list", '["list"]'), (f"{pfx}-acc-sudo", '["list", "sudo"]')):
+            assert t.http("PUT", f"/v1/sys/policies/acl/{name}",
+                          {"policy": f'path "auth/token/accessors" {{ capabilities = {caps} }}'}).status == 204
+        weak = t.http("POST", "/v1/auth/token/create", {"policies": [f"{pfx}-acc-list"]}).json()["auth"]["client_token"]
+        strong = t.http("POST", "/v1/auth/token/create", {"policies": [f"{pfx}-acc-sudo"]}).json()["auth"]["client_token"]
+        r = tr.resp("list without sudo", t.http("LIST", "/v1/auth/token/accessors", token=weak))
+        assert r.status == 403, r
+        r = tr.resp("list with sudo", t.http("LIST", "/v1/auth/token/accessors", token=strong), ignore=("$.data.keys",))
+        assert r.status == 200, r
+        return tr
+
+    compared(target, "kv-upgrade-accessors", scenario)
