@@ -18,6 +18,7 @@ struct VaultKV: Sendable {
         let (section, sub) = split(rest)
         switch (section, vr.operation) {
         case ("data", .read): return try await readData(vr, try mount.itemPath(sub))
+        case ("subkeys", .read): return try await readData(vr, try mount.itemPath(sub), subkeys: true)
         case ("data", .write): return try await writeData(vr, try mount.itemPath(sub))
         case ("data", .patch): return try await patchData(vr, try mount.itemPath(sub))
         case ("data", .delete): return try await versionsChange(vr, try mount.itemPath(sub), action: "delete_item", capability: .delete) { p, _ in
@@ -39,7 +40,7 @@ struct VaultKV: Sendable {
         case ("config", .read), ("config", .write): return try await config(vr)
         case (_, .head):
             return VaultResponses.errors([], status: .methodNotAllowed)
-        case ("data", _), ("metadata", _), ("delete", _), ("undelete", _), ("destroy", _), ("config", _):
+        case ("data", _), ("metadata", _), ("delete", _), ("undelete", _), ("destroy", _), ("config", _), ("subkeys", _):
             _ = try await authenticateOnly(vr)
             return VaultResponses.errors([VaultResponses.unsupported], status: .methodNotAllowed)
         default:
@@ -59,20 +60,31 @@ struct VaultKV: Sendable {
         try await tessera.run(vr.pipelineCall(action: "vault_request", auditPath: "/" + vr.path)) { _ in () }
     }
 
-    func readData(_ vr: VaultRequest, _ path: ItemPath) async throws -> Response {
+    /// A version's data, or with `subkeys` (`<mount>/subkeys/<path>`) only its keys, every value
+    /// null, down to `depth` levels (0: all). Vault grants subkeys on a path of its own; Tessera
+    /// needs read on the item, the same right as the data.
+    func readData(_ vr: VaultRequest, _ path: ItemPath, subkeys: Bool = false) async throws -> Response {
         let version = try vr.query["version"].map { v -> Int in
             try InputNumber.int(text: v, field: "version", in: 0...Int(Int32.max))
         }
-        var call = vr.pipelineCall(action: "get_secret_value", auditPath: path.value, checks: [AccessCheck(.read, .item, path)])
-        call.edgeCacheable = true
+        let depth = try subkeys ? vr.query["depth"].map { try InputNumber.int(text: $0, field: "depth", in: 0...Int(Int32.max)) } ?? 0 : 0
+        var call = vr.pipelineCall(action: subkeys ? "get_secret_subkeys" : "get_secret_value", auditPath: path.value,
+                                   checks: [AccessCheck(.read, .item, path)])
+        call.edgeCacheable = !subkeys
         let result = try await tessera.run(call) { caller in
             let r = try await tessera.secrets.readKV(path: path, version: version)
             caller.notes.set("version", String(r.version.record.version))
             return r
         }
         let meta = versionMetadata(result.version.record, item: result.item)
+        let key = subkeys ? "subkeys" : "data"
         guard let value = result.version.value, !isExpired(result.version.record, item: result.item) else {
-            return VaultResponses.envelope(data: .obj(("data", .null), ("metadata", meta)), requestId: vr.context.requestId, status: .notFound)
+            let body: JSON = subkeys ? .obj(("metadata", meta), (key, .null)) : .obj((key, .null), ("metadata", meta))
+            return VaultResponses.envelope(data: body, requestId: vr.context.requestId, status: .notFound)
+        }
+        if subkeys {
+            return VaultResponses.envelope(data: .obj(("metadata", meta), (key, Self.subkeys(Self.dataJSON(value), depth: depth))),
+                                           requestId: vr.context.requestId)
         }
         return VaultResponses.envelope(data: .obj(("data", Self.dataJSON(value)), ("metadata", meta)), requestId: vr.context.requestId)
     }
@@ -330,6 +342,15 @@ struct VaultKV: Sendable {
     }
 
     /// A stored value as a KV data object: JSON objects as they are, any other text as `{"value": text}`.
+    /// The keys of an object, every leaf (and every level past `depth`, when it is not 0) null.
+    static func subkeys(_ value: JSON, depth: Int, level: Int = 1) -> JSON {
+        guard case .object(let pairs) = value else { return .null }
+        return .object(pairs.map { k, v in
+            if case .object = v, depth == 0 || level < depth { return (k, subkeys(v, depth: depth, level: level + 1)) }
+            return (k, .null)
+        })
+    }
+
     static func dataJSON(_ value: String) -> JSON {
         if let parsed = try? JSON.parse(Array(value.utf8)), case .object = parsed { return parsed }
         return .obj(("value", .string(value)))

@@ -446,6 +446,8 @@ enum VaultPaths {
             ]),
             .init("DELETE", "Delete a secret with every version (refused under delete protection)."),
         ]),
+        VaultPathSpec(engine: .kvV2, pattern: "subkeys/{path}", operations: [
+            .init("GET", "A version's keys, every value null (query version, and depth: 0 for all levels); needs read on the item.")]),
         VaultPathSpec(engine: .kvV2, pattern: "delete/{path}", operations: [.init("POST", "Soft-delete versions.", fields: [versions])]),
         VaultPathSpec(engine: .kvV2, pattern: "undelete/{path}", operations: [.init("POST", "Undelete versions.", fields: [versions])]),
         VaultPathSpec(engine: .kvV2, pattern: "destroy/{path}", operations: [.init("POST", "Destroy versions for good.", fields: [versions])]),

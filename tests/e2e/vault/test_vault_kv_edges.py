@@ -107,3 +107,33 @@ def test_mount_read_and_tune(target, compared, pfx):
         return tr
 
     compared(target, "mount-tune", scenario)
+
+
+def test_kv2_subkeys(target, compared, pfx):
+    def scenario(t: V.Target) -> V.Transcript:
+        tr = V.Transcript(t, {pfx: "PFX"})
+        d, s = f"/v1/{t.kv2}/data/{pfx}", f"/v1/{t.kv2}/subkeys/{pfx}"
+        value = {"a": "1", "b": {"c": {"d": "x"}, "e": [1, 2]}, "f": None}
+        assert t.http("POST", f"{d}/sk", {"data": value}).status == 200
+        assert t.http("POST", f"{d}/sk", {"data": {"only": "v2"}}).status == 200
+        ign = ("$.data.metadata.created_time",)
+        r = tr.resp("subkeys", t.http("GET", f"{s}/sk?version=1"), ignore=ign)
+        assert r.json()["data"]["subkeys"] == {"a": None, "b": {"c": {"d": None}, "e": None}, "f": None}, r
+        r = tr.resp("subkeys depth=1", t.http("GET", f"{s}/sk?version=1&depth=1"), ignore=ign)
+        assert r.json()["data"]["subkeys"] == {"a": None, "b": None, "f": None}, r
+        r = tr.resp("subkeys depth=2", t.http("GET", f"{s}/sk?version=1&depth=2"), ignore=ign)
+        assert r.json()["data"]["subkeys"] == {"a": None, "b": {"c": None, "e": None}, "f": None}, r
+        r = tr.resp("subkeys of the latest", t.http("GET", f"{s}/sk"), ignore=ign)
+        assert r.json()["data"]["subkeys"] == {"only": None} and r.json()["data"]["metadata"]["version"] == 2, r
+        r = tr.resp("subkeys of a missing secret", t.http("GET", f"{s}/none"))
+        assert r.status == 404, r
+        r = tr.resp("subkeys of a missing version", t.http("GET", f"{s}/sk?version=9"))
+        assert r.status == 404, r
+        r = tr.resp("bad depth", t.http("GET", f"{s}/sk?depth=abc"))
+        assert r.status == 400, r
+        assert t.http("DELETE", f"{d}/sk").status == 204
+        r = tr.resp("subkeys of a deleted version", t.http("GET", f"{s}/sk"), ignore=ign + ("$.data.metadata.deletion_time",))
+        assert r.status == 404 and r.json()["data"]["subkeys"] is None, r
+        return tr
+
+    compared(target, "kv2-subkeys", scenario)
