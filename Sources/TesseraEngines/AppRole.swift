@@ -97,7 +97,8 @@ extension AccessEngine {
     /// (or the built-in `approle/` and `token/`), as Vault refuses overlapping mounts.
     public func requireFreeAuthMountPath(_ mount: String) async throws {
         var taken = [Self.builtInAppRoleMount, "token"]
-        for m in try await store.authMethods() where m.type == Self.appRoleMountType || WorkloadIdentityEngine.isWorkloadType(m.type) {
+        for m in try await store.authMethods() where m.type == Self.appRoleMountType || m.type == Self.userpassMountType
+                || WorkloadIdentityEngine.isWorkloadType(m.type) {
             taken.append(String(m.name.dropFirst()))
         }
         for t in taken where mount == t || mount.hasPrefix(t + "/") || t.hasPrefix(mount + "/") {

@@ -143,6 +143,8 @@ public protocol AccessRepository: Sendable {
     /// Replaces the method's settings (config, token TTL, bound CIDRs, access expiry); false if
     /// there is no method with this access id. Name, type, key and creation time never change.
     func updateAuthMethod(_ method: AuthMethod) async throws -> Bool
+    /// Replaces the method's key hash and salt (a userpass password change); its tokens live on.
+    func replaceAuthMethodKey(accessId: String, keyHash: [UInt8], keySalt: [UInt8]) async throws -> Bool
 
     /// Creates or replaces a login role of an auth method.
     func putAuthMethodRole(_ role: AuthMethodRole) async throws

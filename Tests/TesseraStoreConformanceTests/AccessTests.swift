@@ -26,6 +26,23 @@ extension StoreConformance {
             }
         }
 
+        @Test("replacing a method's key changes its hash and salt only, and keeps its tokens", arguments: Engines.all)
+        func replaceKey(engine: any StoreUnderTest) async throws {
+            try await withStore(engine) { s in
+                let bob = Make.authMethod("/userpass/users/bob", accessId: "p-bobkey000001")
+                try await s.store.createAuthMethod(bob)
+                try await s.store.createToken(TokenRecord(tokenHash: "h-bob", accessId: bob.accessId, issuedAt: T.origin, expiresAt: T.at(3600)))
+                #expect(try await s.store.replaceAuthMethodKey(accessId: bob.accessId, keyHash: Array(repeating: 1, count: 32),
+                                                              keySalt: Array(repeating: 2, count: 16)))
+                var expected = bob
+                expected.keyHash = Array(repeating: 1, count: 32)
+                expected.keySalt = Array(repeating: 2, count: 16)
+                #expect(try await s.store.authMethod(accessId: bob.accessId) == expected)
+                #expect(try await s.store.token(hash: "h-bob")?.revoked == false)
+                #expect(try await s.store.replaceAuthMethodKey(accessId: "p-nobody", keyHash: [], keySalt: []) == false)
+            }
+        }
+
         @Test("a second auth method with the same access id or the same name is a conflict", arguments: Engines.all)
         func authMethodUniqueness(engine: any StoreUnderTest) async throws {
             try await withStore(engine) { s in

@@ -53,6 +53,9 @@ struct VaultAuthAPI: Sendable {
             if let mount = try await appRoleMount(of: vr.path) {
                 return try await VaultAppRoleAPI(tessera: tessera, mount: mount).handle(vr)
             }
+            if let mount = try await userpassMount(of: vr.path) {
+                return try await VaultUserpassAPI(tessera: tessera, mount: mount).handle(vr)
+            }
             if let response = try await VaultAuthMethods(tessera: tessera).handleAuth(vr) { return response }
             try await tessera.run(vr.pipelineCall(action: "vault_request", auditPath: "/" + vr.path)) { _ in () }
             throw TesseraError.notFound("")
@@ -66,6 +69,17 @@ struct VaultAuthAPI: Sendable {
         for k in 1...min(segments.count - 1, 8) {
             let candidate = segments.prefix(k).joined(separator: "/")
             if try await tessera.access.appRoleMountExists(candidate) { return candidate }
+        }
+        return nil
+    }
+
+    /// The userpass mount that a path `auth/<mount>/…` is under, if any.
+    func userpassMount(of path: String) async throws -> String? {
+        let segments = path.split(separator: "/", omittingEmptySubsequences: false).dropFirst()
+        guard segments.count >= 2 else { return nil }
+        for k in 1...min(segments.count - 1, 8) {
+            let candidate = segments.prefix(k).joined(separator: "/")
+            if try await tessera.access.userpassMount(candidate) != nil { return candidate }
         }
         return nil
     }

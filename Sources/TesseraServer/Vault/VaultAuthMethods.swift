@@ -34,7 +34,8 @@ struct VaultAuthMethods: Sendable {
         if rest == "approle" || rest == "token" { return try await builtIn(vr, rest, tune: tune) }
         let mount = try WorkloadIdentityEngine.validateMountPath(rest)
         let methodPath = try ItemPath("/" + mount)
-        if let marker = try? await tessera.access.authMethod(named: methodPath.value), marker.type == AccessEngine.appRoleMountType {
+        if let marker = try? await tessera.access.authMethod(named: methodPath.value),
+           marker.type == AccessEngine.appRoleMountType || marker.type == AccessEngine.userpassMountType {
             return try await appRoleMount(vr, mount, marker, tune: tune)
         }
         switch (vr.operation, tune) {
@@ -47,6 +48,8 @@ struct VaultAuthMethods: Sendable {
                 caller.notes.set("type", String(type.prefix(32)))
                 if type == "approle" {
                     try await tessera.access.enableAppRoleMount(mount, description: description)
+                } else if type == "userpass" {
+                    try await tessera.access.enableUserpassMount(mount, description: description)
                 } else {
                     _ = try await tessera.identity.enable(path: mount, vaultType: type, description: description)
                 }
@@ -119,7 +122,8 @@ struct VaultAuthMethods: Sendable {
         }
     }
 
-    /// `sys/auth/<path>` for an AppRole mount enabled at a path other than `approle/`.
+    /// `sys/auth/<path>` for an AppRole mount enabled at a path other than `approle/`, or a
+    /// userpass mount.
     func appRoleMount(_ vr: VaultRequest, _ mount: String, _ marker: AuthMethod, tune: Bool) async throws -> Response {
         let path = try ItemPath("/" + mount)
         switch (vr.operation, tune) {
@@ -137,19 +141,35 @@ struct VaultAuthMethods: Sendable {
             let tune = try AuthMountTune(vr.fields(), mount: mount)
             try await tessera.run(vr.pipelineCall(action: "update_auth_method", auditPath: path.value, checks: [AccessCheck(.update, .authMethod, path)])) { _ in
                 var m = try await tessera.access.authMethod(named: marker.name)
-                guard m.type == AccessEngine.appRoleMountType else { throw TesseraError.badRequest("No auth engine at \(mount)/") }
+                guard m.type == marker.type else { throw TesseraError.badRequest("No auth engine at \(mount)/") }
                 try tune.apply(to: &m, defaultTTL: 0)
                 try await tessera.access.updateMethod(m)
             }
             return VaultResponses.noContent()
         case (.delete, _):
             try await tessera.run(vr.pipelineCall(action: "delete_auth_method", auditPath: path.value, checks: [AccessCheck(.delete, .authMethod, path)])) { caller in
-                try await requireMayDisableAppRoles(mount, caller)
-                try await tessera.access.disableAppRoleMount(mount)
+                if marker.type == AccessEngine.userpassMountType {
+                    try await requireMayDisableUsers(mount, caller)
+                    try await tessera.access.disableUserpassMount(mount)
+                } else {
+                    try await requireMayDisableAppRoles(mount, caller)
+                    try await tessera.access.disableAppRoleMount(mount)
+                }
             }
             return VaultResponses.noContent()
         default:
             return VaultResponses.errors([], status: .methodNotAllowed)
+        }
+    }
+
+    /// Disabling a userpass mount deletes its users: that needs delete on each of them too.
+    func requireMayDisableUsers(_ mount: String, _ caller: CallerContext) async throws {
+        let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
+        for name in try await tessera.access.userpassUsers(mount: mount) {
+            let p = try ItemPath(AccessEngine.userpassMethodName(name, mount: mount))
+            guard authorizer.check(.delete, on: p, type: .authMethod).isAllowed else {
+                throw TesseraError.forbidden(path: p.value, capability: "delete")
+            }
         }
     }
 
@@ -165,12 +185,13 @@ struct VaultAuthMethods: Sendable {
     }
 
     func appRoleEntry(_ marker: AuthMethod) -> JSON {
-        .obj(("accessor", .string("auth_approle_" + marker.accessId.dropFirst(2).lowercased())), ("config", mountConfig(marker, ttl: 0)),
+        let type = marker.type == AccessEngine.userpassMountType ? "userpass" : "approle"
+        return .obj(("accessor", .string("auth_\(type)_" + marker.accessId.dropFirst(2).lowercased())), ("config", mountConfig(marker, ttl: 0)),
              ("deprecation_status", .string("supported")),
              ("description", .string(marker.config["description"]?.stringValue ?? "")), ("external_entropy_access", .bool(false)),
              ("local", .bool(false)), ("options", .null), ("plugin_version", .string("")),
              ("running_plugin_version", .string("v\(SystemAPI.version)+builtin.tessera")), ("running_sha256", .string("")),
-             ("seal_wrap", .bool(false)), ("type", .string("approle")), ("uuid", .string(marker.accessId)))
+             ("seal_wrap", .bool(false)), ("type", .string(type)), ("uuid", .string(marker.accessId)))
     }
 
     var approleEntry: JSON {
@@ -189,10 +210,12 @@ struct VaultAuthMethods: Sendable {
         let entries = try await tessera.run(vr.pipelineCall(action: "list_auth_methods", auditPath: "/")) { caller -> [(String, JSON)] in
             let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
             var out: [(String, JSON)] = [("approle/", approleEntry), ("token/", tokenEntry)]
-            for m in try await tessera.access.authMethods() where WorkloadIdentityEngine.isWorkloadType(m.type) || m.type == AccessEngine.appRoleMountType {
+            for m in try await tessera.access.authMethods() where WorkloadIdentityEngine.isWorkloadType(m.type) || m.type == AccessEngine.appRoleMountType
+                    || m.type == AccessEngine.userpassMountType {
                 guard let p = try? ItemPath(m.name), authorizer.check(.list, on: p, type: .authMethod).isAllowed
                         || authorizer.check(.read, on: p, type: .authMethod).isAllowed else { continue }
-                out.append((WorkloadIdentityEngine.mountPath(m) + "/", m.type == AccessEngine.appRoleMountType ? appRoleEntry(m) : entryJSON(m)))
+                let marker = m.type == AccessEngine.appRoleMountType || m.type == AccessEngine.userpassMountType
+                out.append((WorkloadIdentityEngine.mountPath(m) + "/", marker ? appRoleEntry(m) : entryJSON(m)))
             }
             return out
         }

@@ -417,6 +417,24 @@ enum VaultPaths {
                   fields: [.string("role", "The login role."), .string("jwt", sensitive: true, "The JWT or service-account token."),
                            .string("name", "The certificate role (cert).")], authenticated: false),
         ]),
+        // userpass
+        VaultPathSpec(engine: .auth, pattern: "auth/{mount}/users", operations: [.init("LIST", "The users of a userpass mount.")]),
+        VaultPathSpec(engine: .auth, pattern: "auth/{mount}/users/{name}", operations: [
+            .init("GET", "A user's token settings (never its password)."), .init("DELETE", "Delete a user."),
+            .init("POST", "Create or update a user: password (needed to create), token_policies naming Tessera access roles, and the other token_* fields.",
+                  fields: [.string("password", sensitive: true, "The password (at most 1024 bytes).")], freeForm: true),
+        ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/{mount}/users/{name}/password", operations: [
+            .init("POST", "Change a user's password; its tokens live on.", fields: [.string("password", required: true, sensitive: true, "The new password.")]),
+        ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/{mount}/users/{name}/policies", operations: [
+            .init("POST", "Replace a user's policies (a grant of them).", fields: [.any("policies", "A list or comma-separated names."),
+                                                                                .any("token_policies", "A list or comma-separated names.")]),
+        ]),
+        VaultPathSpec(engine: .auth, pattern: "auth/{mount}/login/{name}", operations: [
+            .init("POST", "Log in as a userpass user.", fields: [.string("password", required: true, sensitive: true, "The user's password.")],
+                  authenticated: false),
+        ]),
         // KV version 2
         VaultPathSpec(engine: .kvV2, pattern: "data/{path}", operations: [
             .init("GET", "Read a secret version.", fields: [.int("version", 0...Int(Int32.max), "A version (0 or absent: the newest).")]),

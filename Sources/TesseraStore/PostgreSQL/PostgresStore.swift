@@ -402,6 +402,15 @@ public final class PostgresStore: Store {
         }
     }
 
+    public func replaceAuthMethodKey(accessId: String, keyHash: [UInt8], keySalt: [UInt8]) async throws -> Bool {
+        try await db.transaction { tx in
+            let n = try await tx.count("UPDATE auth_methods SET key_hash = $1, key_salt = $2 WHERE access_id = $3 RETURNING 1",
+                                       [.bytes(keyHash), .bytes(keySalt), .text(accessId)])
+            try await Self.bumpGeneration(tx)
+            return n > 0
+        }
+    }
+
     public func updateAuthMethod(_ m: AuthMethod) async throws -> Bool {
         let values: [PGValue] = [.text(m.config.serialized), .int(m.tokenTTLMinutes), try .json(m.boundCIDRs), .optionalDate(m.accessExpires),
                                  .text(m.accessId)]

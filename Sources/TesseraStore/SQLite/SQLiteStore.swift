@@ -357,6 +357,15 @@ public final class SQLiteStore: Store {
         }
     }
 
+    public func replaceAuthMethodKey(accessId: String, keyHash: [UInt8], keySalt: [UInt8]) async throws -> Bool {
+        try await db.transaction { tx in
+            let n = try await tx.execute("UPDATE auth_methods SET key_hash = ?, key_salt = ? WHERE access_id = ?",
+                                         [.bytes(keyHash), .bytes(keySalt), .text(accessId)])
+            try await Self.bumpGeneration(tx)
+            return n > 0
+        }
+    }
+
     public func updateAuthMethod(_ m: AuthMethod) async throws -> Bool {
         try await db.transaction { tx in
             let n = try await tx.execute("""
