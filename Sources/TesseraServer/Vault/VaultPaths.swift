@@ -177,7 +177,7 @@ enum VaultPaths {
                 .string("from", required: true, "The mount's path."), .string("to", required: true, "Its new path."),
             ]),
         ]),
-        VaultPathSpec(engine: .system, pattern: "sys/remount/status/{migration_id}", operations: [
+        VaultPathSpec(engine: .system, pattern: "sys/remount/status/{name}", operations: [
             .init("GET", "The status of a move made by this node (always a success once known)."),
         ]),
         VaultPathSpec(engine: .system, pattern: "sys/internal/ui/mounts/{path}", operations: [.init("GET", "The KV preflight of the CLI.")]),
