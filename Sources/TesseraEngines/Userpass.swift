@@ -1,6 +1,7 @@
 // Vault's userpass auth method on the API-key model: a user is an auth method of type `userpass`
-// named `/<mount>/users/<name>`, its password hashed and checked like an access key (salted,
-// constant time, throttled per user and address), its token settings Vault's `token_*` fields.
+// named `/<mount>/users/<name>`, its password in the key hash (PasswordHasher: salted PBKDF2,
+// checked in constant time, throttled per user and address), its token settings Vault's
+// `token_*` fields.
 // A userpass mount is a marker auth method of type `userpass_mount` named `/<mount>`.
 import Foundation
 import TesseraCore
@@ -74,26 +75,33 @@ extension AccessEngine {
     /// The policies a user's tokens carry, for a grant check.
     public static func userpassPolicies(_ config: JSON) -> [String] { TokenParameters(stored: config).policies.map { $0.lowercased() } }
 
-    /// Creates a user (a password is needed) or replaces its settings (and its password when one is given).
-    public func putUserpassUser(named name: String, mount: String, password: String?, settings: JSON) async throws {
-        if var m = try await userpassUser(named: name, mount: mount) {
+    /// Creates a user (`create`: a password is needed, and a user created meanwhile is a
+    /// conflict) or replaces an existing one's settings and, when one is given, its password.
+    /// Nothing changes when the password is refused.
+    public func putUserpassUser(named name: String, mount: String, password: String?, settings: JSON, create: Bool) async throws {
+        if let password { _ = try Self.validPassword(password) }
+        let cidrs = TokenParameters(stored: settings).boundCIDRs
+        if !create {
+            guard var m = try await userpassUser(named: name, mount: mount) else { throw TesseraError.conflict("the user changed meanwhile: try again") }
             m.config = settings
+            m.boundCIDRs = cidrs
             try await updateMethod(m)
-            if let password { try await setUserpassPassword(m, try Self.validPassword(password)) }
+            if let password { try await setUserpassPassword(m, password) }
             return
         }
         guard let password else { throw TesseraError.badRequest("missing password") }
         let salt = SecureRandom.bytes(16)
         let method = AuthMethod(accessId: SecureRandom.accessId(), name: Self.userpassMethodName(name, mount: mount), type: Self.userpassType,
-                                keyHash: AccessKeyHasher.hash(key: try Self.validPassword(password), salt: salt), keySalt: salt,
-                                tokenTTLMinutes: AuthMethod.defaultTokenTTLMinutes, createdAt: now(), config: settings)
+                                keyHash: PasswordHasher.hash(password: password, salt: salt), keySalt: salt,
+                                tokenTTLMinutes: AuthMethod.defaultTokenTTLMinutes, boundCIDRs: cidrs, createdAt: now(), config: settings)
+        // The name is unique in the store: a user created since the caller looked is a conflict.
         try await store.createAuthMethod(method)
         accessChanged()
     }
 
     public func setUserpassPassword(_ user: AuthMethod, _ password: String) async throws {
         let salt = SecureRandom.bytes(16)
-        guard try await store.replaceAuthMethodKey(accessId: user.accessId, keyHash: AccessKeyHasher.hash(key: try Self.validPassword(password), salt: salt),
+        guard try await store.replaceAuthMethodKey(accessId: user.accessId, keyHash: PasswordHasher.hash(password: try Self.validPassword(password), salt: salt),
                                                    keySalt: salt) else {
             throw TesseraError.notFound("")
         }
@@ -107,16 +115,20 @@ extension AccessEngine {
         let failure = TesseraError.badRequest("invalid username or password")
         let t = now()
         let name = (try? Self.userpassName(raw)) ?? ""
-        let throttleId = String("\(mount)/\(name)".prefix(80))
+        // Failures count per user and address (so that nobody can lock a user out from
+        // elsewhere), and per address.
+        let throttleId = String("\(mount)/\(name)@\(clientAddress)".prefix(200))
         try throttle.check(accessId: throttleId, address: clientAddress, now: t)
-        let user = name.isEmpty || password.utf8.count > 1024 ? nil : try await userpassUser(named: name, mount: mount)
+        let tooLong = password.utf8.count > 1024
+        let user = name.isEmpty || tooLong ? nil : try await userpassUser(named: name, mount: mount)
         guard let user else {
-            _ = AccessKeyHasher.verify(key: password, salt: [UInt8](repeating: 0, count: 16), hash: [UInt8](repeating: 0, count: 32))
+            // An unknown user costs the same work as a wrong password.
+            _ = PasswordHasher.verify(password: tooLong ? "" : password, salt: [UInt8](repeating: 0, count: 16), hash: [UInt8](repeating: 0, count: 32))
             throttle.recordFailure(accessId: throttleId, address: clientAddress, now: t)
             throw failure
         }
         let tokens = TokenParameters(stored: user.config)
-        guard AccessKeyHasher.verify(key: password, salt: user.keySalt, hash: user.keyHash), tokens.admits(clientAddress: clientAddress) else {
+        guard PasswordHasher.verify(password: password, salt: user.keySalt, hash: user.keyHash), tokens.admits(clientAddress: clientAddress) else {
             throttle.recordFailure(accessId: throttleId, address: clientAddress, now: t)
             throw failure
         }
@@ -124,8 +136,13 @@ extension AccessEngine {
         if !tokens.noDefaultPolicy { roles.append("default") }
         let shown = tokens.shownPolicies(extra: [])
         let metadata = ["username": name]
+        // The mount's tune: its default TTL for users without one, its max for every token.
+        let marker = try await userpassMount(mount)
+        let tunedDefault: Int? = if case .int(let v)? = marker?.config[AuthMethod.tunedDefaultLeaseTTLKey], v > 0 { Int(exactly: v) } else { nil }
+        var ttl = tokens.lifetime(methodDefaultSeconds: tunedDefault ?? Self.maxCreatedTokenTTLSeconds)
+        if let cap = marker?.tunedMaxLeaseTTL { ttl = min(ttl, cap) }
         let grant = TokenGrant(roleNames: Array(Set(roles)).sorted(), loginRole: name, displayName: "\(mount)-\(name)", metadata: metadata,
-                               ttlSeconds: tokens.lifetime(methodDefaultSeconds: Self.maxCreatedTokenTTLSeconds), policies: shown,
+                               ttlSeconds: ttl, policies: shown,
                                path: "auth/\(mount)/login/\(name)", explicitMaxTTLSeconds: tokens.explicitMaxTTL, renewable: true,
                                numUses: tokens.numUses > 0 ? tokens.numUses : nil)
         let issued = try await issueToken(method: user, grant: grant, clientAddress: clientAddress)

@@ -44,8 +44,12 @@ extension NativeVerbs {
             return PreparedVerb(paths: [try ItemPath(name)]) { t, _ in
                 // An AppRole mount is disabled with its roles, through sys/auth: deleting only its
                 // marker would leave the roles to come back when the path is enabled again.
-                if (try? await t.access.authMethod(named: name))?.type == AccessEngine.appRoleMountType {
+                let type = (try? await t.access.authMethod(named: name))?.type
+                if type == AccessEngine.appRoleMountType {
                     throw TesseraError.badRequest("\(name) is an AppRole mount: disable it with sys/auth/\(name.dropFirst()) (its roles go with it)")
+                }
+                if type == AccessEngine.userpassMountType {
+                    throw TesseraError.badRequest("\(name) is a userpass mount: disable it with sys/auth/\(name.dropFirst()) (its users go with it)")
                 }
                 let m = try await t.access.deleteAuthMethod(named: name)
                 return .obj(("name", .string(m.name)))

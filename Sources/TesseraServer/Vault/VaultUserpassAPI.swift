@@ -80,9 +80,12 @@ struct VaultUserpassAPI: Sendable {
                 }
             }
             caller.notes.set("token_policies", policies.joined(separator: ","))
-            if password != nil { caller.notes.set("password_set", "true") }
-            try await tessera.access.putUserpassUser(named: name, mount: mount, password: only == "policies" ? nil : password,
-                                                     settings: only == "password" ? (existing?.config ?? settings) : settings)
+            let newPassword = only == "policies" ? nil : password
+            if newPassword != nil { caller.notes.set("password_set", "true") }
+            // The password endpoint keeps the stored settings as they are now.
+            let current = only == "password" ? try await tessera.access.userpassUser(named: name, mount: mount)?.config : nil
+            try await tessera.access.putUserpassUser(named: name, mount: mount, password: newPassword, settings: current ?? settings,
+                                                     create: existing == nil)
         }
         return VaultResponses.noContent()
     }
@@ -104,6 +107,10 @@ struct VaultUserpassAPI: Sendable {
         let address = vr.context.clientAddress
         var call = vr.pipelineCall(action: "auth", auditPath: "/\(mount)/users/\(rawName.prefix(128))", needsIdentity: false)
         call.claimedMethodType = AccessEngine.userpassType
+        // The failures of a known user name that user.
+        if let name = try? AccessEngine.userpassName(rawName), let user = try await tessera.access.userpassUser(named: name, mount: mount) {
+            call.claimedAccessId = user.accessId
+        }
         let (issued, policies, metadata) = try await tessera.run(call) { caller in
             let result = try await tessera.access.userpassLogin(mount: mount, name: rawName, password: password, clientAddress: address)
             caller.notes.set("username", String(rawName.prefix(128)))
