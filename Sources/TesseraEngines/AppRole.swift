@@ -292,8 +292,13 @@ extension AccessEngine {
             roles.append("default")
             shown.insert("default")
         }
-        let ttl = [settings.tokenTTL, settings.tokenPeriod].first { $0 > 0 } ?? Self.maxCreatedTokenTTLSeconds
-        let maxTTL = [settings.tokenExplicitMaxTTL, settings.tokenMaxTTL].filter { $0 > 0 }.min() ?? 0
+        // The mount's tune (an AppRole mount other than `approle/`): its default TTL for roles
+        // without one, its max for every token.
+        let mount = Self.appRoleMount(of: method)
+        let marker = mount == Self.builtInAppRoleMount ? nil : try await store.authMethod(name: "/" + mount).flatMap { $0.type == Self.appRoleMountType ? $0 : nil }
+        let tunedDefault: Int? = if case .int(let v)? = marker?.config[AuthMethod.tunedDefaultLeaseTTLKey], v > 0 { Int(exactly: v) } else { nil }
+        let ttl = [settings.tokenTTL, settings.tokenPeriod].first { $0 > 0 } ?? tunedDefault ?? Self.maxCreatedTokenTTLSeconds
+        let maxTTL = [settings.tokenExplicitMaxTTL, settings.tokenMaxTTL, marker?.tunedMaxLeaseTTL ?? 0].filter { $0 > 0 }.min() ?? 0
         let grant = TokenGrant(roleNames: roles, loginRole: roleName, displayName: "approle", metadata: metadata,
                                ttlSeconds: maxTTL > 0 ? min(ttl, maxTTL) : ttl, policies: shown.sorted(), path: "auth/\(Self.appRoleMount(of: method))/login",
                                explicitMaxTTLSeconds: maxTTL, renewable: true, numUses: settings.tokenNumUses > 0 ? settings.tokenNumUses : nil)

@@ -100,6 +100,16 @@ def test_auth_mount_tune(target, compared, pfx):
         assert r.rc == 0, r
         hv = V.hvac_call(tr, "hvac read_auth_method_tuning", lambda: t.hvac().sys.read_auth_method_tuning(path=mount))
         assert hv["data"]["max_lease_ttl"] == 7200 and hv["data"]["default_lease_ttl"] == 3600, hv
+        # The tuned max caps a login's token; the tuned default is the TTL of a role without one.
+        assert t.http("POST", f"/v1/sys/auth/{mount}/tune", {"max_lease_ttl": "30m", "default_lease_ttl": "10m"}).status == 204
+        for role, ttl, want in (("long", "1h", 1800), ("plain", None, 600)):
+            body = {"token_policies": "default"} | ({"token_ttl": ttl} if ttl else {})
+            assert t.http("POST", f"/v1/auth/{mount}/role/{role}", body).status == 204
+            role_id = t.http("GET", f"/v1/auth/{mount}/role/{role}/role-id").json()["data"]["role_id"]
+            secret_id = t.http("POST", f"/v1/auth/{mount}/role/{role}/secret-id", {}).json()["data"]["secret_id"]
+            r = t.http("POST", f"/v1/auth/{mount}/login", {"role_id": role_id, "secret_id": secret_id}, token=None)
+            tr.add(f"login under the tuned mount ({role})", r.status, r.json()["auth"]["lease_duration"])
+            assert r.status == 200 and r.json()["auth"]["lease_duration"] == want, r
         assert t.http("DELETE", f"/v1/sys/auth/{mount}").status == 204
 
         k8s = f"{pfx}k8s"
