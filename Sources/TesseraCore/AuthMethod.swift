@@ -158,8 +158,12 @@ extension AuthMethod {
     public static let tunedMaxLeaseTTLKey = "tune_max_lease_ttl"
 
     /// The tuned maximum lifetime of the tokens its logins issue, if one was set.
-    public var tunedMaxLeaseTTL: Int? {
-        if case .int(let v)? = config[Self.tunedMaxLeaseTTLKey], v > 0 { return Int(exactly: v) }
+    public var tunedMaxLeaseTTL: Int? { tuned(Self.tunedMaxLeaseTTLKey) }
+    /// The tuned default lifetime of those tokens, if one was set.
+    public var tunedDefaultLeaseTTL: Int? { tuned(Self.tunedDefaultLeaseTTLKey) }
+
+    private func tuned(_ key: String) -> Int? {
+        if case .int(let v)? = config[key], v > 0 { return Int(exactly: v) }
         return nil
     }
 }

@@ -296,7 +296,7 @@ extension AccessEngine {
         // without one, its max for every token.
         let mount = Self.appRoleMount(of: method)
         let marker = mount == Self.builtInAppRoleMount ? nil : try await store.authMethod(name: "/" + mount).flatMap { $0.type == Self.appRoleMountType ? $0 : nil }
-        let tunedDefault: Int? = if case .int(let v)? = marker?.config[AuthMethod.tunedDefaultLeaseTTLKey], v > 0 { Int(exactly: v) } else { nil }
+        let tunedDefault = marker?.tunedDefaultLeaseTTL
         let ttl = [settings.tokenTTL, settings.tokenPeriod].first { $0 > 0 } ?? tunedDefault ?? Self.maxCreatedTokenTTLSeconds
         let maxTTL = [settings.tokenExplicitMaxTTL, settings.tokenMaxTTL, marker?.tunedMaxLeaseTTL ?? 0].filter { $0 > 0 }.min() ?? 0
         let grant = TokenGrant(roleNames: roles, loginRole: roleName, displayName: "approle", metadata: metadata,

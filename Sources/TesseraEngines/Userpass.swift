@@ -138,7 +138,7 @@ extension AccessEngine {
         let metadata = ["username": name]
         // The mount's tune: its default TTL for users without one, its max for every token.
         let marker = try await userpassMount(mount)
-        let tunedDefault: Int? = if case .int(let v)? = marker?.config[AuthMethod.tunedDefaultLeaseTTLKey], v > 0 { Int(exactly: v) } else { nil }
+        let tunedDefault = marker?.tunedDefaultLeaseTTL
         var ttl = tokens.lifetime(methodDefaultSeconds: tunedDefault ?? Self.maxCreatedTokenTTLSeconds)
         if let cap = marker?.tunedMaxLeaseTTL { ttl = min(ttl, cap) }
         let grant = TokenGrant(roleNames: Array(Set(roles)).sorted(), loginRole: name, displayName: "\(mount)-\(name)", metadata: metadata,

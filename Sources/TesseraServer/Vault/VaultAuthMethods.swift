@@ -164,20 +164,18 @@ struct VaultAuthMethods: Sendable {
 
     /// Disabling a userpass mount deletes its users: that needs delete on each of them too.
     func requireMayDisableUsers(_ mount: String, _ caller: CallerContext) async throws {
-        let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
-        for name in try await tessera.access.userpassUsers(mount: mount) {
-            let p = try ItemPath(AccessEngine.userpassMethodName(name, mount: mount))
-            guard authorizer.check(.delete, on: p, type: .authMethod).isAllowed else {
-                throw TesseraError.forbidden(path: p.value, capability: "delete")
-            }
-        }
+        try requireMayDelete(try await tessera.access.userpassUsers(mount: mount).map { AccessEngine.userpassMethodName($0, mount: mount) }, caller)
     }
 
     /// Disabling an AppRole mount deletes its roles: that needs delete on each of them too.
     func requireMayDisableAppRoles(_ mount: String, _ caller: CallerContext) async throws {
+        try requireMayDelete(try await tessera.access.appRoles(mount: mount).map { AccessEngine.appRoleMethodName($0, mount: mount) }, caller)
+    }
+
+    func requireMayDelete(_ methodNames: [String], _ caller: CallerContext) throws {
         let authorizer = caller.principal?.authorizer ?? Authorizer(rules: [])
-        for name in try await tessera.access.appRoles(mount: mount) {
-            let p = try ItemPath(AccessEngine.appRoleMethodName(name, mount: mount))
+        for name in methodNames {
+            let p = try ItemPath(name)
             guard authorizer.check(.delete, on: p, type: .authMethod).isAllowed else {
                 throw TesseraError.forbidden(path: p.value, capability: "delete")
             }
